@@ -1,0 +1,294 @@
+/*
+ * obj.c - the object calls: malloc, free, read, write.
+ *
+ * zs_malloc takes a handle, then a slot in the fullest zspage of the class
+ * with room (a new zspage if none), and publishes the slot in the handle
+ * word.  Everything that touches an existing object pins its handle first,
+ * reads where the object is from the word, and only then takes the class
+ * lock if it must change the zspage (free).
+ */
+#include <config.h>
+
+#include <string.h>
+
+#include "zs-internal.h"
+
+static zs_handle_t
+malloc_huge(struct zs_pool *pool, zs_handle_t handle, size_t size)
+{
+	uint32_t hidx = (uint32_t)handle, pfn;
+	struct size_class *c = pool->huge_class;
+	int error;
+
+	error = section_alloc_pages(pool, 1, &pfn, PAGE_HUGE, hidx,
+	    (uint16_t)size);
+	if (error != 0) {
+		errno = -error;
+		return 0;
+	}
+	pthread_mutex_lock(&c->lock);
+	c->nr_zspages++;
+	c->objs_used++;
+	pthread_mutex_unlock(&c->lock);
+	STAT_ADD(pool, pages_used, 1);
+	STAT_ADD(pool, huge_objects, 1);
+	atomic_store_explicit(handle_word(pool, hidx), HW_ALLOC |
+	    (handle >> 32) << HW_GEN_SHIFT | hw_where(true, 0, pfn),
+	    memory_order_release);
+	return handle;
+}
+
+zs_handle_t
+zs_malloc(struct zs_pool *pool, size_t size)
+{
+	struct size_class *c;
+	struct zspage *z;
+	zs_handle_t handle;
+	uint32_t hidx;
+	unsigned int obj;
+
+	if (size == 0 || size > ZS_MAX_ALLOC_SIZE) {
+		errno = EINVAL;
+		return 0;
+	}
+	handle = handle_alloc(pool);
+	if (handle == 0)
+		goto fail;
+	hidx = (uint32_t)handle;
+	c = class_for_size(pool, size);
+	if (c->huge) {
+		if (malloc_huge(pool, handle, size) == 0)
+			goto fail_handle;
+		goto done;
+	}
+
+	pthread_mutex_lock(&c->lock);
+	z = class_fullest_zspage(c);
+	if (z == NULL) {
+		/* Make the zspage without the lock; others may go on. */
+		pthread_mutex_unlock(&c->lock);
+		z = zspage_create(pool, c);
+		if (z == NULL)
+			goto fail_handle;
+		pthread_mutex_lock(&c->lock);
+		class_insert_zspage(c, z);
+		c->nr_zspages++;
+	}
+	obj = zspage_alloc_slot(pool, c, z, hidx, size);
+	class_regroup_zspage(c, z);
+	atomic_store_explicit(handle_word(pool, hidx), HW_ALLOC |
+	    (handle >> 32) << HW_GEN_SHIFT | hw_where(false, obj, z->id),
+	    memory_order_release);
+	pthread_mutex_unlock(&c->lock);
+
+done:
+	STAT_ADD(pool, objects, 1);
+	STAT_ADD(pool, bytes_requested, size);
+	STAT_ADD(pool, bytes_held, c->size);
+	return handle;
+
+fail_handle:
+	handle_release(pool, hidx);
+fail:
+	STAT_ADD(pool, malloc_failures, 1);
+	errno = ENOMEM;
+	return 0;
+}
+
+static int
+free_huge(struct zs_pool *pool, uint64_t v)
+{
+	struct size_class *c = pool->huge_class;
+	uint32_t pfn = HW_LOC(v);
+	struct zs_page *pg = section_page(pool, pfn);
+	size_t size = pg->huge_size;
+
+	zs_assert(pg->state == PAGE_HUGE);
+	section_free_pages(pool, &pfn, 1);
+	pthread_mutex_lock(&c->lock);
+	c->nr_zspages--;
+	c->objs_used--;
+	pthread_mutex_unlock(&c->lock);
+	STAT_SUB(pool, pages_used, 1);
+	STAT_SUB(pool, huge_objects, 1);
+	return (int)size;
+}
+
+int
+zs_free(struct zs_pool *pool, zs_handle_t handle)
+{
+	_Atomic uint64_t *w;
+	struct size_class *c;
+	struct zspage *z;
+	struct obj_hdr *hdr;
+	uint64_t v;
+	size_t size;
+	bool empty = false;
+
+	if (handle_pin(pool, handle, &w, &v) != 0)
+		return -EINVAL;
+	if (v & HW_HUGE) {
+		c = pool->huge_class;
+		size = (size_t)free_huge(pool, v);
+	} else {
+		z = zspage_of(pool, HW_LOC(v));
+		c = &pool->class_store[z->class_idx];
+		pthread_mutex_lock(&c->lock);
+		hdr = zspage_slot(pool, c, z, HW_OBJ(v), NULL);
+		zs_assert(hdr->tag == ((uint32_t)handle << 1 | 1));
+		size = hdr->size;
+		zspage_free_slot(pool, c, z, HW_OBJ(v));
+		if (z->inuse == 0 && !(z->flags & ZSPAGE_ISOLATED)) {
+			class_remove_zspage(c, z);
+			c->nr_zspages--;
+			empty = true;
+		} else {
+			class_regroup_zspage(c, z);
+		}
+		pthread_mutex_unlock(&c->lock);
+		if (empty)
+			free_release_zspage(pool, z);
+	}
+	STAT_SUB(pool, objects, 1);
+	STAT_SUB(pool, bytes_requested, size);
+	STAT_SUB(pool, bytes_held, c->size);
+	handle_release(pool, (uint32_t)handle);
+	return 0;
+}
+
+/*
+ * Where a pinned object's bytes are: for a zspage object, its zspage, class
+ * and slot (the payload follows the header); for a huge one, its page.
+ */
+struct obj_place {
+	struct size_class	*class;
+	struct zspage		*zspage;
+	unsigned int		 obj;
+	char			*huge_page;
+	size_t			 size;
+};
+
+static void
+obj_locate(struct zs_pool *pool, uint64_t v, struct obj_place *p)
+{
+	if (v & HW_HUGE) {
+		uint32_t pfn = HW_LOC(v);
+
+		p->class = pool->huge_class;
+		p->zspage = NULL;
+		p->huge_page = pfn_to_addr(pool, pfn);
+		p->size = section_page(pool, pfn)->huge_size;
+	} else {
+		struct obj_hdr *hdr;
+
+		p->zspage = zspage_of(pool, HW_LOC(v));
+		p->class = &pool->class_store[p->zspage->class_idx];
+		p->obj = HW_OBJ(v);
+		p->huge_page = NULL;
+		hdr = zspage_slot(pool, p->class, p->zspage, p->obj, NULL);
+		p->size = hdr->size;
+	}
+}
+
+int
+zs_obj_write(struct zs_pool *pool, zs_handle_t handle, const void *src,
+    size_t len)
+{
+	struct obj_place p;
+	_Atomic uint64_t *w;
+	uint64_t v;
+	int error = 0;
+
+	if (handle_pin(pool, handle, &w, &v) != 0)
+		return -EINVAL;
+	obj_locate(pool, v, &p);
+	if (len > p.size)
+		error = -EINVAL;
+	else if (p.huge_page != NULL)
+		memcpy(p.huge_page, src, len);
+	else
+		zspage_copy_in(pool, p.class, p.zspage, p.obj, OBJ_HDR_SIZE,
+		    src, len);
+	handle_unpin(w);
+	return error;
+}
+
+int
+zs_obj_copy(struct zs_pool *pool, zs_handle_t handle, void *dst, size_t len)
+{
+	struct obj_place p;
+	_Atomic uint64_t *w;
+	uint64_t v;
+	int error = 0;
+
+	if (handle_pin(pool, handle, &w, &v) != 0)
+		return -EINVAL;
+	obj_locate(pool, v, &p);
+	if (len > p.size)
+		error = -EINVAL;
+	else if (p.huge_page != NULL)
+		memcpy(dst, p.huge_page, len);
+	else
+		zspage_copy_out(pool, p.class, p.zspage, p.obj, OBJ_HDR_SIZE,
+		    dst, len);
+	handle_unpin(w);
+	return error;
+}
+
+const void *
+zs_obj_read_begin(struct zs_pool *pool, zs_handle_t handle, void *local_copy,
+    size_t *size)
+{
+	struct obj_place p;
+	struct obj_hdr *hdr;
+	_Atomic uint64_t *w;
+	unsigned int room;
+	uint64_t v;
+
+	if (handle_pin(pool, handle, &w, &v) != 0)
+		return NULL;
+	obj_locate(pool, v, &p);
+	if (size != NULL)
+		*size = p.size;
+	if (p.huge_page != NULL)
+		return p.huge_page;
+	hdr = zspage_slot(pool, p.class, p.zspage, p.obj, &room);
+	if (OBJ_HDR_SIZE + p.size <= room)
+		return (const char *)hdr + OBJ_HDR_SIZE;
+	zspage_copy_out(pool, p.class, p.zspage, p.obj, OBJ_HDR_SIZE,
+	    local_copy, p.size);
+	return local_copy;
+}
+
+void
+zs_obj_read_end(struct zs_pool *pool, zs_handle_t handle)
+{
+	uint32_t idx = (uint32_t)handle;
+
+	if (idx == 0 || idx >= atomic_load_explicit(&pool->handle_top,
+	    memory_order_acquire)) {
+		(void)handle_bad();
+		return;
+	}
+	handle_unpin(handle_word(pool, idx));
+}
+
+size_t
+zs_obj_size(struct zs_pool *pool, zs_handle_t handle)
+{
+	struct obj_place p;
+	_Atomic uint64_t *w;
+	uint64_t v;
+
+	if (handle_pin(pool, handle, &w, &v) != 0)
+		return 0;
+	obj_locate(pool, v, &p);
+	handle_unpin(w);
+	return p.size;
+}
+
+size_t
+zs_huge_class_size(struct zs_pool *pool)
+{
+	return pool->huge_size;
+}

@@ -1,0 +1,68 @@
+/*
+ * os.c - every request libzs makes to the OS for memory.
+ *
+ * The pool calls these wrappers only; they go through the pool's ops table,
+ * which tests replace to make the Nth call fail.
+ */
+#include <config.h>
+
+#include <sys/mman.h>
+
+#include "zs-internal.h"
+
+static void *
+default_map(void *ctx, size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static int
+default_unmap(void *ctx, void *addr, size_t len)
+{
+	return munmap(addr, len);
+}
+
+static int
+default_advise(void *ctx, void *addr, size_t len, int advice)
+{
+	return madvise(addr, len, advice);
+}
+
+const struct zs_os_ops os_default_ops = {
+	.map = default_map,
+	.unmap = default_unmap,
+	.advise = default_advise,
+	.ctx = NULL,
+};
+
+/* NULL + errno (ENOMEM if the ops did not say). */
+void *
+os_map(struct zs_pool *pool, size_t len)
+{
+	void *p;
+
+	errno = 0;
+	p = pool->ops.map(pool->ops.ctx, len);
+	if (p == NULL && errno == 0)
+		errno = ENOMEM;
+	return p;
+}
+
+/* An unmap that fails leaves the mapping; there is nothing better to do. */
+void
+os_unmap(struct zs_pool *pool, void *addr, size_t len)
+{
+	if (addr != NULL)
+		(void)pool->ops.unmap(pool->ops.ctx, addr, len);
+}
+
+int
+os_advise(struct zs_pool *pool, void *addr, size_t len, int advice)
+{
+	if (pool->ops.advise(pool->ops.ctx, addr, len, advice) != 0)
+		return errno ? -errno : -ENOMEM;
+	return 0;
+}

@@ -1,0 +1,114 @@
+/*
+ * pool.c - pool configuration, creation and teardown.
+ */
+#include <config.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "zs-internal.h"
+
+#define SECTION_MIN	(256u << 10)
+#define SECTION_MAX	(1u << 30)
+#define SECTIONS_MAX	(1u << 20)
+
+void
+zs_pool_config_init(struct zs_pool_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->section_size = 4u << 20;
+	cfg->max_chain = ZS_MAX_CHAIN;
+	cfg->max_size = 0;
+	cfg->async_free = 1;
+	cfg->os_ops = NULL;
+}
+
+static bool
+config_valid(const struct zs_pool_config *cfg)
+{
+	size_t s = cfg->section_size;
+
+	if (s < SECTION_MIN || s > SECTION_MAX || (s & (s - 1)) != 0)
+		return false;
+	if (cfg->max_chain < 1 || cfg->max_chain > ZS_MAX_CHAIN)
+		return false;
+	if (cfg->os_ops != NULL && (cfg->os_ops->map == NULL ||
+	    cfg->os_ops->unmap == NULL || cfg->os_ops->advise == NULL))
+		return false;
+	return true;
+}
+
+struct zs_pool *
+zs_create_pool(const struct zs_pool_config *cfg)
+{
+	struct zs_pool_config defaults;
+	struct zs_pool *pool;
+	uint64_t nr;
+	int error;
+
+	if (cfg == NULL) {
+		zs_pool_config_init(&defaults);
+		cfg = &defaults;
+	}
+	if (!config_valid(cfg)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	pool = calloc(1, sizeof(*pool));
+	if (pool == NULL)
+		return NULL;
+	pool->cfg = *cfg;
+	pool->cfg.os_ops = NULL;
+	pool->ops = cfg->os_ops != NULL ? *cfg->os_ops : os_default_ops;
+	pool->sec_shift = (unsigned int)__builtin_ctzl(cfg->section_size) -
+	    PAGE_SHIFT;
+	nr = (1ull << 32) >> pool->sec_shift;
+	pool->max_sections = (uint32_t)(nr < SECTIONS_MAX ? nr : SECTIONS_MAX);
+	pthread_mutex_init(&pool->grow_lock, NULL);
+	pthread_mutex_init(&pool->page_lock, NULL);
+
+	error = -ENOMEM;
+	pool->sections = calloc(pool->max_sections, sizeof(*pool->sections));
+	if (pool->sections == NULL)
+		goto fail;
+	if ((error = class_init_all(pool)) != 0 ||
+	    (error = handle_table_init(pool)) != 0 ||
+	    (error = zspage_table_init(pool)) != 0 ||
+	    (error = free_worker_start(pool)) != 0)
+		goto fail;
+	return pool;
+
+fail:
+	zs_destroy_pool(pool);
+	errno = -error;
+	return NULL;
+}
+
+/* Also takes apart a pool that zs_create_pool() gave up on half way. */
+void
+zs_destroy_pool(struct zs_pool *pool)
+{
+	if (pool == NULL)
+		return;
+	if (pool->free_queue.next != NULL)
+		free_worker_stop(pool);
+	section_destroy_all(pool);
+	handle_table_destroy(pool);
+	zspage_table_destroy(pool);
+	class_destroy_all(pool);
+	free(pool->sections);
+	pthread_mutex_destroy(&pool->grow_lock);
+	pthread_mutex_destroy(&pool->page_lock);
+	free(pool);
+}
+
+#ifdef ZS_DEBUG
+void
+pool_assert_fail(const char *what, const char *file, int line)
+{
+	fprintf(stderr, "libzs: %s:%d: assertion failed: %s\n", file, line,
+	    what);
+	abort();
+}
+#endif

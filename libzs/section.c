@@ -1,0 +1,266 @@
+/*
+ * section.c - the pool's memory: sections and their free page lists.
+ *
+ * A section is one anonymous mapping of cfg.section_size bytes.  It starts
+ * with struct section and the memmap (a struct zs_page per page); those
+ * pages are PAGE_META, the rest are handed out one page at a time.  Each
+ * section keeps its own free list: recently freed pages (still resident)
+ * at the head, where allocation takes from, pages never touched or given
+ * back to the OS (PG_REPORTED) towards the tail.  Allocation prefers the
+ * lowest-numbered section with free pages, so use gathers at the bottom of
+ * the pool and the top sections drain.
+ */
+#include <config.h>
+
+#include <string.h>
+
+#include "zs-internal.h"
+
+static inline uint32_t
+pages_per_section(const struct zs_pool *pool)
+{
+	return 1u << pool->sec_shift;
+}
+
+struct zs_page *
+section_page(struct zs_pool *pool, uint32_t pfn)
+{
+	struct section *sec = atomic_load_explicit(
+	    &pool->sections[pfn >> pool->sec_shift], memory_order_acquire);
+
+	return &sec->pages[pfn & (pages_per_section(pool) - 1)];
+}
+
+/* Free list operations; page_lock held. */
+static void
+freelist_unlink(struct section *sec, uint32_t idx)
+{
+	struct zs_page *pg = &sec->pages[idx];
+
+	if (pg->prev != PAGE_NIL)
+		sec->pages[pg->prev].next = pg->next;
+	else
+		sec->free_head = pg->next;
+	if (pg->next != PAGE_NIL)
+		sec->pages[pg->next].prev = pg->prev;
+	else
+		sec->free_tail = pg->prev;
+	pg->next = pg->prev = PAGE_NIL;
+	sec->nr_free--;
+}
+
+static void
+freelist_push_head(struct section *sec, uint32_t idx)
+{
+	struct zs_page *pg = &sec->pages[idx];
+
+	pg->prev = PAGE_NIL;
+	pg->next = sec->free_head;
+	if (sec->free_head != PAGE_NIL)
+		sec->pages[sec->free_head].prev = idx;
+	else
+		sec->free_tail = idx;
+	sec->free_head = idx;
+	sec->nr_free++;
+}
+
+static void
+freelist_push_tail(struct section *sec, uint32_t idx)
+{
+	struct zs_page *pg = &sec->pages[idx];
+
+	pg->next = PAGE_NIL;
+	pg->prev = sec->free_tail;
+	if (sec->free_tail != PAGE_NIL)
+		sec->pages[sec->free_tail].next = idx;
+	else
+		sec->free_head = idx;
+	sec->free_tail = idx;
+	sec->nr_free++;
+}
+
+/* Map and publish a new section.  grow_lock held, page_lock not. */
+static int
+section_grow(struct zs_pool *pool)
+{
+	size_t size = pool->cfg.section_size;
+	uint32_t nr = pages_per_section(pool), slot, i, first_data;
+	struct section *sec;
+	size_t meta;
+
+	pthread_mutex_lock(&pool->page_lock);
+	for (slot = 0; slot < pool->nr_section_slots; slot++)
+		if (atomic_load_explicit(&pool->sections[slot],
+		    memory_order_relaxed) == NULL)
+			break;
+	pthread_mutex_unlock(&pool->page_lock);
+	if (slot >= pool->max_sections)
+		return -ENOMEM;
+	if (pool->cfg.max_size != 0 &&
+	    (pool->nr_sections + 1) * size > pool->cfg.max_size)
+		return -ENOMEM;
+
+	sec = os_map(pool, size);
+	if (sec == NULL)
+		return -errno;
+
+	meta = sizeof(*sec) + (size_t)nr * sizeof(struct zs_page);
+	first_data = (uint32_t)((meta + PAGE_SIZE - 1) >> PAGE_SHIFT);
+	sec->index = slot;
+	sec->nr_pages = nr;
+	sec->first_data = first_data;
+	sec->state = SECTION_ONLINE;
+	sec->free_head = sec->free_tail = PAGE_NIL;
+	sec->nr_free = sec->nr_reported = 0;
+	for (i = 0; i < nr; i++) {
+		struct zs_page *pg = &sec->pages[i];
+
+		pg->next = pg->prev = PAGE_NIL;
+		pg->owner = 0;
+		pg->huge_size = 0;
+		if (i < first_data) {
+			pg->state = PAGE_META;
+			pg->flags = 0;
+		} else {
+			/* Never touched, so not resident: as if reported. */
+			pg->state = PAGE_FREE;
+			pg->flags = PG_REPORTED;
+			freelist_push_tail(sec, i);
+			sec->nr_reported++;
+		}
+	}
+
+	pthread_mutex_lock(&pool->page_lock);
+	atomic_store_explicit(&pool->sections[slot], sec, memory_order_release);
+	if (slot == pool->nr_section_slots)
+		pool->nr_section_slots++;
+	if (slot < pool->free_hint)
+		pool->free_hint = slot;
+	pool->nr_sections++;
+	pool->nr_free_pages += sec->nr_free;
+	pool->nr_reported_pages += sec->nr_reported;
+	pool->nr_memmap_pages += first_data;
+	pthread_mutex_unlock(&pool->page_lock);
+	return 0;
+}
+
+/* Take up to n free pages; page_lock held.  Returns how many were taken. */
+static unsigned int
+section_take_pages(struct zs_pool *pool, unsigned int n, uint32_t *pfns,
+    enum page_state state, uint32_t owner, uint16_t huge_size)
+{
+	unsigned int got = 0;
+	uint32_t slot = pool->free_hint;
+
+	while (got < n && pool->nr_free_pages > 0 &&
+	    slot < pool->nr_section_slots) {
+		struct section *sec = atomic_load_explicit(
+		    &pool->sections[slot], memory_order_relaxed);
+		struct zs_page *pg;
+		uint32_t idx;
+
+		if (sec == NULL || sec->nr_free == 0 ||
+		    sec->state != SECTION_ONLINE) {
+			if (slot == pool->free_hint)
+				pool->free_hint = slot + 1;
+			slot++;
+			continue;
+		}
+		idx = sec->free_head;
+		freelist_unlink(sec, idx);
+		pg = &sec->pages[idx];
+		zs_assert(pg->state == PAGE_FREE);
+		if (pg->flags & PG_REPORTED) {
+			pg->flags &= ~PG_REPORTED;
+			sec->nr_reported--;
+			pool->nr_reported_pages--;
+		}
+		pg->state = state;
+		pg->owner = owner;
+		pg->huge_size = huge_size;
+		pool->nr_free_pages--;
+		pfns[got++] = (slot << pool->sec_shift) | idx;
+	}
+	return got;
+}
+
+/*
+ * Allocate n pages, growing the pool by a section when the free lists run
+ * dry, and mark them state/owner.  0 or -ENOMEM (nothing taken then).
+ */
+int
+section_alloc_pages(struct zs_pool *pool, unsigned int n, uint32_t *pfns,
+    enum page_state state, uint32_t owner, uint16_t huge_size)
+{
+	unsigned int got = 0;
+	uint64_t avail;
+	int error;
+
+	for (;;) {
+		pthread_mutex_lock(&pool->page_lock);
+		got += section_take_pages(pool, n - got, pfns + got, state,
+		    owner, huge_size);
+		pthread_mutex_unlock(&pool->page_lock);
+		if (got == n)
+			return 0;
+
+		pthread_mutex_lock(&pool->grow_lock);
+		pthread_mutex_lock(&pool->page_lock);
+		avail = pool->nr_free_pages;
+		pthread_mutex_unlock(&pool->page_lock);
+		error = avail > 0 ? 0 : section_grow(pool);
+		pthread_mutex_unlock(&pool->grow_lock);
+		if (error != 0) {
+			section_free_pages(pool, pfns, got);
+			return error;
+		}
+	}
+}
+
+void
+section_free_pages(struct zs_pool *pool, const uint32_t *pfns, unsigned int n)
+{
+	unsigned int i;
+
+	if (n == 0)
+		return;
+	pthread_mutex_lock(&pool->page_lock);
+	for (i = 0; i < n; i++) {
+		uint32_t slot = pfns[i] >> pool->sec_shift;
+		uint32_t idx = pfns[i] & (pages_per_section(pool) - 1);
+		struct section *sec = atomic_load_explicit(
+		    &pool->sections[slot], memory_order_relaxed);
+		struct zs_page *pg = &sec->pages[idx];
+
+		zs_assert(pg->state == PAGE_ZSPAGE || pg->state == PAGE_HUGE);
+		pg->state = PAGE_FREE;
+		pg->owner = 0;
+		pg->huge_size = 0;
+		pg->flags = 0;
+		freelist_push_head(sec, idx);
+		pool->nr_free_pages++;
+		if (slot < pool->free_hint)
+			pool->free_hint = slot;
+	}
+	pthread_mutex_unlock(&pool->page_lock);
+}
+
+/* Pool teardown: unmap every section, memmaps with them. */
+void
+section_destroy_all(struct zs_pool *pool)
+{
+	uint32_t slot;
+
+	if (pool->sections == NULL)
+		return;
+	for (slot = 0; slot < pool->nr_section_slots; slot++) {
+		struct section *sec = atomic_load_explicit(
+		    &pool->sections[slot], memory_order_relaxed);
+
+		if (sec != NULL)
+			os_unmap(pool, sec, pool->cfg.section_size);
+		atomic_store_explicit(&pool->sections[slot], NULL,
+		    memory_order_relaxed);
+	}
+	pool->nr_sections = 0;
+}

@@ -1,0 +1,93 @@
+/*
+ * stats.c - pool totals and the per-class table.
+ */
+#include <config.h>
+
+#include <string.h>
+
+#include "zs-internal.h"
+
+static uint64_t
+pages_for(uint64_t bytes)
+{
+	return (bytes + PAGE_SIZE - 1) / PAGE_SIZE;
+}
+
+void
+zs_pool_stats(struct zs_pool *pool, struct zs_pool_stats *st)
+{
+	uint64_t handles, zspage_descs;
+
+	memset(st, 0, sizeof(*st));
+	pthread_mutex_lock(&pool->page_lock);
+	st->pages_free = pool->nr_free_pages;
+	st->pages_reported = pool->nr_reported_pages;
+	st->sections = pool->nr_sections;
+	st->pages_mapped = pool->nr_sections << pool->sec_shift;
+	st->pages_meta = pool->nr_memmap_pages;
+	pthread_mutex_unlock(&pool->page_lock);
+
+	handles = atomic_load_explicit(&pool->handle_top, memory_order_relaxed);
+	pthread_mutex_lock(&pool->zspage_lock);
+	zspage_descs = pool->zspage_top;
+	pthread_mutex_unlock(&pool->zspage_lock);
+	/* The tables are touched only as far as they have been used. */
+	st->pages_meta += pages_for(handles * sizeof(uint64_t)) +
+	    pages_for(zspage_descs * sizeof(struct zspage));
+
+	pthread_mutex_lock(&pool->free_lock);
+	st->zspages_pending_free = pool->nr_queued;
+	pthread_mutex_unlock(&pool->free_lock);
+
+	st->pages_used = STAT_GET(pool, pages_used);
+	st->zspages = STAT_GET(pool, nr_zspages);
+	st->objects = STAT_GET(pool, objects);
+	st->huge_objects = STAT_GET(pool, huge_objects);
+	st->bytes_requested = STAT_GET(pool, bytes_requested);
+	st->bytes_held = STAT_GET(pool, bytes_held);
+	st->pages_compacted = STAT_GET(pool, pages_compacted);
+	st->objs_compacted = STAT_GET(pool, objs_compacted);
+	st->malloc_failures = STAT_GET(pool, malloc_failures);
+}
+
+unsigned int
+zs_class_count(struct zs_pool *pool)
+{
+	return pool->nr_classes;
+}
+
+int
+zs_class_stats(struct zs_pool *pool, unsigned int index,
+    struct zs_class_stats *st)
+{
+	struct size_class *c;
+	unsigned int g;
+
+	if (index >= pool->nr_classes)
+		return -ENOENT;
+	c = pool->classes[index];
+	memset(st, 0, sizeof(*st));
+	st->index = index;
+	st->size = c->size;
+	st->pages_per_zspage = c->pages_per_zspage;
+	st->objs_per_zspage = c->objs_per_zspage;
+	st->huge = c->huge;
+
+	pthread_mutex_lock(&c->lock);
+	st->zspages = c->nr_zspages;
+	st->objs_used = c->objs_used;
+	for (g = 0; g < ZS_FULLNESS_GROUPS; g++)
+		st->fullness[g] = c->nr_in_group[g];
+	pthread_mutex_unlock(&c->lock);
+
+	st->objs_allocated = st->zspages * c->objs_per_zspage;
+	st->pages_used = st->zspages * c->pages_per_zspage;
+	if (c->huge) {
+		/* Every huge page is full. */
+		st->fullness[FULLNESS_FULL] = st->zspages;
+	} else {
+		st->freeable_pages = (st->objs_allocated - st->objs_used) /
+		    c->objs_per_zspage * c->pages_per_zspage;
+	}
+	return 0;
+}

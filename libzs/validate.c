@@ -1,0 +1,365 @@
+/*
+ * validate.c - walk the whole pool and check every invariant.
+ *
+ * For tests and debugging: takes every lock, so it sees a consistent pool,
+ * but expects no object to be in the middle of moving (pins are allowed).
+ * Checks, in order: every section's memmap and free list; every zspage on
+ * a class list or the free queue against its class, its pages and the
+ * handles of its objects; every huge page against its handle; the handle
+ * table; and the pool's counters against what the walk counted.
+ */
+#include <config.h>
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "zs-internal.h"
+
+struct walk {
+	struct zs_pool	*pool;
+	char		*why;
+	size_t		 whylen;
+	uint64_t	 zspage_pages;	/* pages seen in zspages */
+	uint64_t	 zspages;
+	uint64_t	 huge_pages;
+	uint64_t	 objects;
+	uint64_t	 bytes_requested;
+	uint64_t	 bytes_held;
+};
+
+static int __attribute__((format(printf, 2, 3)))
+fail(struct walk *wk, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (wk->why != NULL && wk->whylen > 0) {
+		va_start(ap, fmt);
+		vsnprintf(wk->why, wk->whylen, fmt, ap);
+		va_end(ap);
+	}
+	return -EUCLEAN;
+}
+
+#define CHECK(wk, cond, ...) do {					\
+	if (!(cond))							\
+		return fail((wk), __VA_ARGS__);				\
+} while (0)
+
+static int
+check_huge_page(struct walk *wk, uint32_t pfn, const struct zs_page *pg)
+{
+	struct zs_pool *pool = wk->pool;
+	uint32_t top = atomic_load(&pool->handle_top);
+	uint64_t v;
+
+	CHECK(wk, pg->owner > 0 && pg->owner < top,
+	    "huge page %u: bad handle index %u", pfn, pg->owner);
+	v = atomic_load(handle_word(pool, pg->owner));
+	CHECK(wk, (v & HW_ALLOC) && (v & HW_HUGE) && HW_LOC(v) == pfn,
+	    "huge page %u: handle %u does not point back", pfn, pg->owner);
+	CHECK(wk, pg->huge_size >= pool->huge_size &&
+	    pg->huge_size <= ZS_MAX_ALLOC_SIZE,
+	    "huge page %u: size %u", pfn, pg->huge_size);
+	wk->huge_pages++;
+	wk->objects++;
+	wk->bytes_requested += pg->huge_size;
+	wk->bytes_held += PAGE_SIZE;
+	return 0;
+}
+
+static int
+check_section(struct walk *wk, uint32_t slot, struct section *sec)
+{
+	struct zs_pool *pool = wk->pool;
+	uint32_t i, n = 0, reported = 0, prev = PAGE_NIL, nfree = 0;
+	int error;
+
+	CHECK(wk, sec->index == slot, "section %u: index %u", slot, sec->index);
+	CHECK(wk, sec->nr_pages == 1u << pool->sec_shift,
+	    "section %u: %u pages", slot, sec->nr_pages);
+	for (i = sec->free_head; i != PAGE_NIL; i = sec->pages[i].next) {
+		CHECK(wk, i >= sec->first_data && i < sec->nr_pages &&
+		    n < sec->nr_pages, "section %u: free list broken at %u",
+		    slot, i);
+		CHECK(wk, sec->pages[i].state == PAGE_FREE,
+		    "section %u: page %u on the free list in state %u", slot,
+		    i, sec->pages[i].state);
+		CHECK(wk, sec->pages[i].prev == prev,
+		    "section %u: page %u: bad back link", slot, i);
+		prev = i;
+		n++;
+	}
+	CHECK(wk, prev == sec->free_tail, "section %u: bad tail", slot);
+	CHECK(wk, n == sec->nr_free, "section %u: %u pages on the free list, "
+	    "nr_free %u", slot, n, sec->nr_free);
+	for (i = 0; i < sec->nr_pages; i++) {
+		const struct zs_page *pg = &sec->pages[i];
+		uint32_t pfn = slot << pool->sec_shift | i;
+
+		CHECK(wk, (i < sec->first_data) == (pg->state == PAGE_META),
+		    "section %u: page %u state %u", slot, i, pg->state);
+		if (pg->flags & PG_REPORTED) {
+			CHECK(wk, pg->state == PAGE_FREE,
+			    "page %u: reported but state %u", pfn, pg->state);
+			reported++;
+		}
+		if (pg->state == PAGE_FREE)
+			nfree++;
+		if (pg->state == PAGE_HUGE &&
+		    (error = check_huge_page(wk, pfn, pg)) != 0)
+			return error;
+	}
+	CHECK(wk, nfree == sec->nr_free, "section %u: %u free pages, nr_free "
+	    "%u", slot, nfree, sec->nr_free);
+	CHECK(wk, reported == sec->nr_reported, "section %u: %u reported, "
+	    "nr_reported %u", slot, reported, sec->nr_reported);
+	return 0;
+}
+
+static int
+check_zspage(struct walk *wk, struct size_class *c, struct zspage *z,
+    bool queued)
+{
+	struct zs_pool *pool = wk->pool;
+	uint8_t seen[(MAX_OBJS_PER_ZSPAGE + 8) / 8];
+	uint32_t top = atomic_load(&pool->handle_top);
+	unsigned int i, live = 0, chain = 0, obj;
+
+	CHECK(wk, z->class_idx == c->index, "zspage %u: class %u, on class %u",
+	    z->id, z->class_idx, c->index);
+	CHECK(wk, zspage_of(pool, z->id) == z, "zspage %u: bad id", z->id);
+	CHECK(wk, z->nr_pages == c->pages_per_zspage, "zspage %u: %u pages",
+	    z->id, z->nr_pages);
+	CHECK(wk, z->inuse <= z->fresh && z->fresh <= c->objs_per_zspage,
+	    "zspage %u: inuse %u fresh %u", z->id, z->inuse, z->fresh);
+	for (i = 0; i < z->nr_pages; i++) {
+		uint32_t slot = z->pfn[i] >> pool->sec_shift;
+		const struct zs_page *pg;
+
+		CHECK(wk, slot < pool->nr_section_slots &&
+		    atomic_load(&pool->sections[slot]) != NULL,
+		    "zspage %u: page %u in no section", z->id, z->pfn[i]);
+		pg = section_page(pool, z->pfn[i]);
+		CHECK(wk, pg->state == PAGE_ZSPAGE && pg->owner == z->id,
+		    "zspage %u: page %u state %u owner %u", z->id, z->pfn[i],
+		    pg->state, pg->owner);
+	}
+	memset(seen, 0, sizeof(seen));
+	for (obj = 0; obj < z->fresh; obj++) {
+		struct obj_hdr *hdr = zspage_slot(pool, c, z, obj, NULL);
+		uint32_t hidx = hdr->tag >> 1;
+		uint64_t v;
+
+		if (!(hdr->tag & 1))
+			continue;
+		live++;
+		seen[obj / 8] |= 1u << (obj % 8);
+		CHECK(wk, hidx > 0 && hidx < top, "zspage %u slot %u: handle "
+		    "index %u", z->id, obj, hidx);
+		v = atomic_load(handle_word(pool, hidx));
+		CHECK(wk, (v & HW_ALLOC) && !(v & HW_HUGE) &&
+		    HW_LOC(v) == z->id && HW_OBJ(v) == obj,
+		    "zspage %u slot %u: handle %u does not point back", z->id,
+		    obj, hidx);
+		CHECK(wk, hdr->size > 0 && hdr->size + OBJ_HDR_SIZE <= c->size,
+		    "zspage %u slot %u: size %u in class %u", z->id, obj,
+		    hdr->size, c->size);
+		wk->objects++;
+		wk->bytes_requested += hdr->size;
+		wk->bytes_held += c->size;
+	}
+	CHECK(wk, live == z->inuse, "zspage %u: %u live slots, inuse %u",
+	    z->id, live, z->inuse);
+	for (obj = z->freeobj; obj != OBJ_NONE; chain++) {
+		struct obj_hdr *hdr;
+
+		CHECK(wk, obj < z->fresh && !(seen[obj / 8] & (1u << obj % 8)),
+		    "zspage %u: free chain broken at %u", z->id, obj);
+		seen[obj / 8] |= 1u << (obj % 8);
+		hdr = zspage_slot(pool, c, z, obj, NULL);
+		CHECK(wk, !(hdr->tag & 1), "zspage %u: live slot %u on the "
+		    "free chain", z->id, obj);
+		obj = hdr->tag >> 1;
+	}
+	CHECK(wk, live + chain == z->fresh, "zspage %u: %u live + %u free != "
+	    "%u used slots", z->id, live, chain, z->fresh);
+	CHECK(wk, !(z->flags & ZSPAGE_ISOLATED), "zspage %u: isolated", z->id);
+	if (queued)
+		CHECK(wk, z->inuse == 0, "zspage %u: queued for free with %u "
+		    "objects", z->id, z->inuse);
+	else
+		CHECK(wk, z->inuse > 0, "zspage %u: empty on a class list",
+		    z->id);
+	wk->zspage_pages += z->nr_pages;
+	wk->zspages++;
+	return 0;
+}
+
+static int
+check_class(struct walk *wk, struct size_class *c)
+{
+	uint64_t zspages = 0, used = 0;
+	unsigned int g;
+	int error;
+
+	if (c->huge) {
+		CHECK(wk, c->nr_zspages == c->objs_used, "huge class: %ju pages"
+		    ", %ju objects", (uintmax_t)c->nr_zspages,
+		    (uintmax_t)c->objs_used);
+		return 0;
+	}
+	for (g = 0; g < ZS_FULLNESS_GROUPS; g++) {
+		struct list_head *e;
+		uint64_t n = 0;
+
+		for (e = c->fullness[g].next; e != &c->fullness[g];
+		    e = e->next) {
+			struct zspage *z = list_entry(e, struct zspage, list);
+
+			CHECK(wk, z->fullness == g && class_fullness(c,
+			    z->inuse) == g, "zspage %u: in group %u, fullness "
+			    "%u, inuse %u", z->id, g, z->fullness, z->inuse);
+			if ((error = check_zspage(wk, c, z, false)) != 0)
+				return error;
+			n++;
+			used += z->inuse;
+		}
+		CHECK(wk, n == c->nr_in_group[g], "class %u group %u: %ju "
+		    "zspages, counted %ju", c->size, g, (uintmax_t)n,
+		    (uintmax_t)c->nr_in_group[g]);
+		zspages += n;
+	}
+	CHECK(wk, zspages == c->nr_zspages && used == c->objs_used,
+	    "class %u: %ju zspages / %ju objects, counted %ju / %ju", c->size,
+	    (uintmax_t)zspages, (uintmax_t)used, (uintmax_t)c->nr_zspages,
+	    (uintmax_t)c->objs_used);
+	return 0;
+}
+
+static int
+check_handles(struct walk *wk)
+{
+	struct zs_pool *pool = wk->pool;
+	uint32_t top = atomic_load(&pool->handle_top), i, chain = 0;
+	uint64_t live = 0;
+
+	for (i = 1; i < top; i++)
+		if (atomic_load(handle_word(pool, i)) & HW_ALLOC)
+			live++;
+	CHECK(wk, live == wk->objects, "%ju live handles, %ju objects",
+	    (uintmax_t)live, (uintmax_t)wk->objects);
+	for (i = pool->handle_free; i != 0; chain++) {
+		uint64_t v;
+
+		CHECK(wk, i < top && chain < top, "handle free list broken at "
+		    "%u", i);
+		v = atomic_load(handle_word(pool, i));
+		CHECK(wk, !(v & (HW_ALLOC | HW_PIN)), "handle %u: live on the "
+		    "free list", i);
+		i = HW_LOC(v);
+	}
+	CHECK(wk, live + chain == top - 1, "%ju live + %u free handles != %u",
+	    (uintmax_t)live, chain, top - 1);
+	return 0;
+}
+
+static int
+check_pool(struct walk *wk)
+{
+	struct zs_pool *pool = wk->pool;
+	uint64_t nfree = 0, reported = 0, sections = 0;
+	struct list_head *e;
+	uint32_t slot;
+	unsigned int i;
+	int error;
+
+	for (slot = 0; slot < pool->nr_section_slots; slot++) {
+		struct section *sec = atomic_load(&pool->sections[slot]);
+
+		if (sec == NULL)
+			continue;
+		if ((error = check_section(wk, slot, sec)) != 0)
+			return error;
+		sections++;
+		nfree += sec->nr_free;
+		reported += sec->nr_reported;
+	}
+	CHECK(wk, sections == pool->nr_sections && nfree == pool->nr_free_pages
+	    && reported == pool->nr_reported_pages, "sections %ju/%ju, free "
+	    "%ju/%ju, reported %ju/%ju", (uintmax_t)sections,
+	    (uintmax_t)pool->nr_sections, (uintmax_t)nfree,
+	    (uintmax_t)pool->nr_free_pages, (uintmax_t)reported,
+	    (uintmax_t)pool->nr_reported_pages);
+
+	for (i = 0; i < pool->nr_classes; i++)
+		if ((error = check_class(wk, pool->classes[i])) != 0)
+			return error;
+	CHECK(wk, wk->huge_pages == pool->huge_class->nr_zspages,
+	    "%ju huge pages, huge class has %ju", (uintmax_t)wk->huge_pages,
+	    (uintmax_t)pool->huge_class->nr_zspages);
+	for (e = pool->free_queue.next; e != &pool->free_queue; e = e->next) {
+		struct zspage *z = list_entry(e, struct zspage, list);
+
+		if ((error = check_zspage(wk, &pool->class_store[z->class_idx],
+		    z, true)) != 0)
+			return error;
+	}
+	if ((error = check_handles(wk)) != 0)
+		return error;
+
+	CHECK(wk, wk->objects == STAT_GET(pool, objects) &&
+	    wk->huge_pages == STAT_GET(pool, huge_objects),
+	    "counted %ju objects (%ju huge), stats say %ju (%ju)",
+	    (uintmax_t)wk->objects, (uintmax_t)wk->huge_pages,
+	    (uintmax_t)STAT_GET(pool, objects),
+	    (uintmax_t)STAT_GET(pool, huge_objects));
+	CHECK(wk, wk->bytes_requested == STAT_GET(pool, bytes_requested) &&
+	    wk->bytes_held == STAT_GET(pool, bytes_held),
+	    "counted %ju bytes requested, %ju held; stats say %ju, %ju",
+	    (uintmax_t)wk->bytes_requested, (uintmax_t)wk->bytes_held,
+	    (uintmax_t)STAT_GET(pool, bytes_requested),
+	    (uintmax_t)STAT_GET(pool, bytes_held));
+	CHECK(wk, wk->zspage_pages + wk->huge_pages ==
+	    STAT_GET(pool, pages_used) && wk->zspages ==
+	    STAT_GET(pool, nr_zspages), "counted %ju pages used in %ju "
+	    "zspages, stats say %ju in %ju", (uintmax_t)(wk->zspage_pages +
+	    wk->huge_pages), (uintmax_t)wk->zspages,
+	    (uintmax_t)STAT_GET(pool, pages_used),
+	    (uintmax_t)STAT_GET(pool, nr_zspages));
+	return 0;
+}
+
+int
+zs_pool_validate(struct zs_pool *pool, char *why, size_t whylen)
+{
+	struct walk wk;
+	unsigned int i;
+	int error;
+
+	memset(&wk, 0, sizeof(wk));
+	wk.pool = pool;
+	wk.why = why;
+	wk.whylen = whylen;
+	if (why != NULL && whylen > 0)
+		why[0] = '\0';
+
+	for (i = 0; i < pool->nr_classes; i++)
+		pthread_mutex_lock(&pool->classes[i]->lock);
+	pthread_mutex_lock(&pool->grow_lock);
+	pthread_mutex_lock(&pool->page_lock);
+	pthread_mutex_lock(&pool->handle_lock);
+	pthread_mutex_lock(&pool->zspage_lock);
+	pthread_mutex_lock(&pool->free_lock);
+
+	error = check_pool(&wk);
+
+	pthread_mutex_unlock(&pool->free_lock);
+	pthread_mutex_unlock(&pool->zspage_lock);
+	pthread_mutex_unlock(&pool->handle_lock);
+	pthread_mutex_unlock(&pool->page_lock);
+	pthread_mutex_unlock(&pool->grow_lock);
+	for (i = pool->nr_classes; i-- > 0;)
+		pthread_mutex_unlock(&pool->classes[i]->lock);
+	return error;
+}

@@ -1,0 +1,412 @@
+/*
+ * zs-internal.h - libzs internals: the structures, their locks and the
+ * prototypes shared between the library's files.
+ *
+ * Layout of the pool
+ * ------------------
+ * The pool grows by sections: anonymous mappings of cfg.section_size bytes.
+ * The first pages of a section hold the section header and the section's
+ * memmap -- one struct zs_page per page of the section -- so the pool needs
+ * no memory outside itself to describe its pages, and unmapping a section
+ * removes its descriptors with it.  Pages are named by a pool page number
+ * (pfn): section index << sec_shift | page index within the section.
+ *
+ * Objects live in zspages: 1..max_chain pages (not contiguous) holding
+ * objs_per_zspage slots of one size class back to back, so a slot may
+ * straddle two pages.  Every slot starts with an 8-byte header (struct
+ * obj_hdr): for a live object, the index of its handle and its size; for a
+ * free slot, the next free slot.  The huge class has no zspages: each huge
+ * object is one page whose descriptor holds its handle and size.
+ *
+ * A handle is (generation << 32 | index) into the handle table, a two-level
+ * table of 64-bit words.  The word says where the object is (zspage id and
+ * slot, or pfn for a huge object), and carries a PIN bit.
+ *
+ * Locks, in the order they are taken (a lock may be taken while holding
+ * only those above it):
+ *
+ *   1. handle PIN bit  -- bit spinlock in the handle word.  Held while an
+ *      object's bytes are read or written and while it is freed.  Whoever
+ *      moves an object (compaction) holds the class lock and may only
+ *      *try* to pin; it skips objects it cannot pin.
+ *   2. class->lock     -- the class's fullness lists, its zspages' inuse,
+ *      freeobj, fullness and flags, every slot header in them, and the
+ *      class counters.
+ *   3. pool->grow_lock -- serialises mapping new sections.
+ *   4. leaf locks, never nested with each other except page_lock under
+ *      grow_lock: pool->page_lock (section free lists, page descriptors,
+ *      section states), pool->handle_lock (handle free list), pool->
+ *      zspage_lock (zspage id free list), pool->free_lock (async free
+ *      queue).
+ *
+ * A handle word is only changed with its PIN bit held, or by the owner of
+ * handle_lock while the handle is not allocated.
+ */
+#ifndef ZS_INTERNAL_H
+#define ZS_INTERNAL_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "zs.h"
+
+#define PAGE_SHIFT		12
+#define PAGE_SIZE		4096u
+#define PAGE_MASK		(PAGE_SIZE - 1)
+
+#define CLASS_STEP		16u		/* slot sizes are multiples */
+#define CLASS_MIN		32u
+#define NR_SIZE_SLOTS		(PAGE_SIZE / CLASS_STEP)	/* 16..4096 */
+#define OBJ_HDR_SIZE		8u
+#define MAX_OBJS_PER_ZSPAGE	4095u		/* 12 bits in a handle word */
+#define OBJ_NONE		0xffffu		/* end of a zspage's free chain */
+
+#define FULLNESS_EMPTY		0
+#define FULLNESS_FULL		(ZS_FULLNESS_GROUPS - 1)
+
+#ifdef ZS_DEBUG
+void	pool_assert_fail(const char *, const char *, int) __attribute__((noreturn));
+#define zs_assert(x)	((x) ? (void)0 : pool_assert_fail(#x, __FILE__, __LINE__))
+#else
+#define zs_assert(x)	((void)0)
+#endif
+
+/* ------------------------------------------------------------------ */
+/* Intrusive doubly linked lists.                                       */
+
+struct list_head {
+	struct list_head	*next, *prev;
+};
+
+static inline void
+list_init(struct list_head *h)
+{
+	h->next = h->prev = h;
+}
+
+static inline bool
+list_empty(const struct list_head *h)
+{
+	return h->next == h;
+}
+
+static inline void
+list_insert(struct list_head *n, struct list_head *prev,
+    struct list_head *next)
+{
+	n->next = next;
+	n->prev = prev;
+	prev->next = n;
+	next->prev = n;
+}
+
+static inline void
+list_add(struct list_head *n, struct list_head *h)
+{
+	list_insert(n, h, h->next);
+}
+
+static inline void
+list_add_tail(struct list_head *n, struct list_head *h)
+{
+	list_insert(n, h->prev, h);
+}
+
+static inline void
+list_del(struct list_head *n)
+{
+	n->prev->next = n->next;
+	n->next->prev = n->prev;
+	n->next = n->prev = n;
+}
+
+#define list_entry(p, type, member) \
+	((type *)((char *)(p) - offsetof(type, member)))
+
+/* ------------------------------------------------------------------ */
+/* Pages and sections (section.c).                                       */
+
+enum page_state {
+	PAGE_META = 0,		/* section header or memmap */
+	PAGE_FREE,		/* on its section's free list */
+	PAGE_ZSPAGE,		/* part of a zspage: owner = zspage id */
+	PAGE_HUGE,		/* one huge object: owner = handle index */
+};
+
+#define PG_REPORTED	0x01	/* free and not resident: given back to the
+				   OS, or never touched since mapped */
+
+/*
+ * One per page of a section, in the section's own memmap.  All fields under
+ * pool->page_lock, except owner and huge_size of an allocated page, which
+ * are written before the page is published and then only read.
+ */
+struct zs_page {
+	uint32_t	next, prev;	/* free list, page index; PAGE_NIL */
+	uint32_t	owner;		/* see enum page_state */
+	uint8_t		state;		/* enum page_state */
+	uint8_t		flags;		/* PG_* */
+	uint16_t	huge_size;	/* PAGE_HUGE: the object's size */
+};
+
+#define PAGE_NIL	UINT32_MAX
+
+enum section_state {
+	SECTION_ONLINE = 0,
+};
+
+/*
+ * The header at the start of every section.  index, nr_pages and
+ * first_data are constant; everything else is under pool->page_lock.
+ */
+struct section {
+	uint32_t	index;		/* slot in pool->sections */
+	uint32_t	nr_pages;	/* pages in the section, memmap included */
+	uint32_t	first_data;	/* pages before it hold header + memmap */
+	uint32_t	state;		/* enum section_state */
+	uint32_t	free_head;	/* free list head, PAGE_NIL if empty */
+	uint32_t	free_tail;
+	uint32_t	nr_free;	/* pages on the free list */
+	uint32_t	nr_reported;	/* of those, PG_REPORTED */
+	struct zs_page	pages[];	/* memmap */
+};
+
+/* ------------------------------------------------------------------ */
+/* Size classes and zspages (class.c, zspage.c).                          */
+
+/*
+ * A zspage.  id is constant while allocated; class_idx, nr_pages and pfn[]
+ * are written before the zspage is published (pfn[] will be rewritten only
+ * by migration, with every live object pinned).  list, inuse, freeobj,
+ * fresh, fullness and flags are under the class lock -- or, once queued for async
+ * free, list under pool->free_lock.
+ */
+struct zspage {
+	struct list_head	list;	/* fullness list, free queue, id free list */
+	uint32_t	id;
+	uint16_t	inuse;		/* live objects */
+	uint16_t	freeobj;	/* first freed slot or OBJ_NONE */
+	uint16_t	fresh;		/* slots from here on never used yet */
+	uint16_t	class_idx;
+	uint8_t		fullness;	/* group, index into class->fullness */
+	uint8_t		nr_pages;
+	uint8_t		flags;		/* ZSPAGE_* */
+	uint8_t		unused;
+	uint32_t	pfn[ZS_MAX_CHAIN];
+};
+
+#define ZSPAGE_ISOLATED	0x01	/* off its fullness list while compacted */
+
+/*
+ * A size class.  size, objs_per_zspage, pages_per_zspage, index and huge
+ * are constant after pool creation; the rest is under lock.
+ */
+struct size_class {
+	pthread_mutex_t		lock;
+	uint16_t		size;		/* slot size, header included */
+	uint16_t		objs_per_zspage;
+	uint16_t		index;		/* in pool->class_store */
+	uint8_t			pages_per_zspage;
+	uint8_t			huge;
+	struct list_head	fullness[ZS_FULLNESS_GROUPS];
+	uint64_t		nr_zspages;	/* on the fullness lists (or huge
+						   pages) and isolated */
+	uint64_t		objs_used;
+	uint64_t		nr_in_group[ZS_FULLNESS_GROUPS];
+};
+
+/* The header at the start of every slot of a zspage. */
+struct obj_hdr {
+	uint32_t	tag;		/* live: handle index << 1 | 1;
+					   free: next free slot << 1 */
+	uint16_t	size;		/* live: the size asked for */
+	uint16_t	unused;
+};
+
+/* ------------------------------------------------------------------ */
+/* Handles (handle.c).                                                   */
+
+/*
+ * A handle word:
+ *   bit  0      PIN
+ *   bit  1      ALLOC: the handle is live
+ *   bits 2-17   generation, also in the handle's upper half
+ *   bit  18     HUGE: bits 31-63 are a pfn, not a zspage id
+ *   bits 19-30  slot index in the zspage
+ *   bits 31-63  zspage id / pfn; for a free handle, the next free index
+ */
+#define HW_PIN		(1ull << 0)
+#define HW_ALLOC	(1ull << 1)
+#define HW_GEN_SHIFT	2
+#define HW_GEN_MASK	(0xffffull << HW_GEN_SHIFT)
+#define HW_HUGE		(1ull << 18)
+#define HW_OBJ_SHIFT	19
+#define HW_OBJ_MASK	(0xfffull << HW_OBJ_SHIFT)
+#define HW_LOC_SHIFT	31
+#define HW_LOC_MASK	(~0ull << HW_LOC_SHIFT)
+#define HW_WHERE_MASK	(HW_HUGE | HW_OBJ_MASK | HW_LOC_MASK)
+
+#define HW_GEN(w)	((uint32_t)(((w) & HW_GEN_MASK) >> HW_GEN_SHIFT))
+#define HW_OBJ(w)	((uint32_t)(((w) & HW_OBJ_MASK) >> HW_OBJ_SHIFT))
+#define HW_LOC(w)	((uint32_t)((w) >> HW_LOC_SHIFT))
+
+static inline uint64_t
+hw_where(bool huge, uint32_t obj, uint32_t loc)
+{
+	return (huge ? HW_HUGE : 0) | ((uint64_t)obj << HW_OBJ_SHIFT) |
+	    ((uint64_t)loc << HW_LOC_SHIFT);
+}
+
+#define HANDLE_CHUNK_SHIFT	16
+#define HANDLE_CHUNK		(1u << HANDLE_CHUNK_SHIFT)	/* words */
+#define HANDLE_DIR		(1u << 15)	/* 2^31 handles at most */
+#define HANDLE_MAX		(HANDLE_DIR * HANDLE_CHUNK)
+
+#define ZSPAGE_CHUNK_SHIFT	12
+#define ZSPAGE_CHUNK		(1u << ZSPAGE_CHUNK_SHIFT)	/* structs */
+#define ZSPAGE_DIR		(1u << 18)
+
+/* ------------------------------------------------------------------ */
+/* The pool (pool.c).                                                    */
+
+struct zs_pool {
+	struct zs_pool_config	cfg;
+	struct zs_os_ops	ops;
+	unsigned int		sec_shift;	/* log2(pages per section) */
+	uint32_t		max_sections;
+
+	/* size class of every slot size (NR_SIZE_SLOTS of 16 bytes) */
+	struct size_class	*size_class[NR_SIZE_SLOTS];
+	struct size_class	 class_store[NR_SIZE_SLOTS + 1]; /* + huge */
+	struct size_class	*classes[NR_SIZE_SLOTS + 1]; /* distinct, by size */
+	unsigned int		 nr_classes;
+	struct size_class	*huge_class;
+	size_t			 huge_size;	/* smallest object size in it */
+
+	/* handles: dir is written under handle_lock, read lock-free */
+	pthread_mutex_t		 handle_lock;
+	_Atomic(_Atomic uint64_t *) *handle_dir;
+	uint32_t		 handle_free;	/* free list head, 0 = none */
+	_Atomic uint32_t	 handle_top;	/* indices below were issued */
+
+	/* zspage structs: dir written under zspage_lock, read lock-free */
+	pthread_mutex_t		 zspage_lock;
+	_Atomic(struct zspage *) *zspage_dir;
+	struct list_head	 zspage_free;
+	uint32_t		 zspage_top;
+
+	/* sections and free pages */
+	pthread_mutex_t		 grow_lock;
+	pthread_mutex_t		 page_lock;
+	_Atomic(struct section *) *sections;	/* [max_sections] */
+	uint32_t		 nr_section_slots; /* high-water mark */
+	uint32_t		 free_hint;	/* no free pages below this slot */
+	uint64_t		 nr_sections;
+	uint64_t		 nr_free_pages;
+	uint64_t		 nr_reported_pages;
+	uint64_t		 nr_memmap_pages;
+
+	/* asynchronous free (free.c), under free_lock */
+	pthread_mutex_t		 free_lock;
+	pthread_cond_t		 free_wake;	/* work queued or stop */
+	pthread_cond_t		 free_idle;	/* queue drained */
+	struct list_head	 free_queue;
+	uint64_t		 nr_queued;	/* queued or being freed */
+	bool			 free_stop;
+	bool			 free_running;
+	pthread_t		 free_thread;
+
+	/* counters, updated with relaxed atomics */
+	_Atomic uint64_t	 pages_used;
+	_Atomic uint64_t	 nr_zspages;
+	_Atomic uint64_t	 objects;
+	_Atomic uint64_t	 huge_objects;
+	_Atomic uint64_t	 bytes_requested;
+	_Atomic uint64_t	 bytes_held;
+	_Atomic uint64_t	 pages_compacted;
+	_Atomic uint64_t	 objs_compacted;
+	_Atomic uint64_t	 malloc_failures;
+};
+
+#define STAT_ADD(pool, field, n) \
+	atomic_fetch_add_explicit(&(pool)->field, (n), memory_order_relaxed)
+#define STAT_SUB(pool, field, n) \
+	atomic_fetch_sub_explicit(&(pool)->field, (n), memory_order_relaxed)
+#define STAT_GET(pool, field) \
+	atomic_load_explicit(&(pool)->field, memory_order_relaxed)
+
+/* os.c */
+extern const struct zs_os_ops os_default_ops;
+void	*os_map(struct zs_pool *, size_t);
+void	 os_unmap(struct zs_pool *, void *, size_t);
+int	 os_advise(struct zs_pool *, void *, size_t, int);
+
+/* section.c */
+int	 section_alloc_pages(struct zs_pool *, unsigned int, uint32_t *,
+	    enum page_state, uint32_t, uint16_t);
+void	 section_free_pages(struct zs_pool *, const uint32_t *, unsigned int);
+struct zs_page *section_page(struct zs_pool *, uint32_t);
+void	 section_destroy_all(struct zs_pool *);
+
+static inline char *
+pfn_to_addr(struct zs_pool *pool, uint32_t pfn)
+{
+	struct section *sec = atomic_load_explicit(
+	    &pool->sections[pfn >> pool->sec_shift], memory_order_acquire);
+
+	return (char *)sec + ((size_t)(pfn & ((1u << pool->sec_shift) - 1))
+	    << PAGE_SHIFT);
+}
+
+/* class.c */
+int	 class_init_all(struct zs_pool *);
+void	 class_destroy_all(struct zs_pool *);
+struct size_class *class_for_size(struct zs_pool *, size_t);
+unsigned int class_fullness(const struct size_class *, unsigned int);
+void	 class_insert_zspage(struct size_class *, struct zspage *);
+void	 class_remove_zspage(struct size_class *, struct zspage *);
+void	 class_regroup_zspage(struct size_class *, struct zspage *);
+struct zspage *class_fullest_zspage(struct size_class *);
+struct zspage *class_emptiest_zspage(struct size_class *);
+
+/* handle.c */
+int	 handle_table_init(struct zs_pool *);
+void	 handle_table_destroy(struct zs_pool *);
+zs_handle_t handle_alloc(struct zs_pool *);
+void	 handle_release(struct zs_pool *, uint32_t);
+_Atomic uint64_t *handle_word(struct zs_pool *, uint32_t);
+int	 handle_pin(struct zs_pool *, zs_handle_t, _Atomic uint64_t **,
+	    uint64_t *);
+bool	 handle_trypin(_Atomic uint64_t *, uint64_t *);
+void	 handle_unpin(_Atomic uint64_t *);
+void	 handle_set_unpin(_Atomic uint64_t *, uint64_t);
+int	 handle_bad(void);
+
+/* zspage.c */
+int	 zspage_table_init(struct zs_pool *);
+void	 zspage_table_destroy(struct zs_pool *);
+struct zspage *zspage_of(struct zs_pool *, uint32_t);
+struct zspage *zspage_create(struct zs_pool *, struct size_class *);
+void	 zspage_destroy(struct zs_pool *, struct zspage *);
+struct obj_hdr *zspage_slot(struct zs_pool *, const struct size_class *,
+	    const struct zspage *, unsigned int, unsigned int *);
+unsigned int zspage_alloc_slot(struct zs_pool *, struct size_class *,
+	    struct zspage *, uint32_t, size_t);
+void	 zspage_free_slot(struct zs_pool *, struct size_class *,
+	    struct zspage *, unsigned int);
+void	 zspage_copy_in(struct zs_pool *, const struct size_class *,
+	    const struct zspage *, unsigned int, size_t, const void *, size_t);
+void	 zspage_copy_out(struct zs_pool *, const struct size_class *,
+	    const struct zspage *, unsigned int, size_t, void *, size_t);
+
+/* free.c */
+int	 free_worker_start(struct zs_pool *);
+void	 free_worker_stop(struct zs_pool *);
+void	 free_release_zspage(struct zs_pool *, struct zspage *);
+void	 free_zspages_now(struct zs_pool *, struct list_head *);
+
+#endif /* ZS_INTERNAL_H */

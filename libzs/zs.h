@@ -1,0 +1,183 @@
+/*
+ * zs.h - libzs, a compressed-object allocator derived from zsmalloc.
+ *
+ * A pool stores objects of 1..ZS_MAX_ALLOC_SIZE bytes packed into zspages
+ * (chains of 4 KiB pages) grouped by size class.  zs_malloc() returns a
+ * handle, not an address: objects move when the pool is compacted, and only
+ * the pool knows where a handle's object currently lives.  Access goes
+ * through calls that pin the handle while its bytes are read or written.
+ *
+ * All calls are thread-safe.  Functions returning int return 0 (or a count)
+ * on success and -errno on failure; functions returning a pointer or a
+ * handle return NULL / 0 and set errno.  The library never prints and never
+ * exits.
+ */
+#ifndef ZS_H
+#define ZS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ZS_PAGE_SIZE		4096
+#define ZS_MAX_ALLOC_SIZE	ZS_PAGE_SIZE	/* largest object */
+#define ZS_MAX_CHAIN		16		/* most pages in one zspage */
+#define ZS_FULLNESS_GROUPS	12		/* empty, 1..10 (0-99%), full */
+
+/* 0 is never a valid handle. */
+typedef uint64_t zs_handle_t;
+
+struct zs_pool;
+
+/*
+ * Every request the pool makes to the OS for memory goes through these
+ * three calls.  The defaults are mmap(PROT_READ|PROT_WRITE, MAP_PRIVATE|
+ * MAP_ANONYMOUS), munmap and madvise.  Tests replace them to make the Nth
+ * call fail.  map returns NULL (errno set) on failure.
+ */
+struct zs_os_ops {
+	void	*(*map)(void *ctx, size_t len);
+	int	 (*unmap)(void *ctx, void *addr, size_t len);
+	int	 (*advise)(void *ctx, void *addr, size_t len, int advice);
+	void	 *ctx;
+};
+
+struct zs_pool_config {
+	/* Bytes the pool grows by; a power of two, 256 KiB .. 1 GiB.
+	 * Default 4 MiB. */
+	size_t			 section_size;
+	/* Most pages a zspage may chain, 1..ZS_MAX_CHAIN.  Default 16. */
+	unsigned int		 max_chain;
+	/* Cap on the bytes of sections the pool may map; 0 = none. */
+	size_t			 max_size;
+	/* Non-zero: emptied zspages are freed in batches by a worker
+	 * thread.  Default 1. */
+	int			 async_free;
+	/* NULL: the default OS calls. */
+	const struct zs_os_ops	*os_ops;
+};
+
+/* Fill cfg with the defaults. */
+void		 zs_pool_config_init(struct zs_pool_config *cfg);
+
+/* cfg may be NULL for the defaults.  NULL + errno (EINVAL, ENOMEM). */
+struct zs_pool	*zs_create_pool(const struct zs_pool_config *cfg);
+/* Frees everything, live objects included.  Accepts NULL. */
+void		 zs_destroy_pool(struct zs_pool *pool);
+
+/*
+ * Allocate an object of size bytes (1..ZS_MAX_ALLOC_SIZE).  Its contents
+ * are undefined until written.  Returns 0 and sets errno: EINVAL for a bad
+ * size, ENOMEM when the OS (or max_size) refuses memory; the pool stays
+ * usable either way.
+ */
+zs_handle_t	 zs_malloc(struct zs_pool *pool, size_t size);
+/* -EINVAL for a handle that is not live (freed, never issued). */
+int		 zs_free(struct zs_pool *pool, zs_handle_t handle);
+
+/*
+ * Copy len bytes (len <= the object's size) into the object / out of it.
+ * -EINVAL for a bad handle or length.
+ */
+int		 zs_obj_write(struct zs_pool *pool, zs_handle_t handle,
+		     const void *src, size_t len);
+int		 zs_obj_copy(struct zs_pool *pool, zs_handle_t handle,
+		     void *dst, size_t len);
+
+/*
+ * Pin the object and return a pointer to its bytes: straight into the pool
+ * when the object lies within one page, else into local_copy (which must
+ * hold ZS_MAX_ALLOC_SIZE bytes) after copying it there.  *size, if not
+ * NULL, receives the size given to zs_malloc().  The object cannot move or
+ * be freed until zs_obj_read_end(); the caller must not call into the pool
+ * for the same handle in between.  NULL + EINVAL for a bad handle.
+ */
+const void	*zs_obj_read_begin(struct zs_pool *pool, zs_handle_t handle,
+		     void *local_copy, size_t *size);
+void		 zs_obj_read_end(struct zs_pool *pool, zs_handle_t handle);
+
+/* The size given to zs_malloc(), or 0 (errno EINVAL) for a bad handle. */
+size_t		 zs_obj_size(struct zs_pool *pool, zs_handle_t handle);
+
+/*
+ * Objects of this size or larger are stored one per page, in the huge
+ * class.  A caller that would store such an object compressed may as well
+ * store it raw.
+ */
+size_t		 zs_huge_class_size(struct zs_pool *pool);
+
+struct zs_compact_result {
+	uint64_t	pages_freed;	/* pages of the zspages emptied */
+	uint64_t	objs_moved;
+	uint64_t	bytes_moved;
+};
+
+/*
+ * Move objects out of the emptiest zspages of every class into the fullest
+ * and free the zspages emptied.  Safe while other threads use the pool;
+ * objects pinned at the time are skipped.  Returns pages freed (>= 0).
+ * result may be NULL.
+ */
+long		 zs_compact(struct zs_pool *pool, struct zs_compact_result *result);
+
+/* Wait until every zspage queued for asynchronous free has been freed. */
+void		 zs_pool_flush(struct zs_pool *pool);
+
+struct zs_pool_stats {
+	uint64_t	pages_used;	/* pages of zspages and huge objects */
+	uint64_t	pages_free;	/* mapped pages on the free lists */
+	uint64_t	pages_reported;	/* free pages given back to the OS */
+	uint64_t	pages_meta;	/* page descriptors, handle and zspage tables */
+	uint64_t	pages_mapped;	/* all section pages, metadata included */
+	uint64_t	sections;
+	uint64_t	zspages;
+	uint64_t	zspages_pending_free; /* queued for the free worker */
+	uint64_t	objects;	/* live objects */
+	uint64_t	huge_objects;	/* live objects in the huge class */
+	uint64_t	bytes_requested; /* sum of live objects' sizes */
+	uint64_t	bytes_held;	/* sum of their class slot sizes */
+	uint64_t	pages_compacted; /* pages freed by compaction, ever */
+	uint64_t	objs_compacted;	/* objects moved by compaction, ever */
+	uint64_t	malloc_failures; /* zs_malloc() refused for lack of memory */
+};
+
+void		 zs_pool_stats(struct zs_pool *pool, struct zs_pool_stats *st);
+
+struct zs_class_stats {
+	unsigned int	index;
+	unsigned int	size;		/* slot size in bytes */
+	unsigned int	pages_per_zspage;
+	unsigned int	objs_per_zspage;
+	int		huge;		/* one object per page */
+	uint64_t	zspages;
+	uint64_t	objs_allocated;	/* slots in this class's zspages */
+	uint64_t	objs_used;	/* slots holding an object */
+	uint64_t	pages_used;
+	uint64_t	freeable_pages;	/* what compaction could free at best */
+	uint64_t	fullness[ZS_FULLNESS_GROUPS];
+};
+
+/*
+ * The classes that are in use after merging, indexed 0..count-1 in
+ * increasing size.  zs_class_stats() returns -ENOENT past the last one.
+ */
+unsigned int	 zs_class_count(struct zs_pool *pool);
+int		 zs_class_stats(struct zs_pool *pool, unsigned int index,
+		     struct zs_class_stats *st);
+
+/*
+ * Walk the whole pool and check every invariant: descriptors, free lists,
+ * fullness lists and counts, every object's handle pointing back at it.
+ * Meant for a quiescent pool (tests, debug).  0, or -EUCLEAN with a
+ * description of the first problem written to why (if not NULL).
+ */
+int		 zs_pool_validate(struct zs_pool *pool, char *why, size_t whylen);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ZS_H */
