@@ -1,28 +1,22 @@
 /*
  * compact.c - move objects out of the emptiest zspages of a class into the
- * fullest ones and free the zspages emptied.
+ * fullest ones, and give back the pages that frees.
  *
- * A class is worth compacting when its free slots add up to at least one
- * whole zspage.  Then, under the class lock, the emptiest zspage is taken
- * off its list (isolated) and its objects moved one by one into the
- * fullest zspage with room.  Moving an object means pinning its handle; an
- * object that is pinned (being read, written or freed right now) is left
- * where it is, never waited for, since its pinner may be waiting for this
- * class lock.  The lock is dropped between zspages so the class keeps
- * serving allocations.
+ * A class is worth compacting when its free slots add up to more than a
+ * page.  Then, under the class lock, the emptiest zspage is taken off its
+ * list (isolated) and its objects moved, lowest slot first, into the
+ * fullest zspage with room.  If it empties, the zspage is freed; if the
+ * other zspages fill up first, the pages of its low slots that no object
+ * overlaps any more are given back (zspage_release_free_pages) and the
+ * class is done, once that zspage's remaining objects are packed into its
+ * lowest slots, so its upper pages empty too.  Moving an object means pinning its handle; an object
+ * that is pinned (being read, written or freed right now) is left where it
+ * is, never waited for, since its pinner may be waiting for this class
+ * lock.  The lock is dropped between zspages so the class keeps serving.
  */
 #include <config.h>
 
 #include "zs-internal.h"
-
-/* Whole zspages' worth of free slots in the class; class lock held. */
-static uint64_t
-class_spare_zspages(const struct size_class *c)
-{
-	uint64_t allocated = c->nr_zspages * c->objs_per_zspage;
-
-	return (allocated - c->objs_used) / c->objs_per_zspage;
-}
 
 struct compact_ctl {
 	uint64_t	pages_freed;
@@ -30,10 +24,21 @@ struct compact_ctl {
 	uint64_t	bytes_moved;
 };
 
+/* More than a page's worth of free slots?  Class lock held. */
+static bool
+class_worth_compacting(const struct size_class *c)
+{
+	uint64_t slots = c->nr_zspages * c->objs_per_zspage;
+	uint64_t per_page = (c->objs_per_zspage + c->pages_per_zspage - 1) /
+	    c->pages_per_zspage;
+
+	return slots - c->objs_used > per_page;
+}
+
 /*
  * Move the objects of src (isolated) into other zspages of c.  Returns
- * false when no destination is left.  *blocked is set when an object was
- * pinned and had to be left behind.
+ * false when they ran out of room (or pages).  *blocked is set when an
+ * object was pinned and had to be left behind.
  */
 static bool
 compact_zspage(struct zs_pool *pool, struct size_class *c, struct zspage *src,
@@ -43,14 +48,17 @@ compact_zspage(struct zs_pool *pool, struct size_class *c, struct zspage *src,
 	unsigned int obj;
 
 	for (obj = 0; obj < src->fresh && src->inuse > 0; obj++) {
-		struct obj_hdr *hdr = zspage_slot(pool, c, src, obj, NULL);
+		struct obj_hdr *hdr;
 		_Atomic uint64_t *w;
 		struct zspage *dst;
-		unsigned int to;
 		uint32_t hidx;
 		uint64_t v;
 		size_t len;
+		int to;
 
+		if (src->pfn[((size_t)obj * c->size) >> PAGE_SHIFT] == PFN_NONE)
+			continue;	/* dormant */
+		hdr = zspage_slot(pool, c, src, obj, NULL);
 		if (!(hdr->tag & 1))
 			continue;
 		dst = class_fullest_zspage(c);
@@ -67,10 +75,14 @@ compact_zspage(struct zs_pool *pool, struct size_class *c, struct zspage *src,
 		len = OBJ_HDR_SIZE + hdr->size;
 		zspage_copy_out(pool, c, src, obj, 0, buf, len);
 		to = zspage_alloc_slot(pool, c, dst, hidx, hdr->size);
-		zspage_copy_in(pool, c, dst, to, 0, buf, len);
+		if (to < 0) {
+			handle_unpin(w);
+			return false;
+		}
+		zspage_copy_in(pool, c, dst, (unsigned int)to, 0, buf, len);
 		class_regroup_zspage(c, dst);
 		handle_set_unpin(w, (v & ~HW_WHERE_MASK) |
-		    hw_where(false, to, dst->id));
+		    hw_where(false, (unsigned int)to, dst->id));
 		zspage_free_slot(pool, c, src, obj);
 		ctl->objs_moved++;
 		ctl->bytes_moved += len;
@@ -78,32 +90,88 @@ compact_zspage(struct zs_pool *pool, struct size_class *c, struct zspage *src,
 	return true;
 }
 
+/*
+ * Pack the objects of src (isolated) into its lowest slots, highest object
+ * first, so that its upper pages empty and can be given back.
+ */
+static void
+compact_pack(struct zs_pool *pool, struct size_class *c, struct zspage *src,
+    struct compact_ctl *ctl, bool *blocked)
+{
+	unsigned char buf[PAGE_SIZE];
+	unsigned int lo = 0, hi = src->fresh;
+
+	for (;;) {
+		struct obj_hdr *hdr;
+		_Atomic uint64_t *w;
+		unsigned int from;
+		uint64_t v;
+		size_t len;
+
+		while (lo < hi && zspage_slot_live(pool, c, src, lo))
+			lo++;
+		while (hi > lo && !zspage_slot_live(pool, c, src, hi - 1))
+			hi--;
+		if (lo + 1 >= hi)
+			break;
+		from = hi - 1;
+		hdr = zspage_slot(pool, c, src, from, NULL);
+		w = handle_word(pool, hdr->tag >> 1);
+		if (!handle_trypin(w, &v)) {
+			*blocked = true;
+			break;
+		}
+		if (zspage_populate_slot(pool, c, src, lo) != 0) {
+			handle_unpin(w);
+			break;
+		}
+		len = OBJ_HDR_SIZE + hdr->size;
+		zspage_copy_out(pool, c, src, from, 0, buf, len);
+		zspage_copy_in(pool, c, src, lo, 0, buf, len);
+		handle_set_unpin(w, (v & ~HW_WHERE_MASK) |
+		    hw_where(false, lo, src->id));
+		hdr->tag = 0;		/* free; the chain is rebuilt below */
+		hdr->size = 0;
+		ctl->objs_moved++;
+		ctl->bytes_moved += len;
+		lo++;
+		hi--;
+	}
+	zspage_rebuild_chain(pool, c, src);
+}
+
 static void
 compact_class(struct zs_pool *pool, struct size_class *c,
     struct compact_ctl *ctl)
 {
 	struct zspage *src;
-	bool more = true, blocked = false;
+	bool room = true, blocked = false;
+	unsigned int freed;
 
 	pthread_mutex_lock(&c->lock);
-	while (more && !blocked && class_spare_zspages(c) > 0) {
+	while (room && !blocked && class_worth_compacting(c)) {
 		src = class_emptiest_zspage(c);
 		if (src == NULL)
 			break;
 		class_remove_zspage(c, src);
 		src->flags |= ZSPAGE_ISOLATED;
-		more = compact_zspage(pool, c, src, ctl, &blocked);
+		room = compact_zspage(pool, c, src, ctl, &blocked);
 		src->flags &= ~ZSPAGE_ISOLATED;
 		if (src->inuse == 0) {
 			c->nr_zspages--;
-			ctl->pages_freed += src->nr_pages;
-			STAT_ADD(pool, pages_compacted, src->nr_pages);
+			freed = src->nr_pages;
 			pthread_mutex_unlock(&c->lock);
 			free_release_zspage(pool, src);
 		} else {
+			if (!blocked)
+				compact_pack(pool, c, src, ctl, &blocked);
+			freed = zspage_release_free_pages(pool, c, src);
 			class_insert_zspage(c, src);
+			room = false;	/* the others are full */
 			pthread_mutex_unlock(&c->lock);
 		}
+		ctl->pages_freed += freed;
+		STAT_ADD(pool, pages_compacted, freed);
 		pthread_mutex_lock(&c->lock);
 	}
 	pthread_mutex_unlock(&c->lock);

@@ -45,7 +45,7 @@ zs_malloc(struct zs_pool *pool, size_t size)
 	struct zspage *z;
 	zs_handle_t handle;
 	uint32_t hidx;
-	unsigned int obj;
+	int obj;
 
 	if (size == 0 || size > ZS_MAX_ALLOC_SIZE) {
 		errno = EINVAL;
@@ -75,10 +75,22 @@ zs_malloc(struct zs_pool *pool, size_t size)
 		c->nr_zspages++;
 	}
 	obj = zspage_alloc_slot(pool, c, z, hidx, size);
+	if (obj < 0) {
+		if (z->inuse == 0) {
+			class_remove_zspage(c, z);
+			c->nr_zspages--;
+		} else {
+			z = NULL;
+		}
+		pthread_mutex_unlock(&c->lock);
+		if (z != NULL)
+			free_release_zspage(pool, z);
+		goto fail_handle;
+	}
 	class_regroup_zspage(c, z);
 	atomic_store_explicit(handle_word(pool, hidx), HW_ALLOC |
-	    (handle >> 32) << HW_GEN_SHIFT | hw_where(false, obj, z->id),
-	    memory_order_release);
+	    (handle >> 32) << HW_GEN_SHIFT | hw_where(false, (uint32_t)obj,
+	    z->id), memory_order_release);
 	pthread_mutex_unlock(&c->lock);
 
 done:

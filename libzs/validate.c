@@ -124,19 +124,21 @@ check_zspage(struct walk *wk, struct size_class *c, struct zspage *z,
 	struct zs_pool *pool = wk->pool;
 	uint8_t seen[(MAX_OBJS_PER_ZSPAGE + 8) / 8];
 	uint32_t top = atomic_load(&pool->handle_top);
-	unsigned int i, live = 0, chain = 0, obj;
+	unsigned int i, live = 0, chain = 0, dormant = 0, populated = 0, obj;
 
 	CHECK(wk, z->class_idx == c->index, "zspage %u: class %u, on class %u",
 	    z->id, z->class_idx, c->index);
 	CHECK(wk, zspage_of(pool, z->id) == z, "zspage %u: bad id", z->id);
-	CHECK(wk, z->nr_pages == c->pages_per_zspage, "zspage %u: %u pages",
-	    z->id, z->nr_pages);
 	CHECK(wk, z->inuse <= z->fresh && z->fresh <= c->objs_per_zspage,
 	    "zspage %u: inuse %u fresh %u", z->id, z->inuse, z->fresh);
-	for (i = 0; i < z->nr_pages; i++) {
+	for (i = 0; i < ZS_MAX_CHAIN; i++) {
 		uint32_t slot = z->pfn[i] >> pool->sec_shift;
 		const struct zs_page *pg;
 
+		if (z->pfn[i] == PFN_NONE)
+			continue;
+		CHECK(wk, i < c->pages_per_zspage, "zspage %u: page %u of %u "
+		    "populated", z->id, i, c->pages_per_zspage);
 		CHECK(wk, slot < pool->nr_section_slots &&
 		    atomic_load(&pool->sections[slot]) != NULL,
 		    "zspage %u: page %u in no section", z->id, z->pfn[i]);
@@ -144,17 +146,33 @@ check_zspage(struct walk *wk, struct size_class *c, struct zspage *z,
 		CHECK(wk, pg->state == PAGE_ZSPAGE && pg->owner == z->id,
 		    "zspage %u: page %u state %u owner %u", z->id, z->pfn[i],
 		    pg->state, pg->owner);
+		populated++;
 	}
+	CHECK(wk, populated == z->nr_pages, "zspage %u: %u pages populated, "
+	    "nr_pages %u", z->id, populated, z->nr_pages);
 	memset(seen, 0, sizeof(seen));
 	for (obj = 0; obj < z->fresh; obj++) {
-		struct obj_hdr *hdr = zspage_slot(pool, c, z, obj, NULL);
-		uint32_t hidx = hdr->tag >> 1;
+		size_t start = (size_t)obj * c->size;
+		unsigned int first = (unsigned int)(start >> PAGE_SHIFT);
+		unsigned int last = (unsigned int)((start + c->size - 1) >>
+		    PAGE_SHIFT);
+		struct obj_hdr *hdr;
+		uint32_t hidx;
 		uint64_t v;
 
+		if (z->pfn[first] == PFN_NONE) {
+			dormant++;
+			continue;
+		}
+		hdr = zspage_slot(pool, c, z, obj, NULL);
 		if (!(hdr->tag & 1))
 			continue;
+		hidx = hdr->tag >> 1;
 		live++;
 		seen[obj / 8] |= 1u << (obj % 8);
+		for (i = first; i <= last; i++)
+			CHECK(wk, z->pfn[i] != PFN_NONE, "zspage %u slot %u: "
+			    "page %u not populated", z->id, obj, i);
 		CHECK(wk, hidx > 0 && hidx < top, "zspage %u slot %u: handle "
 		    "index %u", z->id, obj, hidx);
 		v = atomic_load(handle_word(pool, hidx));
@@ -174,7 +192,8 @@ check_zspage(struct walk *wk, struct size_class *c, struct zspage *z,
 	for (obj = z->freeobj; obj != OBJ_NONE; chain++) {
 		struct obj_hdr *hdr;
 
-		CHECK(wk, obj < z->fresh && !(seen[obj / 8] & (1u << obj % 8)),
+		CHECK(wk, obj < z->fresh && !(seen[obj / 8] & (1u << obj % 8)) &&
+		    z->pfn[((size_t)obj * c->size) >> PAGE_SHIFT] != PFN_NONE,
 		    "zspage %u: free chain broken at %u", z->id, obj);
 		seen[obj / 8] |= 1u << (obj % 8);
 		hdr = zspage_slot(pool, c, z, obj, NULL);
@@ -182,8 +201,9 @@ check_zspage(struct walk *wk, struct size_class *c, struct zspage *z,
 		    "free chain", z->id, obj);
 		obj = hdr->tag >> 1;
 	}
-	CHECK(wk, live + chain == z->fresh, "zspage %u: %u live + %u free != "
-	    "%u used slots", z->id, live, chain, z->fresh);
+	CHECK(wk, live + chain + dormant == z->fresh, "zspage %u: %u live + "
+	    "%u free + %u dormant != %u used slots", z->id, live, chain,
+	    dormant, z->fresh);
 	CHECK(wk, !(z->flags & ZSPAGE_ISOLATED), "zspage %u: isolated", z->id);
 	if (queued)
 		CHECK(wk, z->inuse == 0, "zspage %u: queued for free with %u "

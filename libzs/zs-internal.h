@@ -13,7 +13,8 @@
  *
  * Objects live in zspages: 1..max_chain pages (not contiguous) holding
  * objs_per_zspage slots of one size class back to back, so a slot may
- * straddle two pages.  Every slot starts with an 8-byte header (struct
+ * straddle two pages.  A zspage's pages are populated only while some slot
+ * in them is in use (zspage.c).  Every slot starts with an 8-byte header (struct
  * obj_hdr): for a live object, the index of its handle and its size; for a
  * free slot, the next free slot.  The huge class has no zspages: each huge
  * object is one page whose descriptor holds its handle and size.
@@ -179,10 +180,11 @@ struct section {
 /* Size classes and zspages (class.c, zspage.c).                          */
 
 /*
- * A zspage.  id is constant while allocated; class_idx, nr_pages and pfn[]
- * are written before the zspage is published (pfn[] will be rewritten only
- * by migration, with every live object pinned).  list, inuse, freeobj,
- * fresh, fullness and flags are under the class lock -- or, once queued for async
+ * A zspage.  id and class_idx are constant while allocated.  pfn[] and
+ * nr_pages change under the class lock, and only for pages no live object
+ * overlaps, so whoever holds a live object's pin may read the pfn[] entries
+ * of that object's pages without the lock.  list, inuse, freeobj, fresh,
+ * fullness and flags are under the class lock -- or, once queued for async
  * free, list under pool->free_lock.
  */
 struct zspage {
@@ -193,11 +195,13 @@ struct zspage {
 	uint16_t	fresh;		/* slots from here on never used yet */
 	uint16_t	class_idx;
 	uint8_t		fullness;	/* group, index into class->fullness */
-	uint8_t		nr_pages;
+	uint8_t		nr_pages;	/* populated pages */
 	uint8_t		flags;		/* ZSPAGE_* */
 	uint8_t		unused;
 	uint32_t	pfn[ZS_MAX_CHAIN];
 };
+
+#define PFN_NONE	UINT32_MAX	/* a zspage page not populated */
 
 #define ZSPAGE_ISOLATED	0x01	/* off its fullness list while compacted */
 
@@ -394,8 +398,16 @@ struct zspage *zspage_create(struct zs_pool *, struct size_class *);
 void	 zspage_destroy(struct zs_pool *, struct zspage *);
 struct obj_hdr *zspage_slot(struct zs_pool *, const struct size_class *,
 	    const struct zspage *, unsigned int, unsigned int *);
-unsigned int zspage_alloc_slot(struct zs_pool *, struct size_class *,
+int	 zspage_alloc_slot(struct zs_pool *, struct size_class *,
 	    struct zspage *, uint32_t, size_t);
+int	 zspage_populate_slot(struct zs_pool *, const struct size_class *,
+	    struct zspage *, unsigned int);
+bool	 zspage_slot_live(struct zs_pool *, const struct size_class *,
+	    const struct zspage *, unsigned int);
+void	 zspage_rebuild_chain(struct zs_pool *, const struct size_class *,
+	    struct zspage *);
+unsigned int zspage_release_free_pages(struct zs_pool *,
+	    struct size_class *, struct zspage *);
 void	 zspage_free_slot(struct zs_pool *, struct size_class *,
 	    struct zspage *, unsigned int);
 void	 zspage_copy_in(struct zs_pool *, const struct size_class *,

@@ -99,32 +99,96 @@ zspage_desc_free(struct zs_pool *pool, struct zspage *z)
 	pthread_mutex_unlock(&pool->zspage_lock);
 }
 
-/* A new, empty zspage of class c, on no list.  NULL + ENOMEM. */
+/*
+ * Page population.  A zspage takes a page only when a slot that overlaps
+ * the page is about to be used, and gives back pages no live slot
+ * overlaps (zspage_release_free_pages), so a zspage costs the pages its
+ * objects need, not pages_per_zspage.  Unpopulated pages have pfn
+ * PFN_NONE.  Free slots below `fresh` are of two kinds: those whose header
+ * page is populated are on the free chain; those whose header page is not
+ * ("dormant") are on no chain, and join it when their page comes back.
+ */
+
+/* Slots whose header starts in page i: [first, end). */
+static unsigned int
+slot_first_in_page(const struct size_class *c, unsigned int i)
+{
+	return (unsigned int)(((size_t)i * PAGE_SIZE + c->size - 1) / c->size);
+}
+
+static void
+chain_push(struct zs_pool *pool, const struct size_class *c,
+    struct zspage *z, unsigned int obj)
+{
+	struct obj_hdr *hdr = zspage_slot(pool, c, z, obj, NULL);
+
+	hdr->tag = (uint32_t)z->freeobj << 1;
+	hdr->size = 0;
+	hdr->unused = 0;
+	z->freeobj = (uint16_t)obj;
+}
+
+/* Give page i a page frame and chain up the dormant slots starting in it. */
+static int
+zspage_populate(struct zs_pool *pool, const struct size_class *c,
+    struct zspage *z, unsigned int i)
+{
+	unsigned int obj, end;
+	uint32_t pfn;
+	int error;
+
+	zs_assert(z->pfn[i] == PFN_NONE);
+	error = section_alloc_pages(pool, 1, &pfn, PAGE_ZSPAGE, z->id, 0);
+	if (error != 0)
+		return error;
+	z->pfn[i] = pfn;
+	z->nr_pages++;
+	STAT_ADD(pool, pages_used, 1);
+	end = slot_first_in_page(c, i + 1);
+	if (end > z->fresh)
+		end = z->fresh;
+	for (obj = slot_first_in_page(c, i); obj < end; obj++)
+		chain_push(pool, c, z, obj);
+	return 0;
+}
+
+/* Populate every page slot obj overlaps. */
+int
+zspage_populate_slot(struct zs_pool *pool, const struct size_class *c,
+    struct zspage *z, unsigned int obj)
+{
+	size_t start = (size_t)obj * c->size;
+	unsigned int p, last = (unsigned int)((start + c->size - 1) >>
+	    PAGE_SHIFT);
+	int error;
+
+	for (p = (unsigned int)(start >> PAGE_SHIFT); p <= last; p++)
+		if (z->pfn[p] == PFN_NONE &&
+		    (error = zspage_populate(pool, c, z, p)) != 0)
+			return error;
+	return 0;
+}
+
+/* A new, empty zspage of class c, with no pages yet, on no list. */
 struct zspage *
 zspage_create(struct zs_pool *pool, struct size_class *c)
 {
 	struct zspage *z;
-	int error;
+	unsigned int i;
 
 	z = zspage_desc_alloc(pool);
 	if (z == NULL)
 		return NULL;
-	error = section_alloc_pages(pool, c->pages_per_zspage, z->pfn,
-	    PAGE_ZSPAGE, z->id, 0);
-	if (error != 0) {
-		zspage_desc_free(pool, z);
-		errno = -error;
-		return NULL;
-	}
 	list_init(&z->list);
 	z->inuse = 0;
 	z->freeobj = OBJ_NONE;
 	z->fresh = 0;
 	z->class_idx = c->index;
 	z->fullness = FULLNESS_EMPTY;
-	z->nr_pages = c->pages_per_zspage;
+	z->nr_pages = 0;
 	z->flags = 0;
-	STAT_ADD(pool, pages_used, z->nr_pages);
+	for (i = 0; i < ZS_MAX_CHAIN; i++)
+		z->pfn[i] = PFN_NONE;
 	STAT_ADD(pool, nr_zspages, 1);
 	return z;
 }
@@ -133,9 +197,16 @@ zspage_create(struct zs_pool *pool, struct size_class *c)
 void
 zspage_destroy(struct zs_pool *pool, struct zspage *z)
 {
+	uint32_t pfns[ZS_MAX_CHAIN];
+	unsigned int i, n = 0;
+
 	zs_assert(z->inuse == 0);
-	section_free_pages(pool, z->pfn, z->nr_pages);
-	STAT_SUB(pool, pages_used, z->nr_pages);
+	for (i = 0; i < ZS_MAX_CHAIN; i++)
+		if (z->pfn[i] != PFN_NONE)
+			pfns[n++] = z->pfn[i];
+	zs_assert(n == z->nr_pages);
+	section_free_pages(pool, pfns, n);
+	STAT_SUB(pool, pages_used, n);
 	STAT_SUB(pool, nr_zspages, 1);
 	zspage_desc_free(pool, z);
 }
@@ -154,31 +225,58 @@ zspage_slot(struct zs_pool *pool, const struct size_class *c,
 	    + in);
 }
 
-/* Take a slot for handle index hidx; class lock held.  Returns the slot. */
-unsigned int
+/*
+ * Take a slot for handle index hidx, populating pages as needed; class
+ * lock held, z not full.  Returns the slot, or -ENOMEM (z unchanged but
+ * for pages it may have gained).
+ */
+int
 zspage_alloc_slot(struct zs_pool *pool, struct size_class *c,
     struct zspage *z, uint32_t hidx, size_t size)
 {
 	struct obj_hdr *hdr;
-	unsigned int obj;
+	unsigned int obj, p;
+	int error;
 
 	zs_assert(z->inuse < c->objs_per_zspage);
-	if (z->freeobj != OBJ_NONE) {
-		obj = z->freeobj;
-		hdr = zspage_slot(pool, c, z, obj, NULL);
-		zs_assert(!(hdr->tag & 1));
-		z->freeobj = (uint16_t)(hdr->tag >> 1);
-	} else {
-		obj = z->fresh++;
-		zs_assert(obj < c->objs_per_zspage);
-		hdr = zspage_slot(pool, c, z, obj, NULL);
+	for (;;) {
+		if (z->freeobj != OBJ_NONE) {
+			obj = z->freeobj;
+			hdr = zspage_slot(pool, c, z, obj, NULL);
+			zs_assert(!(hdr->tag & 1));
+			z->freeobj = (uint16_t)(hdr->tag >> 1);
+			error = zspage_populate_slot(pool, c, z, obj);
+			if (error != 0) {
+				chain_push(pool, c, z, obj);
+				return error;
+			}
+			break;
+		}
+		if (z->fresh < c->objs_per_zspage) {
+			obj = z->fresh;
+			error = zspage_populate_slot(pool, c, z, obj);
+			if (error != 0)
+				return error;
+			z->fresh++;
+			break;
+		}
+		/* The free slots left are dormant: bring one page back. */
+		for (p = 0; p < c->pages_per_zspage; p++)
+			if (z->pfn[p] == PFN_NONE &&
+			    slot_first_in_page(c, p) < z->fresh)
+				break;
+		zs_assert(p < c->pages_per_zspage);
+		error = zspage_populate(pool, c, z, p);
+		if (error != 0)
+			return error;
 	}
+	hdr = zspage_slot(pool, c, z, obj, NULL);
 	hdr->tag = hidx << 1 | 1;
 	hdr->size = (uint16_t)size;
 	hdr->unused = 0;
 	z->inuse++;
 	c->objs_used++;
-	return obj;
+	return (int)obj;
 }
 
 /* Put slot obj on the zspage's free chain; class lock held. */
@@ -186,14 +284,97 @@ void
 zspage_free_slot(struct zs_pool *pool, struct size_class *c,
     struct zspage *z, unsigned int obj)
 {
-	struct obj_hdr *hdr = zspage_slot(pool, c, z, obj, NULL);
-
-	zs_assert(hdr->tag & 1);
-	hdr->tag = (uint32_t)z->freeobj << 1;
-	hdr->size = 0;
-	z->freeobj = (uint16_t)obj;
+	zs_assert(zspage_slot(pool, c, z, obj, NULL)->tag & 1);
+	chain_push(pool, c, z, obj);
 	z->inuse--;
 	c->objs_used--;
+}
+
+/* Is slot obj (below fresh) holding an object? */
+bool
+zspage_slot_live(struct zs_pool *pool, const struct size_class *c,
+    const struct zspage *z, unsigned int obj)
+{
+	if (z->pfn[((size_t)obj * c->size) >> PAGE_SHIFT] == PFN_NONE)
+		return false;
+	return zspage_slot(pool, c, z, obj, NULL)->tag & 1;
+}
+
+/*
+ * Thread every free slot whose header page is populated onto the chain
+ * again, lowest first, after slots were taken and freed without it.
+ */
+void
+zspage_rebuild_chain(struct zs_pool *pool, const struct size_class *c,
+    struct zspage *z)
+{
+	unsigned int obj;
+
+	z->freeobj = OBJ_NONE;
+	for (obj = z->fresh; obj-- > 0;)
+		if (z->pfn[((size_t)obj * c->size) >> PAGE_SHIFT] != PFN_NONE &&
+		    !(zspage_slot(pool, c, z, obj, NULL)->tag & 1))
+			chain_push(pool, c, z, obj);
+}
+
+/*
+ * Give back the pages of z that no live slot overlaps; class lock held.
+ * Free slots starting in them leave the chain and go dormant.  Returns
+ * the number of pages freed.
+ */
+unsigned int
+zspage_release_free_pages(struct zs_pool *pool, struct size_class *c,
+    struct zspage *z)
+{
+	uint32_t busy = 0, idle = 0, pfns[ZS_MAX_CHAIN];
+	struct obj_hdr *tail = NULL;
+	unsigned int obj, p, n = 0;
+
+	for (obj = 0; obj < z->fresh; obj++) {
+		size_t start = (size_t)obj * c->size;
+		unsigned int first = (unsigned int)(start >> PAGE_SHIFT);
+		unsigned int last = (unsigned int)((start + c->size - 1) >>
+		    PAGE_SHIFT);
+
+		if (z->pfn[first] == PFN_NONE ||
+		    !(zspage_slot(pool, c, z, obj, NULL)->tag & 1))
+			continue;
+		for (p = first; p <= last; p++)
+			busy |= 1u << p;
+	}
+	for (p = 0; p < c->pages_per_zspage; p++)
+		if (z->pfn[p] != PFN_NONE && !(busy & (1u << p)))
+			idle |= 1u << p;
+	if (idle == 0)
+		return 0;
+
+	/* Rebuild the chain without the slots whose header is idle. */
+	obj = z->freeobj;
+	z->freeobj = OBJ_NONE;
+	while (obj != OBJ_NONE) {
+		struct obj_hdr *hdr = zspage_slot(pool, c, z, obj, NULL);
+		unsigned int next = hdr->tag >> 1;
+
+		if (!(idle & (1u << (((size_t)obj * c->size) >> PAGE_SHIFT)))) {
+			if (tail != NULL)
+				tail->tag = obj << 1;
+			else
+				z->freeobj = (uint16_t)obj;
+			tail = hdr;
+		}
+		obj = next;
+	}
+	if (tail != NULL)
+		tail->tag = OBJ_NONE << 1;
+	for (p = 0; p < c->pages_per_zspage; p++)
+		if (idle & (1u << p)) {
+			pfns[n++] = z->pfn[p];
+			z->pfn[p] = PFN_NONE;
+		}
+	section_free_pages(pool, pfns, n);
+	z->nr_pages = (uint8_t)(z->nr_pages - n);
+	STAT_SUB(pool, pages_used, n);
+	return n;
 }
 
 /*
