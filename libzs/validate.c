@@ -1,8 +1,8 @@
 /*
  * validate.c - walk the whole pool and check every invariant.
  *
- * For tests and debugging: takes every lock, so it sees a consistent pool,
- * but expects no object to be in the middle of moving (pins are allowed).
+ * For tests and debugging, on a quiescent pool: no thread may be calling
+ * into it meanwhile (pins held across zs_obj_read_begin/end are fine).
  * Checks, in order: every section's memmap and free list; every zspage on
  * a class list or the free queue against its class, its pages and the
  * handles of its objects; every huge page against its handle; the handle
@@ -285,13 +285,11 @@ check_handles(struct walk *wk)
 }
 
 static int
-check_pool(struct walk *wk)
+check_sections(struct walk *wk)
 {
 	struct zs_pool *pool = wk->pool;
 	uint64_t nfree = 0, reported = 0, sections = 0;
-	struct list_head *e;
 	uint32_t slot;
-	unsigned int i;
 	int error;
 
 	for (slot = 0; slot < pool->nr_section_slots; slot++) {
@@ -311,13 +309,16 @@ check_pool(struct walk *wk)
 	    (uintmax_t)pool->nr_sections, (uintmax_t)nfree,
 	    (uintmax_t)pool->nr_free_pages, (uintmax_t)reported,
 	    (uintmax_t)pool->nr_reported_pages);
+	return 0;
+}
 
-	for (i = 0; i < pool->nr_classes; i++)
-		if ((error = check_class(wk, pool->classes[i])) != 0)
-			return error;
-	CHECK(wk, wk->huge_pages == pool->huge_class->nr_zspages,
-	    "%ju huge pages, huge class has %ju", (uintmax_t)wk->huge_pages,
-	    (uintmax_t)pool->huge_class->nr_zspages);
+static int
+check_free_queue(struct walk *wk)
+{
+	struct zs_pool *pool = wk->pool;
+	struct list_head *e;
+	int error;
+
 	for (e = pool->free_queue.next; e != &pool->free_queue; e = e->next) {
 		struct zspage *z = list_entry(e, struct zspage, list);
 
@@ -325,9 +326,17 @@ check_pool(struct walk *wk)
 		    z, true)) != 0)
 			return error;
 	}
-	if ((error = check_handles(wk)) != 0)
-		return error;
+	return 0;
+}
 
+static int
+check_totals(struct walk *wk)
+{
+	struct zs_pool *pool = wk->pool;
+
+	CHECK(wk, wk->huge_pages == pool->huge_class->nr_zspages,
+	    "%ju huge pages, huge class has %ju", (uintmax_t)wk->huge_pages,
+	    (uintmax_t)pool->huge_class->nr_zspages);
 	CHECK(wk, wk->objects == STAT_GET(pool, objects) &&
 	    wk->huge_pages == STAT_GET(pool, huge_objects),
 	    "counted %ju objects (%ju huge), stats say %ju (%ju)",
@@ -350,6 +359,11 @@ check_pool(struct walk *wk)
 	return 0;
 }
 
+/*
+ * Each part is checked under the locks that guard it, taken in the pool's
+ * lock order, one class at a time; the totals are compared at the end,
+ * which is why the pool must be quiescent.
+ */
 int
 zs_pool_validate(struct zs_pool *pool, char *why, size_t whylen)
 {
@@ -357,6 +371,8 @@ zs_pool_validate(struct zs_pool *pool, char *why, size_t whylen)
 	unsigned int i;
 	int error;
 
+	/* Zspages the free worker has taken off its queue are on no list. */
+	zs_pool_flush(pool);
 	memset(&wk, 0, sizeof(wk));
 	wk.pool = pool;
 	wk.why = why;
@@ -364,22 +380,35 @@ zs_pool_validate(struct zs_pool *pool, char *why, size_t whylen)
 	if (why != NULL && whylen > 0)
 		why[0] = '\0';
 
-	for (i = 0; i < pool->nr_classes; i++)
-		pthread_mutex_lock(&pool->classes[i]->lock);
 	pthread_mutex_lock(&pool->grow_lock);
 	pthread_mutex_lock(&pool->page_lock);
-	pthread_mutex_lock(&pool->handle_lock);
-	pthread_mutex_lock(&pool->zspage_lock);
-	pthread_mutex_lock(&pool->free_lock);
-
-	error = check_pool(&wk);
-
-	pthread_mutex_unlock(&pool->free_lock);
-	pthread_mutex_unlock(&pool->zspage_lock);
-	pthread_mutex_unlock(&pool->handle_lock);
+	error = check_sections(&wk);
 	pthread_mutex_unlock(&pool->page_lock);
 	pthread_mutex_unlock(&pool->grow_lock);
-	for (i = pool->nr_classes; i-- > 0;)
-		pthread_mutex_unlock(&pool->classes[i]->lock);
+
+	for (i = 0; error == 0 && i < pool->nr_classes; i++) {
+		struct size_class *c = pool->classes[i];
+
+		pthread_mutex_lock(&c->lock);
+		pthread_mutex_lock(&pool->page_lock);
+		error = check_class(&wk, c);
+		pthread_mutex_unlock(&pool->page_lock);
+		pthread_mutex_unlock(&c->lock);
+	}
+	if (error == 0) {
+		pthread_mutex_lock(&pool->free_lock);
+		error = check_free_queue(&wk);
+		pthread_mutex_unlock(&pool->free_lock);
+	}
+	if (error == 0) {
+		pthread_mutex_lock(&pool->handle_lock);
+		error = check_handles(&wk);
+		pthread_mutex_unlock(&pool->handle_lock);
+	}
+	if (error == 0) {
+		pthread_mutex_lock(&pool->huge_class->lock);
+		error = check_totals(&wk);
+		pthread_mutex_unlock(&pool->huge_class->lock);
+	}
 	return error;
 }
