@@ -9,12 +9,31 @@
  * back to the OS (PG_REPORTED) towards the tail.  Allocation prefers the
  * lowest-numbered section with free pages, so use gathers at the bottom of
  * the pool and the top sections drain.
+ *
+ * Taking a page that is not resident costs a page fault when it is first
+ * written, and faults one page at a time are slow.  So when allocation
+ * reaches a non-resident page, it prefaults it and the run of
+ * non-resident free pages after it (at most POPULATE_RUN) in one
+ * MADV_POPULATE_WRITE call, outside the lock; those pages are next in
+ * line on the free list.
  */
 #include <config.h>
 
 #include <string.h>
+#include <sys/mman.h>
 
 #include "zs-internal.h"
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE	23
+#endif
+#define POPULATE_RUN		32
+
+/* A range of pages to prefault once page_lock is dropped. */
+struct populate {
+	char	*addr;
+	size_t	 len;
+};
 
 static inline uint32_t
 pages_per_section(const struct zs_pool *pool)
@@ -144,10 +163,35 @@ section_grow(struct zs_pool *pool)
 	return 0;
 }
 
+/*
+ * Page idx of sec was not resident.  Claim it and the non-resident free
+ * pages right after it as resident, and note the range to prefault.
+ */
+static void
+section_claim_run(struct zs_pool *pool, struct section *sec, uint32_t idx,
+    struct populate *pop)
+{
+	uint32_t end = idx + 1;
+
+	while (end < sec->nr_pages && end < idx + POPULATE_RUN &&
+	    sec->pages[end].state == PAGE_FREE &&
+	    (sec->pages[end].flags & PG_REPORTED)) {
+		sec->pages[end].flags &= ~PG_REPORTED;
+		sec->nr_reported--;
+		pool->nr_reported_pages--;
+		end++;
+	}
+	if (pop->len == 0) {
+		pop->addr = (char *)sec + ((size_t)idx << PAGE_SHIFT);
+		pop->len = (size_t)(end - idx) << PAGE_SHIFT;
+	}
+}
+
 /* Take up to n free pages; page_lock held.  Returns how many were taken. */
 static unsigned int
 section_take_pages(struct zs_pool *pool, unsigned int n, uint32_t *pfns,
-    enum page_state state, uint32_t owner, uint16_t huge_size)
+    enum page_state state, uint32_t owner, uint16_t huge_size,
+    struct populate *pop)
 {
 	unsigned int got = 0;
 	uint32_t slot = pool->free_hint;
@@ -174,6 +218,7 @@ section_take_pages(struct zs_pool *pool, unsigned int n, uint32_t *pfns,
 			pg->flags &= ~PG_REPORTED;
 			sec->nr_reported--;
 			pool->nr_reported_pages--;
+			section_claim_run(pool, sec, idx, pop);
 		}
 		pg->state = state;
 		pg->owner = owner;
@@ -192,6 +237,7 @@ int
 section_alloc_pages(struct zs_pool *pool, unsigned int n, uint32_t *pfns,
     enum page_state state, uint32_t owner, uint16_t huge_size)
 {
+	struct populate pop = { NULL, 0 };
 	unsigned int got = 0;
 	uint64_t avail;
 	int error;
@@ -199,8 +245,14 @@ section_alloc_pages(struct zs_pool *pool, unsigned int n, uint32_t *pfns,
 	for (;;) {
 		pthread_mutex_lock(&pool->page_lock);
 		got += section_take_pages(pool, n - got, pfns + got, state,
-		    owner, huge_size);
+		    owner, huge_size, &pop);
 		pthread_mutex_unlock(&pool->page_lock);
+		if (pop.len != 0) {
+			/* Only a speedup: a failure costs page faults later. */
+			(void)os_advise(pool, pop.addr, pop.len,
+			    MADV_POPULATE_WRITE);
+			pop.len = 0;
+		}
 		if (got == n)
 			return 0;
 
