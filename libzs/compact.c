@@ -159,6 +159,7 @@ compact_class(struct zs_pool *pool, struct size_class *c,
 		src->flags &= ~ZSPAGE_ISOLATED;
 		if (src->inuse == 0) {
 			c->nr_zspages--;
+			src->flags |= ZSPAGE_FREEING;
 			freed = src->nr_pages;
 			pthread_mutex_unlock(&c->lock);
 			free_release_zspage(pool, src);

@@ -21,7 +21,7 @@ malloc_huge(struct zs_pool *pool, zs_handle_t handle, size_t size)
 	int error;
 
 	error = section_alloc_pages(pool, 1, &pfn, PAGE_HUGE, hidx,
-	    (uint16_t)size);
+	    (uint16_t)size, 0);
 	if (error != 0) {
 		errno = -error;
 		return 0;
@@ -79,6 +79,7 @@ zs_malloc(struct zs_pool *pool, size_t size)
 		if (z->inuse == 0) {
 			class_remove_zspage(c, z);
 			c->nr_zspages--;
+			z->flags |= ZSPAGE_FREEING;
 		} else {
 			z = NULL;
 		}
@@ -151,8 +152,10 @@ zs_free(struct zs_pool *pool, zs_handle_t handle)
 		size = hdr->size;
 		zspage_free_slot(pool, c, z, HW_OBJ(v));
 		if (z->inuse == 0 && !(z->flags & ZSPAGE_ISOLATED)) {
+			/* (An isolated zspage is freed by its putback.) */
 			class_remove_zspage(c, z);
 			c->nr_zspages--;
+			z->flags |= ZSPAGE_FREEING;
 			empty = true;
 		} else {
 			class_regroup_zspage(c, z);

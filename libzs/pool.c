@@ -21,6 +21,8 @@ zs_pool_config_init(struct zs_pool_config *cfg)
 	cfg->max_chain = ZS_MAX_CHAIN;
 	cfg->max_size = 0;
 	cfg->async_free = 1;
+	cfg->free_page_reporting = 1;
+	cfg->report_delay_ms = 2000;
 	cfg->os_ops = NULL;
 }
 
@@ -67,6 +69,10 @@ zs_create_pool(const struct zs_pool_config *cfg)
 	pool->max_sections = (uint32_t)(nr < SECTIONS_MAX ? nr : SECTIONS_MAX);
 	pthread_mutex_init(&pool->grow_lock, NULL);
 	pthread_mutex_init(&pool->page_lock, NULL);
+	pthread_mutex_init(&pool->offline_lock, NULL);
+	pthread_mutex_init(&pool->report_lock, NULL);
+	pthread_cond_init(&pool->report_wake, NULL);
+	pthread_cond_init(&pool->report_idle, NULL);
 
 	error = -ENOMEM;
 	pool->sections = calloc(pool->max_sections, sizeof(*pool->sections));
@@ -75,7 +81,8 @@ zs_create_pool(const struct zs_pool_config *cfg)
 	if ((error = class_init_all(pool)) != 0 ||
 	    (error = handle_table_init(pool)) != 0 ||
 	    (error = zspage_table_init(pool)) != 0 ||
-	    (error = free_worker_start(pool)) != 0)
+	    (error = free_worker_start(pool)) != 0 ||
+	    (error = report_start(pool)) != 0)
 		goto fail;
 	return pool;
 
@@ -93,6 +100,7 @@ zs_destroy_pool(struct zs_pool *pool)
 		return;
 	if (pool->free_queue.next != NULL)
 		free_worker_stop(pool);
+	report_stop(pool);
 	section_destroy_all(pool);
 	handle_table_destroy(pool);
 	zspage_table_destroy(pool);
@@ -100,6 +108,10 @@ zs_destroy_pool(struct zs_pool *pool)
 	free(pool->sections);
 	pthread_mutex_destroy(&pool->grow_lock);
 	pthread_mutex_destroy(&pool->page_lock);
+	pthread_mutex_destroy(&pool->offline_lock);
+	pthread_mutex_destroy(&pool->report_lock);
+	pthread_cond_destroy(&pool->report_wake);
+	pthread_cond_destroy(&pool->report_idle);
 	free(pool);
 }
 

@@ -41,6 +41,13 @@ pages_per_section(const struct zs_pool *pool)
 	return 1u << pool->sec_shift;
 }
 
+struct section *
+section_of(struct zs_pool *pool, uint32_t pfn)
+{
+	return atomic_load_explicit(&pool->sections[pfn >> pool->sec_shift],
+	    memory_order_acquire);
+}
+
 struct zs_page *
 section_page(struct zs_pool *pool, uint32_t pfn)
 {
@@ -171,7 +178,7 @@ static void
 section_claim_run(struct zs_pool *pool, struct section *sec, uint32_t idx,
     struct populate *pop)
 {
-	uint32_t end = idx + 1;
+	uint32_t end = idx + 1, i;
 
 	while (end < sec->nr_pages && end < idx + POPULATE_RUN &&
 	    sec->pages[end].state == PAGE_FREE &&
@@ -180,6 +187,11 @@ section_claim_run(struct zs_pool *pool, struct section *sec, uint32_t idx,
 		sec->nr_reported--;
 		pool->nr_reported_pages--;
 		end++;
+	}
+	/* Next in line: to the head of the list, idx + 1 first. */
+	for (i = end; i-- > idx + 1;) {
+		freelist_unlink(sec, i);
+		freelist_push_head(sec, i);
 	}
 	if (pop->len == 0) {
 		pop->addr = (char *)sec + ((size_t)idx << PAGE_SHIFT);
@@ -231,11 +243,12 @@ section_take_pages(struct zs_pool *pool, unsigned int n, uint32_t *pfns,
 
 /*
  * Allocate n pages, growing the pool by a section when the free lists run
- * dry, and mark them state/owner.  0 or -ENOMEM (nothing taken then).
+ * dry (unless ALLOC_NOGROW), and mark them state/owner.  0 or -ENOMEM
+ * (nothing taken then).
  */
 int
 section_alloc_pages(struct zs_pool *pool, unsigned int n, uint32_t *pfns,
-    enum page_state state, uint32_t owner, uint16_t huge_size)
+    enum page_state state, uint32_t owner, uint16_t huge_size, int flags)
 {
 	struct populate pop = { NULL, 0 };
 	unsigned int got = 0;
@@ -255,6 +268,10 @@ section_alloc_pages(struct zs_pool *pool, unsigned int n, uint32_t *pfns,
 		}
 		if (got == n)
 			return 0;
+		if (flags & ALLOC_NOGROW) {
+			section_free_pages(pool, pfns, got);
+			return -ENOMEM;
+		}
 
 		pthread_mutex_lock(&pool->grow_lock);
 		pthread_mutex_lock(&pool->page_lock);
@@ -290,9 +307,145 @@ section_free_pages(struct zs_pool *pool, const uint32_t *pfns, unsigned int n)
 		pg->huge_size = 0;
 		pg->flags = 0;
 		freelist_push_head(sec, idx);
-		pool->nr_free_pages++;
-		if (slot < pool->free_hint)
-			pool->free_hint = slot;
+		if (sec->state == SECTION_ONLINE) {
+			pool->nr_free_pages++;
+			if (slot < pool->free_hint)
+				pool->free_hint = slot;
+		}
+	}
+	pthread_mutex_unlock(&pool->page_lock);
+	report_request(pool);
+}
+
+/*
+ * Section isolation, for offline.c.  An isolated section keeps its free
+ * list, but allocation skips it and its free pages stop counting as free
+ * in the pool.  -ENOENT if there is no such section, -EBUSY if it is
+ * isolated already.
+ */
+int
+section_isolate(struct zs_pool *pool, uint32_t slot, struct section **secp)
+{
+	struct section *sec;
+	int error = 0;
+
+	pthread_mutex_lock(&pool->page_lock);
+	sec = slot < pool->nr_section_slots ? atomic_load_explicit(
+	    &pool->sections[slot], memory_order_relaxed) : NULL;
+	if (sec == NULL) {
+		error = -ENOENT;
+	} else if (sec->state != SECTION_ONLINE) {
+		error = -EBUSY;
+	} else {
+		sec->state = SECTION_ISOLATED;
+		pool->nr_free_pages -= sec->nr_free;
+		*secp = sec;
+	}
+	pthread_mutex_unlock(&pool->page_lock);
+	return error;
+}
+
+void
+section_unisolate(struct zs_pool *pool, struct section *sec)
+{
+	pthread_mutex_lock(&pool->page_lock);
+	zs_assert(sec->state == SECTION_ISOLATED);
+	sec->state = SECTION_ONLINE;
+	pool->nr_free_pages += sec->nr_free;
+	if (sec->index < pool->free_hint)
+		pool->free_hint = sec->index;
+	pthread_mutex_unlock(&pool->page_lock);
+}
+
+/* Is every data page of an isolated section back on its free list? */
+bool
+section_is_empty(struct zs_pool *pool, struct section *sec)
+{
+	bool empty;
+
+	pthread_mutex_lock(&pool->page_lock);
+	empty = sec->nr_free == sec->nr_pages - sec->first_data;
+	pthread_mutex_unlock(&pool->page_lock);
+	return empty;
+}
+
+/* Unpublish and unmap an isolated section, if empty (else -EBUSY). */
+int
+section_remove(struct zs_pool *pool, struct section *sec)
+{
+	pthread_mutex_lock(&pool->page_lock);
+	zs_assert(sec->state == SECTION_ISOLATED);
+	if (sec->nr_free != sec->nr_pages - sec->first_data) {
+		pthread_mutex_unlock(&pool->page_lock);
+		return -EBUSY;
+	}
+	atomic_store_explicit(&pool->sections[sec->index], NULL,
+	    memory_order_release);
+	pool->nr_sections--;
+	pool->nr_reported_pages -= sec->nr_reported;
+	pool->nr_memmap_pages -= sec->first_data;
+	pthread_mutex_unlock(&pool->page_lock);
+	os_unmap(pool, sec, pool->cfg.section_size);
+	return 0;
+}
+
+/*
+ * Free page reporting, for report.c.  Take up to max free pages of the
+ * section in slot that are still resident off its free list; they stay
+ * PAGE_FREE but are counted in nr_reporting until section_put_reported(),
+ * and until then the section cannot be emptied and so cannot go away.
+ */
+unsigned int
+section_take_unreported(struct zs_pool *pool, uint32_t slot,
+    struct section **secp, uint32_t *idx, unsigned int max)
+{
+	struct section *sec;
+	unsigned int n = 0;
+	uint32_t i, next;
+
+	pthread_mutex_lock(&pool->page_lock);
+	sec = slot < pool->nr_section_slots ? atomic_load_explicit(
+	    &pool->sections[slot], memory_order_relaxed) : NULL;
+	*secp = sec;
+	if (sec == NULL || sec->state != SECTION_ONLINE)
+		goto out;
+	for (i = sec->free_head; i != PAGE_NIL && n < max &&
+	    sec->nr_free > sec->nr_reported; i = next) {
+		next = sec->pages[i].next;
+		if (sec->pages[i].flags & PG_REPORTED)
+			continue;
+		freelist_unlink(sec, i);
+		pool->nr_free_pages--;
+		sec->nr_reporting++;
+		idx[n++] = i;
+	}
+out:
+	pthread_mutex_unlock(&pool->page_lock);
+	return n;
+}
+
+/* Put them back, at the tail, marked reported if given back. */
+void
+section_put_reported(struct zs_pool *pool, struct section *sec,
+    const uint32_t *idx, unsigned int n, bool reported)
+{
+	unsigned int k;
+
+	pthread_mutex_lock(&pool->page_lock);
+	for (k = 0; k < n; k++) {
+		struct zs_page *pg = &sec->pages[idx[k]];
+
+		if (reported) {
+			pg->flags |= PG_REPORTED;
+			sec->nr_reported++;
+			pool->nr_reported_pages++;
+			freelist_push_tail(sec, idx[k]);
+		} else {
+			freelist_push_head(sec, idx[k]);
+		}
+		sec->nr_reporting--;
+		if (sec->state == SECTION_ONLINE)
+			pool->nr_free_pages++;
 	}
 	pthread_mutex_unlock(&pool->page_lock);
 }

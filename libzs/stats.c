@@ -48,6 +48,9 @@ zs_pool_stats(struct zs_pool *pool, struct zs_pool_stats *st)
 	st->pages_compacted = STAT_GET(pool, pages_compacted);
 	st->objs_compacted = STAT_GET(pool, objs_compacted);
 	st->malloc_failures = STAT_GET(pool, malloc_failures);
+	st->pages_migrated = STAT_GET(pool, pages_migrated);
+	st->sections_offlined = STAT_GET(pool, sections_offlined);
+	st->isolated_zspages = STAT_GET(pool, isolated_zspages);
 }
 
 unsigned int

@@ -110,8 +110,9 @@ check_section(struct walk *wk, uint32_t slot, struct section *sec)
 		    (error = check_huge_page(wk, pfn, pg)) != 0)
 			return error;
 	}
-	CHECK(wk, nfree == sec->nr_free, "section %u: %u free pages, nr_free "
-	    "%u", slot, nfree, sec->nr_free);
+	CHECK(wk, nfree == sec->nr_free + sec->nr_reporting, "section %u: %u "
+	    "free pages, nr_free %u + %u being reported", slot, nfree,
+	    sec->nr_free, sec->nr_reporting);
 	CHECK(wk, reported == sec->nr_reported, "section %u: %u reported, "
 	    "nr_reported %u", slot, reported, sec->nr_reported);
 	return 0;
@@ -300,7 +301,8 @@ check_sections(struct walk *wk)
 		if ((error = check_section(wk, slot, sec)) != 0)
 			return error;
 		sections++;
-		nfree += sec->nr_free;
+		if (sec->state == SECTION_ONLINE)
+			nfree += sec->nr_free;
 		reported += sec->nr_reported;
 	}
 	CHECK(wk, sections == pool->nr_sections && nfree == pool->nr_free_pages

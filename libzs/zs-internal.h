@@ -38,7 +38,10 @@
  *      grow_lock: pool->page_lock (section free lists, page descriptors,
  *      section states), pool->handle_lock (handle free list), pool->
  *      zspage_lock (zspage id free list), pool->free_lock (async free
- *      queue).
+ *      queue), pool->report_lock (reporting state).
+ *
+ * pool->offline_lock comes before all of these: it is held across a whole
+ * section offline, which takes class locks.
  *
  * A handle word is only changed with its PIN bit held, or by the owner of
  * handle_lock while the handle is not allocated.
@@ -156,8 +159,14 @@ struct zs_page {
 
 #define PAGE_NIL	UINT32_MAX
 
+/*
+ * An isolated section is being emptied (offline.c): nothing is allocated
+ * from it, and the pages freed into it stay on its own free list, which
+ * does not count in pool->nr_free_pages.
+ */
 enum section_state {
 	SECTION_ONLINE = 0,
+	SECTION_ISOLATED,
 };
 
 /*
@@ -173,6 +182,8 @@ struct section {
 	uint32_t	free_tail;
 	uint32_t	nr_free;	/* pages on the free list */
 	uint32_t	nr_reported;	/* of those, PG_REPORTED */
+	uint32_t	nr_reporting;	/* free, off the list, being reported */
+	uint32_t	unused;
 	struct zs_page	pages[];	/* memmap */
 };
 
@@ -203,7 +214,9 @@ struct zspage {
 
 #define PFN_NONE	UINT32_MAX	/* a zspage page not populated */
 
-#define ZSPAGE_ISOLATED	0x01	/* off its fullness list while compacted */
+#define ZSPAGE_ISOLATED	0x01	/* off its fullness list while compacted
+				   or migrated */
+#define ZSPAGE_FREEING	0x02	/* empty, off its list, about to be freed */
 
 /*
  * A size class.  size, objs_per_zspage, pages_per_zspage, index and huge
@@ -310,9 +323,23 @@ struct zs_pool {
 	uint32_t		 nr_section_slots; /* high-water mark */
 	uint32_t		 free_hint;	/* no free pages below this slot */
 	uint64_t		 nr_sections;
-	uint64_t		 nr_free_pages;
-	uint64_t		 nr_reported_pages;
+	uint64_t		 nr_free_pages;	/* on lists of online sections */
+	uint64_t		 nr_reported_pages; /* in all sections */
 	uint64_t		 nr_memmap_pages;
+
+	/* section offline (offline.c): one at a time */
+	pthread_mutex_t		 offline_lock;
+
+	/* free page reporting (report.c), under report_lock */
+	pthread_mutex_t		 report_lock;
+	pthread_cond_t		 report_wake;
+	pthread_cond_t		 report_idle;
+	_Atomic int		 report_state;	/* enum report_state */
+	bool			 report_again;	/* requested while active */
+	bool			 report_stop;
+	bool			 report_running;
+	uint32_t		 report_cursor;	/* section to start from */
+	pthread_t		 report_thread;
 
 	/* asynchronous free (free.c), under free_lock */
 	pthread_mutex_t		 free_lock;
@@ -334,6 +361,15 @@ struct zs_pool {
 	_Atomic uint64_t	 pages_compacted;
 	_Atomic uint64_t	 objs_compacted;
 	_Atomic uint64_t	 malloc_failures;
+	_Atomic uint64_t	 pages_migrated;
+	_Atomic uint64_t	 sections_offlined;
+	_Atomic uint64_t	 isolated_zspages;
+};
+
+enum report_state {
+	REPORT_IDLE = 0,	/* nothing to do */
+	REPORT_REQUESTED,	/* pages were freed: run after the delay */
+	REPORT_ACTIVE,		/* running */
 };
 
 #define STAT_ADD(pool, field, n) \
@@ -350,8 +386,18 @@ void	 os_unmap(struct zs_pool *, void *, size_t);
 int	 os_advise(struct zs_pool *, void *, size_t, int);
 
 /* section.c */
+#define ALLOC_NOGROW	0x01	/* fail rather than map a section */
 int	 section_alloc_pages(struct zs_pool *, unsigned int, uint32_t *,
-	    enum page_state, uint32_t, uint16_t);
+	    enum page_state, uint32_t, uint16_t, int);
+struct section *section_of(struct zs_pool *, uint32_t);
+int	 section_isolate(struct zs_pool *, uint32_t, struct section **);
+void	 section_unisolate(struct zs_pool *, struct section *);
+bool	 section_is_empty(struct zs_pool *, struct section *);
+int	 section_remove(struct zs_pool *, struct section *);
+unsigned int section_take_unreported(struct zs_pool *, uint32_t,
+	    struct section **, uint32_t *, unsigned int);
+void	 section_put_reported(struct zs_pool *, struct section *,
+	    const uint32_t *, unsigned int, bool);
 void	 section_free_pages(struct zs_pool *, const uint32_t *, unsigned int);
 struct zs_page *section_page(struct zs_pool *, uint32_t);
 void	 section_destroy_all(struct zs_pool *);
@@ -414,6 +460,15 @@ void	 zspage_copy_in(struct zs_pool *, const struct size_class *,
 	    const struct zspage *, unsigned int, size_t, const void *, size_t);
 void	 zspage_copy_out(struct zs_pool *, const struct size_class *,
 	    const struct zspage *, unsigned int, size_t, void *, size_t);
+
+/* report.c */
+int	 report_start(struct zs_pool *);
+void	 report_stop(struct zs_pool *);
+void	 report_request(struct zs_pool *);
+
+/* offline.c */
+int	 migrate_zspage_pages(struct zs_pool *, struct size_class *,
+	    struct zspage *, const struct section *, uint32_t);
 
 /* free.c */
 int	 free_worker_start(struct zs_pool *);

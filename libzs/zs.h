@@ -56,6 +56,11 @@ struct zs_pool_config {
 	/* Non-zero: emptied zspages are freed in batches by a worker
 	 * thread.  Default 1. */
 	int			 async_free;
+	/* Non-zero: a worker gives free pages back to the OS (madvise
+	 * MADV_DONTNEED) report_delay_ms after frees happen.  Default 1,
+	 * 2000 ms. */
+	int			 free_page_reporting;
+	unsigned int		 report_delay_ms;
 	/* NULL: the default OS calls. */
 	const struct zs_os_ops	*os_ops;
 };
@@ -126,10 +131,60 @@ long		 zs_compact(struct zs_pool *pool, struct zs_compact_result *result);
 /* Wait until every zspage queued for asynchronous free has been freed. */
 void		 zs_pool_flush(struct zs_pool *pool);
 
+/*
+ * Give every free page that is still resident back to the OS now, in the
+ * calling thread, without waiting for the reporting worker.  Returns the
+ * pages given back.
+ */
+long		 zs_pool_report(struct zs_pool *pool);
+
+/*
+ * Moving memory out of the way.
+ *
+ * Sections are numbered 0..zs_section_count()-1; a number whose section
+ * has been taken offline (or never existed) answers -ENOENT.
+ *
+ * zs_obj_migrate() moves the pages holding the object (its zspage's, or
+ * its huge page) to other pages; the object's handle and bytes do not
+ * change.  -EAGAIN if an object of that zspage is pinned right now
+ * (retry), -ENOMEM if no free page exists outside the pages being moved
+ * (migration never grows the pool), -EINVAL for a bad handle.
+ *
+ * zs_section_migrate() isolates a section (nothing is allocated in it),
+ * moves every object out of it, and puts it back online, empty.
+ * zs_section_offline() does the same and then unmaps it, page
+ * descriptors included.  Both give up after a bounded number of retries
+ * on pinned objects (-EAGAIN) or when there is no room elsewhere
+ * (-ENOMEM); the section is then online and usable as before.  They
+ * return the number of pages moved.
+ *
+ * zs_pool_shrink() offlines the emptiest sections until at least bytes
+ * have been unmapped or nothing more can be; returns the bytes unmapped.
+ */
+int		 zs_obj_migrate(struct zs_pool *pool, zs_handle_t handle);
+unsigned int	 zs_section_count(struct zs_pool *pool);
+long		 zs_section_migrate(struct zs_pool *pool, unsigned int section);
+long		 zs_section_offline(struct zs_pool *pool, unsigned int section);
+uint64_t	 zs_pool_shrink(struct zs_pool *pool, uint64_t bytes);
+
+struct zs_section_stats {
+	unsigned int	index;
+	unsigned int	pages;		/* all, memmap included */
+	unsigned int	pages_meta;	/* header and memmap */
+	unsigned int	pages_used;	/* in zspages or huge objects */
+	unsigned int	pages_free;
+	unsigned int	pages_reported;	/* free and given back */
+	int		isolated;
+};
+
+int		 zs_section_stats(struct zs_pool *pool, unsigned int section,
+		     struct zs_section_stats *st);
+
 struct zs_pool_stats {
 	uint64_t	pages_used;	/* pages of zspages and huge objects */
 	uint64_t	pages_free;	/* mapped pages on the free lists */
-	uint64_t	pages_reported;	/* free pages given back to the OS */
+	uint64_t	pages_reported;	/* free pages not resident: given back
+					   to the OS, or never touched */
 	uint64_t	pages_meta;	/* page descriptors, handle and zspage tables */
 	uint64_t	pages_mapped;	/* all section pages, metadata included */
 	uint64_t	sections;
@@ -142,6 +197,10 @@ struct zs_pool_stats {
 	uint64_t	pages_compacted; /* pages freed by compaction, ever */
 	uint64_t	objs_compacted;	/* objects moved by compaction, ever */
 	uint64_t	malloc_failures; /* zs_malloc() refused for lack of memory */
+	uint64_t	pages_migrated;	/* pages moved by migration, ever */
+	uint64_t	sections_offlined; /* sections unmapped by offline, ever */
+	uint64_t	isolated_zspages; /* off their lists being compacted or
+					   migrated right now */
 };
 
 void		 zs_pool_stats(struct zs_pool *pool, struct zs_pool_stats *st);

@@ -1,0 +1,8 @@
+#!/bin/sh
+# stress.sh - the multi-threaded stress test, under `make check`.
+#
+# Runs tests/stress with a fixed seed: four workers against a compactor and
+# a thread that migrates, offlines and reports sections.  STRESS_ARGS
+# replaces the arguments (e.g. a longer run by hand:
+# STRESS_ARGS='-s 7 -t 8 -n 500000 -p 5' make check TESTS=tests/stress.sh).
+exec "${builddir:-.}/tests/stress" ${STRESS_ARGS:--s 1 -t 4 -n 40000 -p 3}
