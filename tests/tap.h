@@ -1,0 +1,88 @@
+/*
+ * tap.h - the Test Anything Protocol, as much as our tests need.
+ *
+ *	ok(cond, fmt, ...)	one test point; returns cond
+ *	diag(fmt, ...)		a comment line
+ *	skip_all(fmt, ...)	skip the whole program (exit 77 plan 1..0)
+ *	bail(fmt, ...)		stop everything
+ *	done_testing()		print the plan; the exit status for main
+ *
+ * The plan comes last, so tests need not count their points.  Output is
+ * flushed line by line so a crash leaves what came before it.
+ */
+#ifndef TAP_H
+#define TAP_H
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static unsigned int tap_run, tap_failed;
+
+static void
+tap_line(const char *prefix, const char *fmt, va_list ap)
+{
+	fputs(prefix, stdout);
+	vprintf(fmt, ap);
+	putchar('\n');
+	fflush(stdout);
+}
+
+__attribute__((format(printf, 2, 3), unused)) static int
+ok(int cond, const char *fmt, ...)
+{
+	char prefix[32];
+	va_list ap;
+
+	tap_run++;
+	if (!cond)
+		tap_failed++;
+	snprintf(prefix, sizeof(prefix), "%sok %u - ", cond ? "" : "not ",
+	    tap_run);
+	va_start(ap, fmt);
+	tap_line(prefix, fmt, ap);
+	va_end(ap);
+	return cond;
+}
+
+__attribute__((format(printf, 1, 2), unused)) static void
+diag(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	tap_line("# ", fmt, ap);
+	va_end(ap);
+}
+
+__attribute__((format(printf, 1, 2), noreturn, unused)) static void
+skip_all(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	tap_line("1..0 # SKIP ", fmt, ap);
+	va_end(ap);
+	exit(77);
+}
+
+__attribute__((format(printf, 1, 2), noreturn, unused)) static void
+bail(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	tap_line("Bail out! ", fmt, ap);
+	va_end(ap);
+	exit(99);
+}
+
+__attribute__((unused)) static int
+done_testing(void)
+{
+	printf("1..%u\n", tap_run);
+	fflush(stdout);
+	return tap_failed != 0;
+}
+
+#endif /* TAP_H */

@@ -1,0 +1,335 @@
+/*
+ * test-mobility.c - moving objects out of the way: zs_obj_migrate,
+ * section migrate and offline, zs_pool_shrink, and the cases where they
+ * must give up and leave everything as it was.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "zs.h"
+#include "tap.h"
+
+#define SECTION	(256u << 10)
+
+struct obj {
+	zs_handle_t	handle;
+	uint32_t	size;
+	uint32_t	key;
+};
+
+static void
+pattern(uint8_t *buf, uint32_t key, size_t size)
+{
+	uint32_t s = key * 2654435761u + 1;
+	size_t i;
+
+	for (i = 0; i < size; i++) {
+		s = s * 1103515245u + 12345u;
+		buf[i] = (uint8_t)(s >> 16);
+	}
+}
+
+/* Sizes across the classes, the huge one included. */
+static uint32_t
+size_of(uint32_t i)
+{
+	static const uint32_t sizes[] = { 40, 300, 1000, 1700, 2500, 3300,
+	    4000, 4096 };
+
+	return sizes[i % (sizeof(sizes) / sizeof(sizes[0]))] - i % 13;
+}
+
+static int
+put(struct zs_pool *pool, struct obj *o, uint32_t key)
+{
+	uint8_t buf[ZS_MAX_ALLOC_SIZE];
+
+	o->size = size_of(key);
+	o->key = key;
+	o->handle = zs_malloc(pool, o->size);
+	if (o->handle == 0)
+		return -errno;
+	pattern(buf, key, o->size);
+	return zs_obj_write(pool, o->handle, buf, o->size);
+}
+
+/* How many of objs[0..n) with a handle read back wrong. */
+static unsigned int
+count_bad(struct zs_pool *pool, const struct obj *objs, unsigned int n)
+{
+	uint8_t got[ZS_MAX_ALLOC_SIZE], want[ZS_MAX_ALLOC_SIZE];
+	unsigned int i, bad = 0;
+
+	for (i = 0; i < n; i++) {
+		if (objs[i].handle == 0)
+			continue;
+		pattern(want, objs[i].key, objs[i].size);
+		if (zs_obj_copy(pool, objs[i].handle, got, objs[i].size) != 0 ||
+		    memcmp(got, want, objs[i].size) != 0)
+			bad++;
+	}
+	return bad;
+}
+
+static int
+valid(struct zs_pool *pool)
+{
+	char why[256];
+
+	zs_pool_flush(pool);
+	if (zs_pool_validate(pool, why, sizeof(why)) == 0)
+		return 1;
+	diag("validate: %s", why);
+	return 0;
+}
+
+static struct zs_pool *
+new_pool(size_t max_size)
+{
+	struct zs_pool_config cfg;
+
+	zs_pool_config_init(&cfg);
+	cfg.section_size = SECTION;
+	cfg.max_size = max_size;
+	cfg.free_page_reporting = 0;	/* test-report.c covers it */
+	return zs_create_pool(&cfg);
+}
+
+/*
+ * Fill section 0 with objects (those allocated while it is the only one),
+ * then fill two more and free what went there, so there is room for
+ * section 0's pages elsewhere.  Returns the objects of section 0.
+ */
+static unsigned int
+fill_first_section(struct zs_pool *pool, struct obj *objs, unsigned int max)
+{
+	struct obj *extra = calloc(max, sizeof(*extra));
+	unsigned int n = 0, m = 0, i;
+
+	while (n < max && zs_section_count(pool) <= 1)
+		if (put(pool, &objs[n], n) == 0)
+			n++;
+	/* The last one may have opened section 1. */
+	while (m < max && zs_section_count(pool) <= 3)
+		if (put(pool, &extra[m], 100000 + m) == 0)
+			m++;
+	for (i = 0; i < m; i++)
+		zs_free(pool, extra[i].handle);
+	zs_pool_flush(pool);
+	free(extra);
+	return n;
+}
+
+static void
+test_obj_migrate(void)
+{
+	struct zs_pool *pool = new_pool(0);
+	struct obj objs[64];
+	struct zs_pool_stats before, after;
+	unsigned int i, moved_ok = 0;
+
+	for (i = 0; i < 64; i++)
+		put(pool, &objs[i], i);
+	/* Free every other one so there are free pages to move to. */
+	for (i = 0; i < 64; i += 2) {
+		zs_free(pool, objs[i].handle);
+		objs[i].handle = 0;
+	}
+	zs_pool_flush(pool);
+	zs_pool_stats(pool, &before);
+	for (i = 1; i < 64; i += 2)
+		if (zs_obj_migrate(pool, objs[i].handle) == 0)
+			moved_ok++;
+	zs_pool_stats(pool, &after);
+	ok(moved_ok == 32, "zs_obj_migrate moved all 32 objects (%u)",
+	    moved_ok);
+	ok(after.pages_migrated > before.pages_migrated,
+	    "pages_migrated grew (%llu -> %llu)",
+	    (unsigned long long)before.pages_migrated,
+	    (unsigned long long)after.pages_migrated);
+	ok(count_bad(pool, objs, 64) == 0, "handles and bytes unchanged");
+	ok(after.objects == before.objects &&
+	    after.pages_used == before.pages_used,
+	    "same objects and pages used after migration");
+#ifndef ZS_DEBUG	/* debug builds abort on a bad handle */
+	ok(zs_obj_migrate(pool, objs[0].handle) == -EINVAL,
+	    "migrating a freed handle: -EINVAL");
+#endif
+	ok(valid(pool), "pool valid after migration");
+	zs_destroy_pool(pool);
+}
+
+static void
+test_offline_full(void)
+{
+	struct zs_pool *pool = new_pool(0);
+	struct obj *objs = calloc(4096, sizeof(*objs));
+	struct zs_section_stats ss;
+	struct zs_pool_stats st;
+	unsigned int n;
+	long moved;
+
+	n = fill_first_section(pool, objs, 4096);
+	zs_section_stats(pool, 0, &ss);
+	ok(ss.pages_used + 2 >= ss.pages - ss.pages_meta,
+	    "section 0 is full: %u of %u data pages used (%u objects)",
+	    ss.pages_used, ss.pages - ss.pages_meta, n);
+	moved = zs_section_offline(pool, 0);
+	ok(moved >= (long)ss.pages_used, "offline moved %ld pages", moved);
+	ok(zs_section_stats(pool, 0, &ss) == -ENOENT,
+	    "section 0 is gone");
+	zs_pool_stats(pool, &st);
+	ok(st.sections_offlined == 1 && st.sections == 3,
+	    "one section offlined, 3 left (%llu, %llu)",
+	    (unsigned long long)st.sections_offlined,
+	    (unsigned long long)st.sections);
+	ok(count_bad(pool, objs, n) == 0, "all %u objects intact", n);
+	ok(valid(pool), "pool valid after offline");
+	ok(zs_section_offline(pool, 0) == -ENOENT,
+	    "offlining it again: -ENOENT");
+	ok(put(pool, &objs[n], n) == 0 && count_bad(pool, objs, n + 1) == 0,
+	    "pool still allocates");
+	zs_destroy_pool(pool);
+	free(objs);
+}
+
+static void
+test_offline_no_room(void)
+{
+	struct zs_pool *pool = new_pool(SECTION);
+	struct obj *objs = calloc(4096, sizeof(*objs));
+	struct zs_section_stats ss, ss2;
+	struct zs_pool_stats st;
+	unsigned int n = 0;
+	int error = 0;
+
+	while (n < 4096 && (error = put(pool, &objs[n], n)) == 0)
+		n++;
+	objs[n].handle = 0;
+	ok(error == -ENOMEM && zs_section_count(pool) == 1,
+	    "one-section pool filled until ENOMEM (%u objects)", n);
+	zs_section_stats(pool, 0, &ss);
+	ok(zs_section_offline(pool, 0) == -ENOMEM,
+	    "offlining the only section: -ENOMEM");
+	error = zs_section_stats(pool, 0, &ss2);
+	ok(error == 0 && !ss2.isolated && ss2.pages_used == ss.pages_used,
+	    "section back online, unchanged (%u pages used)", ss2.pages_used);
+	zs_pool_stats(pool, &st);
+	ok(st.isolated_zspages == 0 && st.sections_offlined == 0,
+	    "nothing left isolated");
+	ok(count_bad(pool, objs, n) == 0, "all %u objects intact", n);
+	ok(valid(pool), "pool valid after the cancelled offline");
+	ok(zs_section_migrate(pool, 0) == -ENOMEM,
+	    "migrating it: -ENOMEM too");
+	zs_free(pool, objs[n - 1].handle);
+	zs_pool_flush(pool);
+	ok(put(pool, &objs[n - 1], n - 1) == 0 &&
+	    count_bad(pool, objs, n) == 0,
+	    "freeing one object makes room for another");
+	ok(valid(pool), "pool valid");
+	zs_destroy_pool(pool);
+	free(objs);
+}
+
+static void
+test_offline_pinned(void)
+{
+	struct zs_pool *pool = new_pool(0);
+	struct obj *objs = calloc(4096, sizeof(*objs));
+	uint8_t copy[ZS_MAX_ALLOC_SIZE], want[ZS_MAX_ALLOC_SIZE];
+	struct zs_section_stats ss;
+	const void *p;
+	unsigned int n;
+	size_t size;
+	long r;
+
+	n = fill_first_section(pool, objs, 4096);
+	/* The first object is in section 0; hold it pinned. */
+	p = zs_obj_read_begin(pool, objs[0].handle, copy, &size);
+	r = zs_section_offline(pool, 0);
+	ok(r == -EAGAIN, "offline with a reader holding an object: -EAGAIN "
+	    "(%ld)", r);
+	pattern(want, objs[0].key, objs[0].size);
+	ok(p != NULL && size == objs[0].size &&
+	    memcmp(p, want, size) == 0, "the reader's bytes stayed put");
+	zs_obj_read_end(pool, objs[0].handle);
+	ok(zs_section_stats(pool, 0, &ss) == 0 && !ss.isolated,
+	    "section 0 back online");
+	ok(count_bad(pool, objs, n) == 0, "all %u objects intact", n);
+	ok(valid(pool), "pool valid after the cancelled offline");
+	r = zs_section_offline(pool, 0);
+	ok(r > 0, "offline once the reader is done (%ld pages)", r);
+	ok(count_bad(pool, objs, n) == 0, "all %u objects intact", n);
+	ok(valid(pool), "pool valid");
+	zs_destroy_pool(pool);
+	free(objs);
+}
+
+static void
+test_section_migrate_and_shrink(void)
+{
+	struct zs_pool *pool = new_pool(0);
+	struct obj *objs = calloc(8192, sizeof(*objs));
+	struct zs_section_stats ss;
+	struct zs_pool_stats before, after;
+	unsigned int n, i;
+	uint64_t released;
+	long r;
+
+	n = fill_first_section(pool, objs, 4096);
+	r = zs_section_migrate(pool, 0);
+	if (zs_section_stats(pool, 0, &ss) != 0)
+		ss.isolated = -1;
+	ok(r > 0 && !ss.isolated && ss.pages_used == 0, "section migrate empties section 0 and "
+	    "leaves it online (%ld pages moved, %u used)", r, ss.pages_used);
+	ok(count_bad(pool, objs, n) == 0, "all %u objects intact", n);
+	ok(put(pool, &objs[n], n) == 0, "section 0 takes allocations again");
+	n++;
+
+	/* Grow to many sections, free most at random, shrink. */
+	while (n < 8192)
+		put(pool, &objs[n], n), n++;
+	for (i = 0; i < n; i++)
+		if (rand() % 10 != 0) {
+			zs_free(pool, objs[i].handle);
+			objs[i].handle = 0;
+		}
+	zs_compact(pool, NULL);
+	zs_pool_flush(pool);
+	zs_pool_stats(pool, &before);
+	released = zs_pool_shrink(pool, UINT64_MAX);
+	zs_pool_stats(pool, &after);
+	ok(released > 0 && released % SECTION == 0 &&
+	    after.sections == before.sections - released / SECTION &&
+	    after.pages_mapped < before.pages_mapped,
+	    "shrink released %llu KiB: %llu -> %llu sections",
+	    (unsigned long long)released >> 10,
+	    (unsigned long long)before.sections,
+	    (unsigned long long)after.sections);
+	/* What is left is about what the objects need. */
+	ok(after.pages_mapped - after.pages_meta <= after.pages_used +
+	    SECTION / ZS_PAGE_SIZE,
+	    "at most a section's worth of free pages left (%llu used, "
+	    "%llu mapped)", (unsigned long long)after.pages_used,
+	    (unsigned long long)after.pages_mapped);
+	ok(count_bad(pool, objs, n) == 0, "objects intact after shrink");
+	ok(valid(pool), "pool valid after shrink");
+	zs_destroy_pool(pool);
+	free(objs);
+}
+
+int
+main(void)
+{
+	srand(7);
+	test_obj_migrate();
+	test_offline_full();
+	test_offline_no_room();
+	test_offline_pinned();
+	test_section_migrate_and_shrink();
+	return done_testing();
+}

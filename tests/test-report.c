@@ -1,0 +1,270 @@
+/*
+ * test-report.c - free page reporting gives memory back to the OS.
+ *
+ * Fill a pool, free most of it at random, compact: the pages freed sit on
+ * the pool's free lists, still resident.  The reporting worker must give
+ * them back within a few seconds, so that the process's resident set
+ * (read from /proc/self/statm, not from the pool's counters) falls to
+ * within 10% of the live bytes plus the pool's metadata.  A pool without
+ * the worker keeps them until zs_pool_report() is called.  Reported pages
+ * are allocated again by faulting them back in.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "zs.h"
+#include "tap.h"
+
+#define FILL_BYTES	(128ull << 20)
+#define MAX_OBJS	(FILL_BYTES / 200)
+/* The process's own, outside the pool: thread stacks, stdio, the test's
+ * buffers. */
+#define SLACK		(2ull << 20)
+
+struct obj {
+	zs_handle_t	handle;
+	uint32_t	size;
+	uint32_t	key;
+};
+
+static struct obj *objs;
+static unsigned int nr_objs;
+
+static uint64_t
+rss_bytes(void)
+{
+	unsigned long size, resident;
+	FILE *f = fopen("/proc/self/statm", "r");
+
+	if (f == NULL || fscanf(f, "%lu %lu", &size, &resident) != 2)
+		resident = 0;
+	if (f != NULL)
+		fclose(f);
+	return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+static double
+now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void
+pattern(uint8_t *buf, uint32_t key, size_t size)
+{
+	uint32_t s = key * 2654435761u + 1;
+	size_t i;
+
+	for (i = 0; i < size; i++) {
+		s = s * 1103515245u + 12345u;
+		buf[i] = (uint8_t)(s >> 16);
+	}
+}
+
+/* Allocate and write objects until bytes more are live. */
+static int
+fill(struct zs_pool *pool, uint64_t bytes)
+{
+	uint8_t buf[ZS_MAX_ALLOC_SIZE];
+	uint64_t done = 0;
+
+	while (done < bytes && nr_objs < MAX_OBJS) {
+		struct obj *o = &objs[nr_objs];
+
+		o->key = nr_objs;
+		o->size = 200 + (uint32_t)rand() % (ZS_MAX_ALLOC_SIZE - 199);
+		o->handle = zs_malloc(pool, o->size);
+		if (o->handle == 0)
+			return -errno;
+		pattern(buf, o->key, o->size);
+		if (zs_obj_write(pool, o->handle, buf, o->size) != 0)
+			return -EIO;
+		done += o->size;
+		nr_objs++;
+	}
+	return 0;
+}
+
+/* Free nine in ten at random; returns the live bytes left. */
+static uint64_t
+free_most(struct zs_pool *pool)
+{
+	uint64_t live = 0;
+	unsigned int i;
+
+	for (i = 0; i < nr_objs; i++) {
+		if (objs[i].handle == 0)
+			continue;
+		if (rand() % 10 != 0) {
+			zs_free(pool, objs[i].handle);
+			objs[i].handle = 0;
+		} else {
+			live += objs[i].size;
+		}
+	}
+	return live;
+}
+
+static unsigned int
+count_bad(struct zs_pool *pool)
+{
+	uint8_t got[ZS_MAX_ALLOC_SIZE], want[ZS_MAX_ALLOC_SIZE];
+	unsigned int i, bad = 0;
+
+	for (i = 0; i < nr_objs; i++) {
+		if (objs[i].handle == 0)
+			continue;
+		pattern(want, objs[i].key, objs[i].size);
+		if (zs_obj_copy(pool, objs[i].handle, got, objs[i].size) != 0 ||
+		    memcmp(got, want, objs[i].size) != 0)
+			bad++;
+	}
+	return bad;
+}
+
+/*
+ * The most the process should hold with live bytes in the pool, after
+ * peak bytes were resident.  Under AddressSanitizer, the shadow of every
+ * byte touched (one eighth) stays resident too.
+ */
+static uint64_t
+allowed(struct zs_pool *pool, uint64_t base, uint64_t live, uint64_t peak)
+{
+	struct zs_pool_stats st;
+	uint64_t shadow = 0;
+
+#ifdef __SANITIZE_ADDRESS__
+	shadow = peak / 8;
+#endif
+	(void)peak;
+	zs_pool_stats(pool, &st);
+	return base + live + live / 10 + st.pages_meta * ZS_PAGE_SIZE +
+	    SLACK + shadow;
+}
+
+static void
+free_all(struct zs_pool *pool)
+{
+	unsigned int i;
+
+	for (i = 0; i < nr_objs; i++)
+		if (objs[i].handle != 0)
+			zs_free(pool, objs[i].handle);
+	nr_objs = 0;
+}
+
+static void
+test_worker(void)
+{
+	struct zs_pool_config cfg;
+	struct zs_pool_stats st;
+	struct zs_pool *pool;
+	uint64_t base, full, live, limit, rss = 0;
+	double t0, settled = -1;
+	char why[256] = "";
+	int error;
+
+	zs_pool_config_init(&cfg);		/* the defaults: 2 s delay */
+	pool = zs_create_pool(&cfg);
+	base = rss_bytes();
+	error = fill(pool, FILL_BYTES);
+	ok(error == 0, "filled %llu MiB in %u objects (%d)",
+	    (unsigned long long)FILL_BYTES >> 20, nr_objs, error);
+	full = rss_bytes() - base;
+	live = free_most(pool);
+	zs_compact(pool, NULL);
+	zs_pool_flush(pool);
+	limit = allowed(pool, base, live, full);
+	zs_pool_stats(pool, &st);
+	diag("RSS above baseline: %llu MiB full, %llu MiB right after "
+	    "compaction; %llu KiB live in %llu KiB of pages, %llu KiB of "
+	    "metadata; limit %llu KiB", (unsigned long long)full >> 20,
+	    (unsigned long long)(rss_bytes() - base) >> 20,
+	    (unsigned long long)live >> 10,
+	    (unsigned long long)st.pages_used * 4,
+	    (unsigned long long)st.pages_meta * 4,
+	    (unsigned long long)(limit - base) >> 10);
+	for (t0 = now(); now() - t0 < 10.0; usleep(50000))
+		if ((rss = rss_bytes()) <= limit) {
+			settled = now() - t0;
+			break;
+		}
+	ok(settled >= 0, "RSS fell to %llu KiB above baseline (limit %llu "
+	    "KiB) in %.2f s", (unsigned long long)(rss - base) >> 10,
+	    (unsigned long long)(limit - base) >> 10, settled);
+	zs_pool_stats(pool, &st);
+	ok(st.pages_reported > 0 && st.pages_reported <= st.pages_free,
+	    "stats count %llu reported of %llu free pages",
+	    (unsigned long long)st.pages_reported,
+	    (unsigned long long)st.pages_free);
+	ok(count_bad(pool) == 0, "live objects intact");
+
+	/* Reported pages are used again. */
+	ok(fill(pool, FILL_BYTES / 4) == 0 && count_bad(pool) == 0,
+	    "refilled %llu MiB over reported pages, all intact",
+	    (unsigned long long)FILL_BYTES / 4 >> 20);
+	zs_pool_flush(pool);
+	ok(zs_pool_validate(pool, why, sizeof(why)) == 0, "pool valid%s%s",
+	    why[0] ? ": " : "", why);
+	free_all(pool);
+	zs_destroy_pool(pool);
+}
+
+static void
+test_explicit(void)
+{
+	struct zs_pool_config cfg;
+	struct zs_pool *pool;
+	uint64_t base, live, limit, before, after, full;
+	long n;
+
+	zs_pool_config_init(&cfg);
+	cfg.free_page_reporting = 0;
+	pool = zs_create_pool(&cfg);
+	base = rss_bytes();
+	fill(pool, FILL_BYTES / 2);
+	full = rss_bytes() - base;
+	live = free_most(pool);
+	zs_compact(pool, NULL);
+	zs_pool_flush(pool);
+	limit = allowed(pool, base, live, full);
+	usleep(200000);
+	before = rss_bytes();
+	ok(before > limit, "without the worker the free pages stay "
+	    "resident (%llu MiB above baseline, limit %llu)",
+	    (unsigned long long)(before - base) >> 20,
+	    (unsigned long long)(limit - base) >> 20);
+	n = zs_pool_report(pool);
+	after = rss_bytes();
+	ok(n > 0 && after <= limit, "zs_pool_report gave back %ld pages: %llu "
+	    "MiB above baseline", n, (unsigned long long)(after - base) >> 20);
+	ok(zs_pool_report(pool) == 0, "a second report finds nothing to do");
+	ok(count_bad(pool) == 0, "live objects intact");
+	free_all(pool);
+	zs_destroy_pool(pool);
+}
+
+int
+main(void)
+{
+	objs = calloc(MAX_OBJS, sizeof(*objs));
+	if (objs == NULL)
+		return 99;
+	/* Touch the table now so it counts in the baseline. */
+	memset(objs, 0, MAX_OBJS * sizeof(*objs));
+	srand(11);
+	test_worker();
+	test_explicit();
+	free(objs);
+	return done_testing();
+}
