@@ -5,4 +5,4 @@
 # a thread that migrates, offlines and reports sections.  STRESS_ARGS
 # replaces the arguments (e.g. a longer run by hand:
 # STRESS_ARGS='-s 7 -t 8 -n 500000 -p 5' make check TESTS=tests/stress.sh).
-exec "${builddir:-.}/tests/stress" ${STRESS_ARGS:--s 1 -t 4 -n 40000 -p 3}
+exec "${builddir:-.}/tests/stress" ${STRESS_ARGS:--s 1 -t 4 -n 100000 -p 4}
