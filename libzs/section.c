@@ -238,6 +238,8 @@ section_take_pages(struct zs_pool *pool, unsigned int n, uint32_t *pfns,
 		pool->nr_free_pages--;
 		pfns[got++] = (slot << pool->sec_shift) | idx;
 	}
+	/* Free pages the walk cannot reach would make the caller spin. */
+	zs_assert(got == n || pool->nr_free_pages == 0);
 	return got;
 }
 
@@ -447,6 +449,13 @@ section_put_reported(struct zs_pool *pool, struct section *sec,
 		if (sec->state == SECTION_ONLINE)
 			pool->nr_free_pages++;
 	}
+	/*
+	 * While they were out, allocation may have found this section empty
+	 * and moved the hint past it.
+	 */
+	if (n != 0 && sec->state == SECTION_ONLINE &&
+	    sec->index < pool->free_hint)
+		pool->free_hint = sec->index;
 	pthread_mutex_unlock(&pool->page_lock);
 }
 

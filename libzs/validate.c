@@ -301,6 +301,10 @@ check_sections(struct walk *wk)
 		if ((error = check_section(wk, slot, sec)) != 0)
 			return error;
 		sections++;
+		CHECK(wk, slot >= pool->free_hint || sec->state !=
+		    SECTION_ONLINE || sec->nr_free == 0, "section %u has %u "
+		    "free pages below the allocation hint %u", slot,
+		    sec->nr_free, pool->free_hint);
 		if (sec->state == SECTION_ONLINE)
 			nfree += sec->nr_free;
 		reported += sec->nr_reported;
