@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "zs.h"
+#include "tap.h"
 
 struct obj {
 	zs_handle_t	handle;		/* 0: slot empty */
@@ -428,6 +429,8 @@ main(int argc, char **argv)
 	mover_seed = seed ^ 0xabcdef12345ull;
 
 	for (p = 0; p < nr_phases; p++) {
+		/* Far beyond a phase's time even under TSan or valgrind. */
+		tap_watchdog(600);
 		atomic_store(&stop_background, false);
 		for (t = 0; t < nr_threads; t++)
 			pthread_create(&ws[t].thread, NULL, worker_run, &ws[t]);
@@ -480,6 +483,7 @@ main(int argc, char **argv)
 	    st.pages_migrated, st.sections_offlined, st.pages_compacted);
 
 	/* Last: free everything; the pool must end empty and shrink away. */
+	tap_watchdog(600);
 	if (!failed) {
 		why[0] = '\0';
 		for (t = 0; t < nr_threads; t++)

@@ -6,6 +6,8 @@
  *	skip_all(fmt, ...)	skip the whole program (exit 77 plan 1..0)
  *	bail(fmt, ...)		stop everything
  *	done_testing()		print the plan; the exit status for main
+ *	tap_watchdog(seconds)	bail out if still running after seconds
+ *				(again to re-arm, 0 to disarm)
  *
  * The plan comes last, so tests need not count their points.  Output is
  * flushed line by line so a crash leaves what came before it.
@@ -13,9 +15,11 @@
 #ifndef TAP_H
 #define TAP_H
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 static unsigned int tap_run, tap_failed;
 
@@ -83,6 +87,28 @@ done_testing(void)
 	printf("1..%u\n", tap_run);
 	fflush(stdout);
 	return tap_failed != 0;
+}
+
+static void
+tap_alarm(int sig)
+{
+	static const char msg[] = "Bail out! watchdog: still running after "
+	    "its time limit, stuck\n";
+
+	(void)sig;
+	(void)!write(STDOUT_FILENO, msg, sizeof(msg) - 1);
+	_exit(99);
+}
+
+/*
+ * A test that hangs must fail, not stall the suite: SIGALRM after seconds
+ * prints a bail-out line and exits.  Forked children do not inherit it.
+ */
+__attribute__((unused)) static void
+tap_watchdog(unsigned int seconds)
+{
+	signal(SIGALRM, tap_alarm);
+	alarm(seconds);
 }
 
 #endif /* TAP_H */
