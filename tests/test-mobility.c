@@ -10,28 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "zs.h"
-#include "tap.h"
+#include "objs.h"
 
 #define SECTION	(256u << 10)
-
-struct obj {
-	zs_handle_t	handle;
-	uint32_t	size;
-	uint32_t	key;
-};
-
-static void
-pattern(uint8_t *buf, uint32_t key, size_t size)
-{
-	uint32_t s = key * 2654435761u + 1;
-	size_t i;
-
-	for (i = 0; i < size; i++) {
-		s = s * 1103515245u + 12345u;
-		buf[i] = (uint8_t)(s >> 16);
-	}
-}
 
 /* Sizes across the classes, the huge one included. */
 static uint32_t
@@ -44,47 +25,9 @@ size_of(uint32_t i)
 }
 
 static int
-put(struct zs_pool *pool, struct obj *o, uint32_t key)
+put(struct zs_pool *pool, struct tobj *o, uint32_t key)
 {
-	uint8_t buf[ZS_MAX_ALLOC_SIZE];
-
-	o->size = size_of(key);
-	o->key = key;
-	o->handle = zs_malloc(pool, o->size);
-	if (o->handle == 0)
-		return -errno;
-	pattern(buf, key, o->size);
-	return zs_obj_write(pool, o->handle, buf, o->size);
-}
-
-/* How many of objs[0..n) with a handle read back wrong. */
-static unsigned int
-count_bad(struct zs_pool *pool, const struct obj *objs, unsigned int n)
-{
-	uint8_t got[ZS_MAX_ALLOC_SIZE], want[ZS_MAX_ALLOC_SIZE];
-	unsigned int i, bad = 0;
-
-	for (i = 0; i < n; i++) {
-		if (objs[i].handle == 0)
-			continue;
-		pattern(want, objs[i].key, objs[i].size);
-		if (zs_obj_copy(pool, objs[i].handle, got, objs[i].size) != 0 ||
-		    memcmp(got, want, objs[i].size) != 0)
-			bad++;
-	}
-	return bad;
-}
-
-static int
-valid(struct zs_pool *pool)
-{
-	char why[256];
-
-	zs_pool_flush(pool);
-	if (zs_pool_validate(pool, why, sizeof(why)) == 0)
-		return 1;
-	diag("validate: %s", why);
-	return 0;
+	return tobj_put(pool, o, key, size_of(key));
 }
 
 static struct zs_pool *
@@ -105,9 +48,9 @@ new_pool(size_t max_size)
  * section 0's pages elsewhere.  Returns the objects of section 0.
  */
 static unsigned int
-fill_first_section(struct zs_pool *pool, struct obj *objs, unsigned int max)
+fill_first_section(struct zs_pool *pool, struct tobj *objs, unsigned int max)
 {
-	struct obj *extra = calloc(max, sizeof(*extra));
+	struct tobj *extra = calloc(max, sizeof(*extra));
 	unsigned int n = 0, m = 0, i;
 
 	while (n < max && zs_section_count(pool) <= 1)
@@ -128,7 +71,7 @@ static void
 test_obj_migrate(void)
 {
 	struct zs_pool *pool = new_pool(0);
-	struct obj objs[64];
+	struct tobj objs[64];
 	struct zs_pool_stats before, after;
 	unsigned int i, moved_ok = 0;
 
@@ -151,7 +94,7 @@ test_obj_migrate(void)
 	    "pages_migrated grew (%llu -> %llu)",
 	    (unsigned long long)before.pages_migrated,
 	    (unsigned long long)after.pages_migrated);
-	ok(count_bad(pool, objs, 64) == 0, "handles and bytes unchanged");
+	ok(tobj_count_bad(pool, objs, 64) == 0, "handles and bytes unchanged");
 	ok(after.objects == before.objects &&
 	    after.pages_used == before.pages_used,
 	    "same objects and pages used after migration");
@@ -159,7 +102,7 @@ test_obj_migrate(void)
 	ok(zs_obj_migrate(pool, objs[0].handle) == -EINVAL,
 	    "migrating a freed handle: -EINVAL");
 #endif
-	ok(valid(pool), "pool valid after migration");
+	ok(pool_valid(pool), "pool valid after migration");
 	zs_destroy_pool(pool);
 }
 
@@ -167,7 +110,7 @@ static void
 test_offline_full(void)
 {
 	struct zs_pool *pool = new_pool(0);
-	struct obj *objs = calloc(4096, sizeof(*objs));
+	struct tobj *objs = calloc(4096, sizeof(*objs));
 	struct zs_section_stats ss;
 	struct zs_pool_stats st;
 	unsigned int n;
@@ -187,11 +130,11 @@ test_offline_full(void)
 	    "one section offlined, 3 left (%llu, %llu)",
 	    (unsigned long long)st.sections_offlined,
 	    (unsigned long long)st.sections);
-	ok(count_bad(pool, objs, n) == 0, "all %u objects intact", n);
-	ok(valid(pool), "pool valid after offline");
+	ok(tobj_count_bad(pool, objs, n) == 0, "all %u objects intact", n);
+	ok(pool_valid(pool), "pool valid after offline");
 	ok(zs_section_offline(pool, 0) == -ENOENT,
 	    "offlining it again: -ENOENT");
-	ok(put(pool, &objs[n], n) == 0 && count_bad(pool, objs, n + 1) == 0,
+	ok(put(pool, &objs[n], n) == 0 && tobj_count_bad(pool, objs, n + 1) == 0,
 	    "pool still allocates");
 	zs_destroy_pool(pool);
 	free(objs);
@@ -201,7 +144,7 @@ static void
 test_offline_no_room(void)
 {
 	struct zs_pool *pool = new_pool(SECTION);
-	struct obj *objs = calloc(4096, sizeof(*objs));
+	struct tobj *objs = calloc(4096, sizeof(*objs));
 	struct zs_section_stats ss, ss2;
 	struct zs_pool_stats st;
 	unsigned int n = 0;
@@ -221,16 +164,16 @@ test_offline_no_room(void)
 	zs_pool_stats(pool, &st);
 	ok(st.isolated_zspages == 0 && st.sections_offlined == 0,
 	    "nothing left isolated");
-	ok(count_bad(pool, objs, n) == 0, "all %u objects intact", n);
-	ok(valid(pool), "pool valid after the cancelled offline");
+	ok(tobj_count_bad(pool, objs, n) == 0, "all %u objects intact", n);
+	ok(pool_valid(pool), "pool valid after the cancelled offline");
 	ok(zs_section_migrate(pool, 0) == -ENOMEM,
 	    "migrating it: -ENOMEM too");
 	zs_free(pool, objs[n - 1].handle);
 	zs_pool_flush(pool);
 	ok(put(pool, &objs[n - 1], n - 1) == 0 &&
-	    count_bad(pool, objs, n) == 0,
+	    tobj_count_bad(pool, objs, n) == 0,
 	    "freeing one object makes room for another");
-	ok(valid(pool), "pool valid");
+	ok(pool_valid(pool), "pool valid");
 	zs_destroy_pool(pool);
 	free(objs);
 }
@@ -239,7 +182,7 @@ static void
 test_offline_pinned(void)
 {
 	struct zs_pool *pool = new_pool(0);
-	struct obj *objs = calloc(4096, sizeof(*objs));
+	struct tobj *objs = calloc(4096, sizeof(*objs));
 	uint8_t copy[ZS_MAX_ALLOC_SIZE], want[ZS_MAX_ALLOC_SIZE];
 	struct zs_section_stats ss;
 	const void *p;
@@ -253,18 +196,18 @@ test_offline_pinned(void)
 	r = zs_section_offline(pool, 0);
 	ok(r == -EAGAIN, "offline with a reader holding an object: -EAGAIN "
 	    "(%ld)", r);
-	pattern(want, objs[0].key, objs[0].size);
+	tobj_pattern(want, objs[0].key, objs[0].size);
 	ok(p != NULL && size == objs[0].size &&
 	    memcmp(p, want, size) == 0, "the reader's bytes stayed put");
 	zs_obj_read_end(pool, objs[0].handle);
 	ok(zs_section_stats(pool, 0, &ss) == 0 && !ss.isolated,
 	    "section 0 back online");
-	ok(count_bad(pool, objs, n) == 0, "all %u objects intact", n);
-	ok(valid(pool), "pool valid after the cancelled offline");
+	ok(tobj_count_bad(pool, objs, n) == 0, "all %u objects intact", n);
+	ok(pool_valid(pool), "pool valid after the cancelled offline");
 	r = zs_section_offline(pool, 0);
 	ok(r > 0, "offline once the reader is done (%ld pages)", r);
-	ok(count_bad(pool, objs, n) == 0, "all %u objects intact", n);
-	ok(valid(pool), "pool valid");
+	ok(tobj_count_bad(pool, objs, n) == 0, "all %u objects intact", n);
+	ok(pool_valid(pool), "pool valid");
 	zs_destroy_pool(pool);
 	free(objs);
 }
@@ -273,7 +216,7 @@ static void
 test_section_migrate_and_shrink(void)
 {
 	struct zs_pool *pool = new_pool(0);
-	struct obj *objs = calloc(8192, sizeof(*objs));
+	struct tobj *objs = calloc(8192, sizeof(*objs));
 	struct zs_section_stats ss;
 	struct zs_pool_stats before, after;
 	unsigned int n, i;
@@ -284,9 +227,9 @@ test_section_migrate_and_shrink(void)
 	r = zs_section_migrate(pool, 0);
 	if (zs_section_stats(pool, 0, &ss) != 0)
 		ss.isolated = -1;
-	ok(r > 0 && !ss.isolated && ss.pages_used == 0, "section migrate empties section 0 and "
-	    "leaves it online (%ld pages moved, %u used)", r, ss.pages_used);
-	ok(count_bad(pool, objs, n) == 0, "all %u objects intact", n);
+	ok(r > 0 && !ss.isolated && ss.pages_used == 0, "section migrate "
+	    "empties section 0 and leaves it online (%ld pages moved, %u used)", r, ss.pages_used);
+	ok(tobj_count_bad(pool, objs, n) == 0, "all %u objects intact", n);
 	ok(put(pool, &objs[n], n) == 0, "section 0 takes allocations again");
 	n++;
 
@@ -316,8 +259,8 @@ test_section_migrate_and_shrink(void)
 	    "at most a section's worth of free pages left (%llu used, "
 	    "%llu mapped)", (unsigned long long)after.pages_used,
 	    (unsigned long long)after.pages_mapped);
-	ok(count_bad(pool, objs, n) == 0, "objects intact after shrink");
-	ok(valid(pool), "pool valid after shrink");
+	ok(tobj_count_bad(pool, objs, n) == 0, "objects intact after shrink");
+	ok(pool_valid(pool), "pool valid after shrink");
 	zs_destroy_pool(pool);
 	free(objs);
 }
@@ -325,6 +268,7 @@ test_section_migrate_and_shrink(void)
 int
 main(void)
 {
+	tap_watchdog(600);
 	srand(7);
 	test_obj_migrate();
 	test_offline_full();

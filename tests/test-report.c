@@ -19,8 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "zs.h"
-#include "tap.h"
+#include "objs.h"
 
 #define FILL_BYTES	(128ull << 20)
 #define MAX_OBJS	(FILL_BYTES / 200)
@@ -28,13 +27,7 @@
  * buffers. */
 #define SLACK		(2ull << 20)
 
-struct obj {
-	zs_handle_t	handle;
-	uint32_t	size;
-	uint32_t	key;
-};
-
-static struct obj *objs;
+static struct tobj *objs;
 static unsigned int nr_objs;
 
 static uint64_t
@@ -59,36 +52,21 @@ now(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static void
-pattern(uint8_t *buf, uint32_t key, size_t size)
-{
-	uint32_t s = key * 2654435761u + 1;
-	size_t i;
-
-	for (i = 0; i < size; i++) {
-		s = s * 1103515245u + 12345u;
-		buf[i] = (uint8_t)(s >> 16);
-	}
-}
-
 /* Allocate and write objects until bytes more are live. */
 static int
 fill(struct zs_pool *pool, uint64_t bytes)
 {
-	uint8_t buf[ZS_MAX_ALLOC_SIZE];
 	uint64_t done = 0;
 
-	while (done < bytes && nr_objs < MAX_OBJS) {
-		struct obj *o = &objs[nr_objs];
+	int error;
 
-		o->key = nr_objs;
-		o->size = 200 + (uint32_t)rand() % (ZS_MAX_ALLOC_SIZE - 199);
-		o->handle = zs_malloc(pool, o->size);
-		if (o->handle == 0)
-			return -errno;
-		pattern(buf, o->key, o->size);
-		if (zs_obj_write(pool, o->handle, buf, o->size) != 0)
-			return -EIO;
+	while (done < bytes && nr_objs < MAX_OBJS) {
+		struct tobj *o = &objs[nr_objs];
+
+		error = tobj_put(pool, o, nr_objs, 200 + (uint32_t)rand() %
+		    (ZS_MAX_ALLOC_SIZE - 199));
+		if (error != 0)
+			return error;
 		done += o->size;
 		nr_objs++;
 	}
@@ -113,23 +91,6 @@ free_most(struct zs_pool *pool)
 		}
 	}
 	return live;
-}
-
-static unsigned int
-count_bad(struct zs_pool *pool)
-{
-	uint8_t got[ZS_MAX_ALLOC_SIZE], want[ZS_MAX_ALLOC_SIZE];
-	unsigned int i, bad = 0;
-
-	for (i = 0; i < nr_objs; i++) {
-		if (objs[i].handle == 0)
-			continue;
-		pattern(want, objs[i].key, objs[i].size);
-		if (zs_obj_copy(pool, objs[i].handle, got, objs[i].size) != 0 ||
-		    memcmp(got, want, objs[i].size) != 0)
-			bad++;
-	}
-	return bad;
 }
 
 /*
@@ -214,10 +175,10 @@ test_worker(void)
 	    "stats count %llu reported of %llu free pages",
 	    (unsigned long long)st.pages_reported,
 	    (unsigned long long)st.pages_free);
-	ok(count_bad(pool) == 0, "live objects intact");
+	ok(tobj_count_bad(pool, objs, nr_objs) == 0, "live objects intact");
 
 	/* Reported pages are used again. */
-	ok(fill(pool, FILL_BYTES / 4) == 0 && count_bad(pool) == 0,
+	ok(fill(pool, FILL_BYTES / 4) == 0 && tobj_count_bad(pool, objs, nr_objs) == 0,
 	    "refilled %llu MiB over reported pages, all intact",
 	    (unsigned long long)FILL_BYTES / 4 >> 20);
 	zs_pool_flush(pool);
@@ -256,7 +217,7 @@ test_explicit(void)
 	ok(n > 0 && after <= limit, "zs_pool_report gave back %ld pages: %llu "
 	    "MiB above baseline", n, (unsigned long long)(after - base) >> 20);
 	ok(zs_pool_report(pool) == 0, "a second report finds nothing to do");
-	ok(count_bad(pool) == 0, "live objects intact");
+	ok(tobj_count_bad(pool, objs, nr_objs) == 0, "live objects intact");
 	free_all(pool);
 	zs_destroy_pool(pool);
 }
@@ -264,6 +225,7 @@ test_explicit(void)
 int
 main(void)
 {
+	tap_watchdog(600);
 	objs = calloc(MAX_OBJS, sizeof(*objs));
 	if (objs == NULL)
 		return 99;

@@ -1,0 +1,246 @@
+/*
+ * test-alloc.c - allocate, write, read back and free at every object size,
+ * statistics that add up, and bad input refused without harm.
+ */
+#include <config.h>
+
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "objs.h"
+
+#define PER_SIZE	9	/* objects per size: enough to straddle pages */
+
+static struct zs_pool *
+new_pool(int async_free)
+{
+	struct zs_pool_config cfg;
+
+	zs_pool_config_init(&cfg);
+	cfg.async_free = async_free;
+	return zs_create_pool(&cfg);
+}
+
+/* Read through zs_obj_read_begin, mapped or copied; 1 if right. */
+static int
+read_ok(struct zs_pool *pool, const struct tobj *o)
+{
+	uint8_t copy[ZS_MAX_ALLOC_SIZE], want[ZS_MAX_ALLOC_SIZE];
+	const void *p;
+	size_t size;
+	int good;
+
+	p = zs_obj_read_begin(pool, o->handle, copy, &size);
+	if (p == NULL)
+		return 0;
+	tobj_pattern(want, o->key, o->size);
+	good = size == o->size && memcmp(p, want, size) == 0;
+	zs_obj_read_end(pool, o->handle);
+	return good;
+}
+
+static void
+round_trips(int async_free)
+{
+	struct zs_pool *pool = new_pool(async_free);
+	struct tobj *objs = calloc(ZS_MAX_ALLOC_SIZE * PER_SIZE,
+	    sizeof(*objs));
+	struct zs_pool_stats st;
+	uint64_t bytes = 0;
+	unsigned int size, i, n = 0, bad_put = 0, bad_copy = 0, bad_read = 0,
+	    bad_size = 0, bad_after = 0;
+
+	for (size = 1; size <= ZS_MAX_ALLOC_SIZE; size++)
+		for (i = 0; i < PER_SIZE; i++, n++) {
+			if (tobj_put(pool, &objs[n], n, size) != 0)
+				bad_put++;
+			bytes += size;
+		}
+	ok(bad_put == 0, "async_free %d: %u objects of every size 1..4096 "
+	    "allocated and written", async_free, n);
+	for (i = 0; i < n; i++) {
+		bad_copy += !tobj_intact(pool, &objs[i]);
+		bad_read += !read_ok(pool, &objs[i]);
+		bad_size += zs_obj_size(pool, objs[i].handle) != objs[i].size;
+	}
+	ok(bad_copy == 0, "zs_obj_copy reads every object back");
+	ok(bad_read == 0, "zs_obj_read_begin reads every object back, "
+	    "straddling ones included");
+	ok(bad_size == 0, "zs_obj_size gives each object's size");
+
+	zs_pool_stats(pool, &st);
+	ok(st.objects == n && st.bytes_requested == bytes &&
+	    st.bytes_held >= bytes && st.huge_objects == 8 * PER_SIZE,
+	    "stats: %llu objects (%u), %llu bytes requested (%llu), %llu held, "
+	    "%llu huge", (unsigned long long)st.objects, n,
+	    (unsigned long long)st.bytes_requested,
+	    (unsigned long long)bytes, (unsigned long long)st.bytes_held,
+	    (unsigned long long)st.huge_objects);
+	ok(st.pages_used * ZS_PAGE_SIZE >= st.bytes_held &&
+	    st.pages_used * ZS_PAGE_SIZE < st.bytes_held + st.bytes_held / 20,
+	    "pages used (%llu) hold the slots with under 5%% to spare",
+	    (unsigned long long)st.pages_used);
+	ok(pool_valid(pool), "pool valid when full");
+
+	/* Free every other object, rewrite the rest, check again. */
+	for (i = 0; i < n; i += 2)
+		tobj_drop(pool, &objs[i]);
+	for (i = 1; i < n; i += 2) {
+		uint8_t buf[ZS_MAX_ALLOC_SIZE];
+
+		objs[i].key += 7777777;
+		tobj_pattern(buf, objs[i].key, objs[i].size);
+		if (zs_obj_write(pool, objs[i].handle, buf, objs[i].size) != 0)
+			bad_after++;
+	}
+	bad_after += tobj_count_bad(pool, objs, n);
+	ok(bad_after == 0, "after freeing half and rewriting the rest, all "
+	    "intact");
+	/* Reuse the freed slots. */
+	for (i = 0, bad_put = 0; i < n; i += 2)
+		if (tobj_put(pool, &objs[i], 3 * n + i, objs[i].size) != 0)
+			bad_put++;
+	ok(bad_put == 0 && tobj_count_bad(pool, objs, n) == 0,
+	    "freed slots reused, everything intact");
+	ok(pool_valid(pool), "pool valid");
+
+	for (i = 0; i < n; i++)
+		tobj_drop(pool, &objs[i]);
+	zs_pool_flush(pool);
+	zs_pool_stats(pool, &st);
+	ok(st.objects == 0 && st.bytes_requested == 0 && st.pages_used == 0 &&
+	    st.zspages == 0, "empty after freeing all (%llu pages, %llu "
+	    "zspages)", (unsigned long long)st.pages_used,
+	    (unsigned long long)st.zspages);
+	ok(pool_valid(pool), "pool valid when empty");
+	zs_destroy_pool(pool);
+	free(objs);
+}
+
+static void
+partial_access(void)
+{
+	struct zs_pool *pool = new_pool(1);
+	uint8_t buf[ZS_MAX_ALLOC_SIZE + 1], want[ZS_MAX_ALLOC_SIZE];
+	struct tobj o;
+
+	tobj_put(pool, &o, 5, 1000);
+	tobj_pattern(want, 5, 1000);
+	ok(zs_obj_copy(pool, o.handle, buf, 10) == 0 &&
+	    memcmp(buf, want, 10) == 0, "a shorter copy reads the start");
+	ok(zs_obj_copy(pool, o.handle, buf, 1001) == -EINVAL,
+	    "a copy longer than the object: -EINVAL");
+	ok(zs_obj_write(pool, o.handle, buf, 1001) == -EINVAL &&
+	    tobj_intact(pool, &o), "a write longer than the object: -EINVAL, "
+	    "object unchanged");
+	memset(buf, 0xa5, 16);
+	memset(want, 0xa5, 16);
+	ok(zs_obj_write(pool, o.handle, buf, 16) == 0 &&
+	    zs_obj_copy(pool, o.handle, buf, 1000) == 0 &&
+	    memcmp(buf, want, 1000) == 0,
+	    "a shorter write changes only the start");
+	zs_destroy_pool(pool);
+}
+
+static void
+bad_sizes(void)
+{
+	struct zs_pool *pool = new_pool(1);
+	struct zs_pool_stats st;
+
+	errno = 0;
+	ok(zs_malloc(pool, 0) == 0 && errno == EINVAL, "zs_malloc(0): EINVAL");
+	errno = 0;
+	ok(zs_malloc(pool, ZS_MAX_ALLOC_SIZE + 1) == 0 && errno == EINVAL,
+	    "zs_malloc(4097): EINVAL");
+	errno = 0;
+	ok(zs_malloc(pool, (size_t)-1) == 0 && errno == EINVAL,
+	    "zs_malloc(SIZE_MAX): EINVAL");
+	zs_pool_stats(pool, &st);
+	ok(st.objects == 0 && st.pages_used == 0, "nothing allocated");
+	zs_destroy_pool(pool);
+}
+
+/* Bad handles: each is tried in a child; the parent's pool is checked. */
+static const char *const bad_ops[] = {
+	"free of a freed handle",
+	"free of a never-issued handle",
+	"copy from a freed handle",
+	"write to a freed handle, slot reused",
+	"free of handle 0",
+};
+
+static int
+bad_handle_op(struct zs_pool *pool, unsigned int which, zs_handle_t freed,
+    zs_handle_t live)
+{
+	uint8_t buf[64] = { 0 };
+
+	switch (which) {
+	case 0: return zs_free(pool, freed);
+	case 1: return zs_free(pool, (live & 0xffffffffull) + 12345);
+	case 2: return zs_obj_copy(pool, freed, buf, 1);
+	case 3: return zs_obj_write(pool, freed, buf, sizeof(buf));
+	default: return zs_free(pool, 0);
+	}
+}
+
+static void
+bad_handles(void)
+{
+	struct zs_pool *pool = new_pool(1);
+	struct tobj objs[64], gone;
+	unsigned int i, which;
+
+	for (i = 0; i < 64; i++)
+		tobj_put(pool, &objs[i], i, 100 + i * 60);
+	tobj_put(pool, &gone, 999, 500);
+	zs_handle_t freed = gone.handle;
+
+	tobj_drop(pool, &gone);
+	/* The freed handle's slot and index are taken again. */
+	tobj_put(pool, &gone, 1000, 500);
+
+	for (which = 0; which < sizeof(bad_ops) / sizeof(bad_ops[0]);
+	    which++) {
+		pid_t pid;
+		int status, r;
+
+		/* The child has no worker threads: leave them nothing to do. */
+		zs_pool_flush(pool);
+		fflush(stdout);
+		if ((pid = fork()) == 0) {
+			r = bad_handle_op(pool, which, freed, objs[0].handle);
+			/* Release: the op must fail and harm nothing. */
+			_exit(r == -EINVAL && tobj_count_bad(pool, objs, 64) ==
+			    0 && tobj_intact(pool, &gone) && pool_valid(pool) ?
+			    0 : 1);
+		}
+		waitpid(pid, &status, 0);
+#ifdef ZS_DEBUG
+		/* Debug builds stop at once. */
+		ok(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
+		    "debug build: %s aborts", bad_ops[which]);
+#else
+		ok(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		    "%s: -EINVAL, nothing harmed", bad_ops[which]);
+#endif
+	}
+	ok(tobj_count_bad(pool, objs, 64) == 0 && tobj_intact(pool, &gone),
+	    "the pool's objects are intact");
+	zs_destroy_pool(pool);
+}
+
+int
+main(void)
+{
+	tap_watchdog(600);
+	round_trips(1);
+	round_trips(0);
+	partial_access();
+	bad_sizes();
+	bad_handles();
+	return done_testing();
+}
