@@ -25,10 +25,24 @@ default_unmap(void *ctx, void *addr, size_t len)
 	return munmap(addr, len);
 }
 
+#ifndef MADV_DONTNEED_LOCKED
+#define MADV_DONTNEED_LOCKED	24	/* Linux 5.18 */
+#endif
+
+/*
+ * A program that runs under mlockall() (zsd does, so that the pool is never
+ * swapped) cannot MADV_DONTNEED its locked pages; MADV_DONTNEED_LOCKED gives
+ * them back all the same, and with MCL_ONFAULT they are locked again when
+ * next touched.
+ */
 static int
 default_advise(void *ctx, void *addr, size_t len, int advice)
 {
-	return madvise(addr, len, advice);
+	if (madvise(addr, len, advice) == 0)
+		return 0;
+	if (advice == MADV_DONTNEED && errno == EINVAL)
+		return madvise(addr, len, MADV_DONTNEED_LOCKED);
+	return -1;
 }
 
 const struct zs_os_ops os_default_ops = {
