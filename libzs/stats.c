@@ -13,6 +13,12 @@ pages_for(uint64_t bytes)
 	return (bytes + PAGE_SIZE - 1) / PAGE_SIZE;
 }
 
+uint64_t
+zs_pool_pages_used(struct zs_pool *pool)
+{
+	return STAT_GET(pool, pages_used);
+}
+
 void
 zs_pool_stats(struct zs_pool *pool, struct zs_pool_stats *st)
 {

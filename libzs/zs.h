@@ -204,6 +204,8 @@ struct zs_pool_stats {
 };
 
 void		 zs_pool_stats(struct zs_pool *pool, struct zs_pool_stats *st);
+/* pages_used alone, without taking a lock: cheap enough for every write. */
+uint64_t	 zs_pool_pages_used(struct zs_pool *pool);
 
 struct zs_class_stats {
 	unsigned int	index;
