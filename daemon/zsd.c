@@ -1,0 +1,483 @@
+/*
+ * zsd.c - the daemon: options, start-up, the event loop and an orderly
+ * stop.
+ *
+ * Start-up order matters for serving swap without deadlock: the process
+ * becomes an I/O flusher (PR_SET_IO_FLUSHER) before any thread exists, so
+ * that every thread inherits it, and locks its memory before the pool maps
+ * anything.  Then the pool, the store, the workers, the FUSE mount; the
+ * loop answers FUSE's INIT, and only then does swap activation start, on a
+ * thread of its own (swap.c).
+ *
+ * Stop (SIGTERM, SIGINT): swapoff, detach the loop device, stop the
+ * workers, unmount, exit.  If swapoff fails zsd keeps serving.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "zsd.h"
+
+#ifndef PR_SET_IO_FLUSHER
+#define PR_SET_IO_FLUSHER	57
+#endif
+
+#define ZSD_CONFIG_FILE		"/etc/zsd.conf"
+
+/* -o key=value options, applied after the file, again at each reload. */
+static char	**overrides;
+static int	  nr_overrides;
+static int	  swapon_override = -1;
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: zsd [-f] [-c file] [-o key=value]... [-v] "
+	    "[--swapon | --no-swapon]\n"
+	    "       zsd -h | -V\n\n"
+	    "  -f            stay in the foreground, log to stderr\n"
+	    "  -c file       configuration file (default " ZSD_CONFIG_FILE
+	    ")\n"
+	    "  -o key=value  set a configuration key (after the file)\n"
+	    "  -v            log more\n"
+	    "  --swapon      enable the file as swap (the default)\n"
+	    "  --no-swapon   only serve the file\n\n"
+	    "configuration keys:\n");
+	config_usage_keys(f);
+}
+
+/* Defaults, then the file, then the command line.  -1 with err set. */
+static int
+load_config(struct zsd_config *cfg, const char *path, bool explicit,
+    char *err, size_t errlen)
+{
+	char key[64];
+	const char *eq;
+	int i;
+
+	config_init(cfg);
+	if (config_load(cfg, path, explicit, false, err, errlen) != 0)
+		return -1;
+	for (i = 0; i < nr_overrides; i++) {
+		eq = strchr(overrides[i], '=');
+		if (eq == NULL || eq == overrides[i] ||
+		    (size_t)(eq - overrides[i]) >= sizeof(key)) {
+			snprintf(err, errlen, "-o %s: expected key=value",
+			    overrides[i]);
+			return -1;
+		}
+		memcpy(key, overrides[i], (size_t)(eq - overrides[i]));
+		key[eq - overrides[i]] = '\0';
+		if (config_set(cfg, key, eq + 1, false, err, errlen) != 0)
+			return -1;
+	}
+	if (swapon_override >= 0)
+		cfg->swapon = swapon_override;
+	return 0;
+}
+
+static void
+store_options_of(const struct zsd_config *cfg, struct store_options *opt)
+{
+	memset(opt, 0, sizeof(*opt));
+	opt->codec = cfg->algorithm;
+	opt->zstd_level = cfg->zstd_level;
+	opt->mem_limit = cfg->mem_limit;
+}
+
+/* SIGHUP: apply what may change live; say what needs a restart. */
+static void
+reload(struct zsd *z)
+{
+	struct zsd_config cfg;
+	struct store_options opt;
+	char err[512];
+
+	if (load_config(&cfg, z->config_path, z->config_explicit, err,
+	    sizeof(err)) != 0) {
+		log_warnx("reload: %s; nothing changed", err);
+		return;
+	}
+	if (cfg.disksize != z->cfg.disksize || cfg.priority !=
+	    z->cfg.priority || cfg.workers != z->cfg.workers ||
+	    strcmp(cfg.mountpoint, z->cfg.mountpoint) != 0 ||
+	    strcmp(cfg.name, z->cfg.name) != 0 || cfg.swapon !=
+	    z->cfg.swapon || cfg.discard != z->cfg.discard)
+		log_warnx("reload: disksize, priority, workers, mountpoint, "
+		    "name, swapon and discard take effect at restart only");
+	z->cfg.algorithm = cfg.algorithm;
+	z->cfg.zstd_level = cfg.zstd_level;
+	z->cfg.mem_limit = cfg.mem_limit;
+	z->cfg.verbose = cfg.verbose;
+	log_set_verbose(cfg.verbose);
+	store_options_of(&z->cfg, &opt);
+	store_set_options(z->store, &opt);
+	log_info("reloaded: algorithm %s, zstd_level %d, mem_limit %llu",
+	    codec_name(z->cfg.algorithm), z->cfg.zstd_level,
+	    (unsigned long long)z->cfg.mem_limit);
+}
+
+static void
+ready(struct zsd *z)
+{
+	if (z->swap == SWAP_ON)
+		log_info("ready: swap on %s (%s, %llu MiB, priority %d, %s)",
+		    z->loop_dev, fs_file_path(z),
+		    (unsigned long long)(z->cfg.disksize >> 20),
+		    z->cfg.priority, codec_name(z->cfg.algorithm));
+	else
+		log_info("ready: serving %s (%llu MiB, %s)", fs_file_path(z),
+		    (unsigned long long)(z->cfg.disksize >> 20),
+		    codec_name(z->cfg.algorithm));
+	notify("READY=1");
+}
+
+/* Loop, from fs.c: FUSE's INIT is answered, the file can be opened. */
+void
+zsd_fs_ready(struct zsd *z)
+{
+	int error;
+
+	if (z->stopping)
+		return;
+	if (!z->cfg.swapon) {
+		ready(z);
+		return;
+	}
+	if ((error = swap_start(z)) != 0) {
+		errno = -error;
+		log_warn("starting swap activation");
+		zsd_shutdown(z, 1);
+	}
+}
+
+/* Any thread: the swap thread is done; on_swap_done runs in the loop. */
+void
+zsd_swap_done(struct zsd *z)
+{
+	event_active(z->swap_done, 0, 0);
+}
+
+static void
+on_swap_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct zsd *z = arg;
+
+	if (z->swap == SWAP_STARTING) {
+		if (z->swap_error != 0) {
+			z->swap = SWAP_OFF;
+			log_warnx("could not enable %s as swap",
+			    fs_file_path(z));
+			zsd_shutdown(z, 1);
+			return;
+		}
+		z->swap = SWAP_ON;
+		if (z->stopping) {
+			z->stopping = false;
+			zsd_shutdown(z, z->exit_status);
+			return;
+		}
+		ready(z);
+		return;
+	}
+	if (z->swap == SWAP_STOPPING) {
+		if (z->swap_error != 0) {
+			z->swap = SWAP_ON;
+			z->stopping = false;
+			log_warnx("swapoff %s failed: still serving it; stop "
+			    "again once memory is free", z->loop_dev);
+			notify("READY=1\nSTATUS=swapoff failed, still serving");
+			return;
+		}
+		z->swap = SWAP_OFF;
+		log_info("swap off, %s detached", z->loop_dev);
+		event_base_loopexit(z->base, NULL);
+	}
+}
+
+/*
+ * Loop: stop in order.  With swap on, swapoff first (on the swap thread,
+ * while the loop serves the pages it reads back); the loop exits after.
+ */
+void
+zsd_shutdown(struct zsd *z, int status)
+{
+	int error;
+
+	if (status > z->exit_status)
+		z->exit_status = status;
+	if (z->stopping)
+		return;
+	z->stopping = true;
+	notify("STOPPING=1");
+	switch (z->swap) {
+	case SWAP_ON:
+		log_info("stopping: swapoff %s", z->loop_dev);
+		if ((error = swap_stop(z)) != 0) {
+			errno = -error;
+			log_warn("swapoff thread");
+			z->stopping = false;
+		}
+		break;
+	case SWAP_STARTING:
+	case SWAP_STOPPING:
+		break;		/* on_swap_done goes on from there */
+	case SWAP_OFF:
+		event_base_loopexit(z->base, NULL);
+		break;
+	}
+}
+
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct zsd *z = arg;
+
+	switch (sig) {
+	case SIGHUP:
+		reload(z);
+		break;
+	default:
+		log_info("%s: stopping", strsignal((int)sig));
+		zsd_shutdown(z, 0);
+		break;
+	}
+}
+
+/* Is path a mount point already (another zsd, or anything else)? */
+static bool
+is_mounted(const char *path)
+{
+	char line[4096], mnt[PATH_MAX], *p, *q;
+	bool found = false;
+	FILE *f;
+
+	if ((f = fopen("/proc/self/mountinfo", "r")) == NULL)
+		return false;
+	while (!found && fgets(line, sizeof(line), f) != NULL) {
+		/* id parent major:minor root mountpoint ... */
+		if (sscanf(line, "%*s %*s %*s %*s %4095s", mnt) != 1)
+			continue;
+		/* Undo the octal escapes of spaces and the like. */
+		for (p = q = mnt; *p != '\0'; q++) {
+			if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' &&
+			    p[2] >= '0' && p[2] <= '7' && p[3] >= '0' &&
+			    p[3] <= '7') {
+				*q = (char)((p[1] - '0') << 6 | (p[2] - '0')
+				    << 3 | (p[3] - '0'));
+				p += 4;
+			} else
+				*q = *p++;
+		}
+		*q = '\0';
+		found = strcmp(mnt, path) == 0;
+	}
+	fclose(f);
+	return found;
+}
+
+/* The default mountpoint is made if missing; another must exist. */
+static int
+check_mountpoint(const char *path)
+{
+	struct zsd_config def;
+	struct stat st;
+	char tmp[PATH_MAX], *p;
+
+	config_init(&def);
+	if (stat(path, &st) != 0 && errno == ENOENT &&
+	    strcmp(path, def.mountpoint) == 0) {
+		/* mkdir -p, one component at a time. */
+		if ((size_t)snprintf(tmp, sizeof(tmp), "%s", path) >=
+		    sizeof(tmp)) {
+			log_warnx("mountpoint %s: name too long", path);
+			return -1;
+		}
+		for (p = strchr(tmp + 1, '/'); p != NULL;
+		    p = strchr(p + 1, '/')) {
+			*p = '\0';
+			if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
+				log_warn("mountpoint: mkdir %s", tmp);
+				return -1;
+			}
+			*p = '/';
+		}
+		if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
+			log_warn("mountpoint: mkdir %s", tmp);
+			return -1;
+		}
+	}
+	if (stat(path, &st) != 0) {
+		log_warn("mountpoint %s", path);
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		log_warnx("mountpoint %s: not a directory", path);
+		return -1;
+	}
+	if (is_mounted(path)) {
+		log_warnx("mountpoint %s is mounted already (is another zsd "
+		    "serving it?)", path);
+		return -1;
+	}
+	return 0;
+}
+
+/* What a swap server needs to not wait on its own swap; best effort. */
+static void
+harden(void)
+{
+	FILE *f;
+
+	if (prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) != 0)
+		log_warn("PR_SET_IO_FLUSHER");
+	if ((f = fopen("/proc/self/oom_score_adj", "w")) == NULL ||
+	    fputs("-1000\n", f) == EOF || fclose(f) == EOF) {
+		log_warn("oom_score_adj");
+		f = NULL;
+	}
+	if (mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0)
+		log_warn("mlockall: zsd's memory could be swapped out");
+}
+
+static void
+zsd_free(struct zsd *z)
+{
+	workers_stop(z->workers);
+	z->workers = NULL;
+	fs_stop(z);
+	store_destroy(z->store);
+	if (z->pool != NULL)
+		zs_destroy_pool(z->pool);
+	if (z->swap_done != NULL)
+		event_free(z->swap_done);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "swapon", no_argument, NULL, 'S' },
+		{ "no-swapon", no_argument, NULL, 'N' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	static struct zsd zsd;
+	struct zsd *z = &zsd;
+	struct zs_pool_config pcfg;
+	struct store_options opt;
+	struct event *sigs[3];
+	const int signums[3] = { SIGTERM, SIGINT, SIGHUP };
+	char err[512];
+	long ncpu;
+	unsigned int nr_workers, i;
+	int c, error, verbose = 0;
+	bool foreground = false;
+
+	z->config_path = ZSD_CONFIG_FILE;
+	z->loop_fd = -1;
+	if ((overrides = calloc((size_t)argc, sizeof(*overrides))) == NULL)
+		return 1;
+	while ((c = getopt_long(argc, argv, "fc:o:vhV", longopts,
+	    NULL)) != -1) {
+		switch (c) {
+		case 'f': foreground = true; break;
+		case 'c':
+			z->config_path = optarg;
+			z->config_explicit = true;
+			break;
+		case 'o': overrides[nr_overrides++] = optarg; break;
+		case 'v': verbose++; break;
+		case 'S': swapon_override = 1; break;
+		case 'N': swapon_override = 0; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("zsd %s\n", PACKAGE_VERSION); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (load_config(&z->cfg, z->config_path, z->config_explicit, err,
+	    sizeof(err)) != 0) {
+		fprintf(stderr, "zsd: %s\n", err);
+		return 2;
+	}
+	z->cfg.foreground |= foreground;
+	if (verbose > z->cfg.verbose)
+		z->cfg.verbose = verbose;
+	log_init("zsd", z->cfg.foreground);
+	log_set_verbose(z->cfg.verbose);
+
+	if (check_mountpoint(z->cfg.mountpoint) != 0)
+		return 1;
+	/* Before the first thread: threads inherit PR_SET_IO_FLUSHER. */
+	harden();
+
+	evthread_use_pthreads();
+	if ((z->base = event_base_new()) == NULL)
+		fatalx("event_base_new failed");
+	z->swap_done = event_new(z->base, -1, 0, on_swap_done, z);
+	for (i = 0; i < 3; i++) {
+		sigs[i] = evsignal_new(z->base, signums[i], on_signal, z);
+		if (sigs[i] == NULL || event_add(sigs[i], NULL) != 0)
+			fatalx("cannot catch signal %d", signums[i]);
+	}
+	signal(SIGPIPE, SIG_IGN);
+
+	zs_pool_config_init(&pcfg);
+	if ((z->pool = zs_create_pool(&pcfg)) == NULL)
+		fatal("creating the pool");
+	store_options_of(&z->cfg, &opt);
+	z->store = store_create(z->pool, z->cfg.disksize / ZSD_PAGE_SIZE,
+	    &opt, &error);
+	if (z->store == NULL) {
+		errno = -error;
+		fatal("creating a store of %llu pages",
+		    (unsigned long long)(z->cfg.disksize / ZSD_PAGE_SIZE));
+	}
+	nr_workers = z->cfg.workers;
+	if (nr_workers == 0) {
+		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		nr_workers = ncpu > 0 ? (unsigned int)ncpu : 1;
+	}
+	z->workers = workers_start(z->store, nr_workers,
+	    fs_max_works(nr_workers), &error);
+	if (z->workers == NULL) {
+		errno = -error;
+		fatal("starting %u workers", nr_workers);
+	}
+	if ((error = fs_start(z)) != 0) {
+		errno = -error;
+		log_warn("mounting %s", z->cfg.mountpoint);
+		zsd_free(z);
+		return 1;
+	}
+	log_debug("mounted %s, %u workers", z->cfg.mountpoint, nr_workers);
+
+	event_base_dispatch(z->base);
+
+	if (z->swap != SWAP_OFF)
+		log_warnx("exiting with %s still swap", z->loop_dev);
+	zsd_free(z);
+	for (i = 0; i < 3; i++)
+		event_free(sigs[i]);
+	event_base_free(z->base);
+	free(overrides);
+	log_info("stopped");
+	return z->exit_status;
+}

@@ -1,0 +1,224 @@
+/*
+ * zsd.h - the daemon's internal interfaces, grouped by the file that
+ * implements them.
+ *
+ * Threads: the event loop thread (zsd.c) owns the FUSE session, signals,
+ * timers and everything in struct zsd that is not marked otherwise; the
+ * worker threads (worker.c) compress and decompress and send FUSE replies;
+ * the swap thread (swap.c) runs swapon/swapoff, which wait on I/O that the
+ * loop itself must serve.
+ */
+#ifndef ZSD_H
+#define ZSD_H
+
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "zs.h"
+
+#define ZSD_PAGE_SIZE	4096u
+#define ZSD_PAGE_SHIFT	12
+
+/* log.c */
+void	log_init(const char *ident, bool foreground);
+void	log_set_verbose(int level);		/* 0 info, 1 debug */
+void	log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void	log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void	log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void	log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void	fatal(const char *fmt, ...)
+	    __attribute__((format(printf, 1, 2), noreturn));
+void	fatalx(const char *fmt, ...)
+	    __attribute__((format(printf, 1, 2), noreturn));
+
+/* codec.c */
+enum codec_id {
+	CODEC_LZ4 = 1,
+	CODEC_ZSTD = 2,
+};
+
+struct codec_ctx;
+
+const char	*codec_name(enum codec_id id);
+int		 codec_by_name(const char *name, enum codec_id *id);
+/* Contexts for every codec, so a thread can read what either wrote. */
+struct codec_ctx *codec_ctx_create(int zstd_level);
+void		 codec_ctx_destroy(struct codec_ctx *ctx);
+void		 codec_ctx_set_level(struct codec_ctx *ctx, int zstd_level);
+/* Compressed length, or 0 if it does not fit in cap. */
+size_t		 codec_compress(struct codec_ctx *ctx, enum codec_id id,
+		    const void *page, void *dst, size_t cap);
+/* 0, or -EIO if src is not a valid compressed page. */
+int		 codec_decompress(struct codec_ctx *ctx, enum codec_id id,
+		    const void *src, size_t len, void *page);
+
+/* config.c */
+struct zsd_config {
+	uint64_t	disksize;	/* bytes of the swap file, page aligned */
+	enum codec_id	algorithm;
+	int		zstd_level;
+	int		priority;	/* swap priority, -1..32767 */
+	uint64_t	mem_limit;	/* pool bytes; 0: none */
+	unsigned int	workers;	/* 0: one per core */
+	char		mountpoint[PATH_MAX];
+	char		name[64];	/* the swap file in the mount */
+	bool		swapon;		/* activate as swap */
+	bool		discard;	/* swapon with discard */
+	bool		foreground;
+	int		verbose;
+	char		path[PATH_MAX];	/* the config file read, or "" */
+};
+
+void	config_init(struct zsd_config *cfg);
+/*
+ * Set key to value (as in the config file).  0, or -1 with a message that
+ * names the key in err.  live: only the keys that may change while running
+ * are accepted (-1 otherwise).
+ */
+int	config_set(struct zsd_config *cfg, const char *key, const char *value,
+	    bool live, char *err, size_t errlen);
+/*
+ * Read a file of "key = value" lines (# comments, blank lines).  0, or -1
+ * with "path:line: message" in err.  A missing file is an error only if
+ * must_exist.
+ */
+int	config_load(struct zsd_config *cfg, const char *path, bool must_exist,
+	    bool live, char *err, size_t errlen);
+void	config_print(const struct zsd_config *cfg, FILE *f);
+void	config_usage_keys(FILE *f);
+/* Parse "64M", "4G", "4096", "50%" (of RAM when percent_of != 0). */
+int	config_parse_size(const char *s, uint64_t percent_of, uint64_t *out);
+
+/* store.c */
+struct store_options {
+	enum codec_id	codec;		/* for new writes */
+	int		zstd_level;
+	uint64_t	mem_limit;	/* pool bytes; 0: none */
+};
+
+struct store_stats {
+	uint64_t	orig_data_size;	/* bytes of pages stored */
+	uint64_t	compr_data_size; /* bytes of their objects */
+	uint64_t	mem_used_total;	/* pool pages in use, bytes */
+	uint64_t	mem_limit;
+	uint64_t	mem_used_max;
+	uint64_t	same_pages;	/* zero- or same-filled, no object */
+	uint64_t	huge_pages;	/* stored raw */
+	uint64_t	pages_compacted;
+	uint64_t	pages_stored;	/* slots holding data */
+	uint64_t	failed_reads;
+	uint64_t	failed_writes;
+	uint64_t	reads;		/* pages */
+	uint64_t	writes;
+	uint64_t	discards;
+	uint64_t	limit_refusals;	/* writes refused by mem_limit */
+};
+
+struct store;
+struct store_ctx;
+
+/* A store of nr_pages slots whose objects live in pool. */
+struct store	*store_create(struct zs_pool *pool, uint64_t nr_pages,
+		    const struct store_options *opt, int *errorp);
+void		 store_destroy(struct store *st);
+uint64_t	 store_nr_pages(const struct store *st);
+/* Per thread: codec contexts and a page of scratch. */
+struct store_ctx *store_ctx_create(struct store *st);
+void		 store_ctx_destroy(struct store_ctx *ctx);
+/* Live changes: codec for new writes, zstd level, memory limit. */
+void		 store_set_options(struct store *st,
+		    const struct store_options *opt);
+
+/*
+ * Byte-addressed I/O; any offset and length (partial pages are read,
+ * patched and written back under the slot's lock).
+ *   store_write: 0, -EFBIG past the end, -ENOSPC over the memory limit,
+ *   -ENOMEM if the pool cannot grow; on error the slots not yet written
+ *   keep their old data (a page is replaced whole or not at all).
+ *   store_read: bytes read (short at the end), or -errno.
+ *   store_discard: whole pages freed, partial ones zeroed; 0 or -errno.
+ */
+int		 store_write(struct store *st, struct store_ctx *ctx,
+		    uint64_t off, const void *buf, size_t len);
+long		 store_read(struct store *st, struct store_ctx *ctx,
+		    uint64_t off, void *buf, size_t len);
+int		 store_discard(struct store *st, struct store_ctx *ctx,
+		    uint64_t off, uint64_t len);
+void		 store_stats(struct store *st, struct store_stats *out);
+void		 store_reset_max(struct store *st);
+
+/* worker.c */
+struct workers;
+struct work;
+
+/* A piece of work; fn runs on a worker thread with that thread's ctx. */
+typedef void	work_fn(struct work *w, struct store_ctx *ctx);
+struct work {
+	work_fn		*fn;
+	void		*arg;
+	uint64_t	 off;		/* for fs.c: a byte range of the request */
+	size_t		 len;
+};
+
+/* n threads; capacity: the most works outstanding at once. */
+struct workers	*workers_start(struct store *st, unsigned int n,
+		    unsigned int capacity, int *errorp);
+void		 workers_stop(struct workers *ws);
+unsigned int	 workers_count(const struct workers *ws);
+/* Queue works (never allocates: room is made at start). */
+void		 workers_queue(struct workers *ws, struct work **w,
+		    unsigned int n);
+
+/* fs.c */
+struct zsd;
+int		 fs_start(struct zsd *z);	/* mount and serve */
+void		 fs_stop(struct zsd *z);	/* unmount, free */
+const char	*fs_file_path(struct zsd *z);	/* mountpoint/name */
+unsigned int	 fs_max_works(unsigned int nr_workers);
+
+/* swap.c */
+int		 swap_start(struct zsd *z);	/* spawn the swapon thread */
+int		 swap_stop(struct zsd *z);	/* spawn the swapoff thread */
+void		 swap_write_header(struct store *st, struct store_ctx *ctx,
+		    uint64_t nr_pages, int *errorp);
+
+/* notify.c */
+void		 notify(const char *state);	/* sd_notify, if asked for */
+
+/* zsd.c: the daemon's state, owned by the loop thread. */
+enum swap_state {
+	SWAP_OFF,		/* not swap (yet) */
+	SWAP_STARTING,		/* the swap thread attaches and swapons */
+	SWAP_ON,
+	SWAP_STOPPING,		/* the swap thread swapoffs */
+};
+
+struct zsd {
+	struct zsd_config	 cfg;
+	const char		*config_path;	/* re-read on SIGHUP, or NULL */
+	bool			 config_explicit;
+	struct event_base	*base;
+	struct zs_pool		*pool;
+	struct store		*store;
+	struct workers		*workers;
+	struct fs		*fs;
+
+	/* Swap: set by the swap thread, read after swap_done fires. */
+	enum swap_state		 swap;
+	char			 loop_dev[32];	/* /dev/loopN */
+	int			 loop_fd;
+	int			 swap_error;	/* of the last swap thread */
+	struct event		*swap_done;	/* the swap thread finished */
+	bool			 stopping;	/* SIGTERM: stop once swap is off */
+	int			 exit_status;
+};
+
+void		 zsd_fs_ready(struct zsd *z);	/* from fs.c: INIT done */
+void		 zsd_swap_done(struct zsd *z);	/* from swap.c, any thread */
+void		 zsd_shutdown(struct zsd *z, int status);
+
+#endif /* ZSD_H */
