@@ -1,0 +1,637 @@
+/*
+ * store.c - the slot table of one swap file.
+ *
+ * Slot i holds the 4 KiB page at byte i * 4096 of the file, as one of:
+ * nothing (reads as zeros); a page made of one repeated 64-bit word, kept
+ * as the word without an object (zero pages are the common case); a libzs
+ * object holding the page compressed; or a libzs object holding the page
+ * itself, when compression would not bring it below the pool's huge class
+ * size (the object takes a whole page either way, and reading it needs no
+ * decompression).
+ *
+ * Writing a page compresses it into the thread's scratch and copies the
+ * result into a new object, both outside any lock; only then is the slot
+ * locked, its entry replaced, and the old object freed once the lock is
+ * dropped.  A partial page is read, patched and written back with the
+ * slot locked throughout, so two partial writes to one page cannot lose
+ * each other's bytes.  A reader holds the slot's lock while it maps and
+ * decompresses the object, which is what keeps a writer from freeing the
+ * object underneath it.  The I/O calls never call malloc: each thread's
+ * buffers and codec state are in its struct store_ctx.
+ *
+ * Locking.  Slots are guarded by STORE_STRIPES mutexes, slot i by stripe
+ * i % STORE_STRIPES: consecutive pages, as one large request split across
+ * workers, fall on different locks.  A thread holds at most one stripe at
+ * a time, and may call into the pool (which has its own locks, taken
+ * after ours) while holding it.  Options and statistics are atomics,
+ * readable and settable from any thread without a lock.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "zsd.h"
+
+#define STORE_STRIPES	1024u		/* a power of two */
+#define CACHE_LINE	64
+
+#define STAT_ADD(st, f, n) \
+	atomic_fetch_add_explicit(&(st)->f, (n), memory_order_relaxed)
+#define STAT_SUB(st, f, n) \
+	atomic_fetch_sub_explicit(&(st)->f, (n), memory_order_relaxed)
+#define STAT_GET(st, f) \
+	atomic_load_explicit(&(st)->f, memory_order_relaxed)
+
+enum slot_type {
+	SLOT_EMPTY = 0,		/* never written, or discarded: zeros */
+	SLOT_SAME,		/* every 64-bit word is value; no object */
+	SLOT_COMPRESSED,	/* value: handle of len bytes from codec */
+	SLOT_RAW,		/* value: handle of the page itself */
+};
+
+/* An entry of the table; all of it guarded by the slot's stripe lock. */
+struct slot {
+	uint64_t	value;	/* fill word (SAME) or handle */
+	uint16_t	len;	/* object bytes: compressed, or 4096 (RAW) */
+	uint8_t		type;	/* enum slot_type */
+	uint8_t		codec;	/* enum codec_id, for SLOT_COMPRESSED */
+};
+
+/* One lock per cache line, so that stripes do not share one. */
+struct stripe {
+	pthread_mutex_t	lock;
+} __attribute__((aligned(CACHE_LINE)));
+
+struct store {
+	/* Set at creation, constant after. */
+	struct zs_pool	*pool;		/* not ours; thread-safe */
+	uint64_t	 nr_pages;
+	uint64_t	 size;		/* nr_pages * 4096 */
+	size_t		 compress_cap;	/* below the huge class size */
+	struct stripe	*stripes;	/* STORE_STRIPES of them */
+	unsigned int	 nr_stripes;	/* initialised, for destroy */
+
+	struct slot	*slots;		/* slots[i]: stripes[stripe_of(i)] */
+
+	/* Options: atomics, changed by store_set_options at any time. */
+	_Atomic int		codec;		/* enum codec_id, new writes */
+	_Atomic int		zstd_level;
+	_Atomic uint64_t	mem_limit;	/* pool bytes; 0: none */
+
+	/*
+	 * Statistics: atomics, relaxed.  The gauges (pages_stored,
+	 * same_pages, huge_pages, compr_data_size) change with the entry,
+	 * under its stripe lock, so they never go below zero; the
+	 * counters are bumped after the fact.
+	 */
+	_Atomic uint64_t	pages_stored __attribute__((
+				    aligned(CACHE_LINE)));
+	_Atomic uint64_t	same_pages;
+	_Atomic uint64_t	huge_pages;
+	_Atomic uint64_t	compr_data_size;
+	_Atomic uint64_t	mem_used_max;	/* pool bytes, seen on write */
+	_Atomic uint64_t	reads;		/* pages */
+	_Atomic uint64_t	writes;		/* pages */
+	_Atomic uint64_t	discards;	/* pages */
+	_Atomic uint64_t	failed_reads;	/* pages */
+	_Atomic uint64_t	failed_writes;	/* pages, discards included */
+	_Atomic uint64_t	limit_refusals;
+};
+
+/*
+ * One thread's working memory: the only buffers the I/O path uses.
+ * Owned by one thread at a time; no lock.
+ */
+struct store_ctx {
+	unsigned char		 page[ZSD_PAGE_SIZE];	/* being patched */
+	unsigned char		 cbuf[ZSD_PAGE_SIZE];	/* compressed */
+	unsigned char		 local[ZS_MAX_ALLOC_SIZE]; /* read_begin */
+	struct store		*st;
+	struct codec_ctx	*codec;
+	int			 zstd_level;	/* what codec is set to */
+} __attribute__((aligned(CACHE_LINE)));
+
+static bool
+codec_valid(int id)
+{
+	return id == CODEC_LZ4 || id == CODEC_ZSTD;
+}
+
+static pthread_mutex_t *
+store_slot_lock(struct store *st, uint64_t i)
+{
+	return &st->stripes[i & (STORE_STRIPES - 1)].lock;
+}
+
+/*
+ * If every 64-bit word of the page is the same, that word.  The last word
+ * is compared first: most pages that are not same-filled differ there
+ * already.  memcpy, because callers' buffers need not be aligned.
+ */
+static bool
+page_same_filled(const void *page, uint64_t *word)
+{
+	const unsigned char *p = page;
+	uint64_t first, w;
+	size_t i;
+
+	memcpy(&first, p, sizeof(first));
+	memcpy(&w, p + ZSD_PAGE_SIZE - sizeof(w), sizeof(w));
+	if (w != first)
+		return false;
+	for (i = sizeof(w); i < ZSD_PAGE_SIZE - sizeof(w); i += sizeof(w)) {
+		memcpy(&w, p + i, sizeof(w));
+		if (w != first)
+			return false;
+	}
+	*word = first;
+	return true;
+}
+
+static void
+page_fill(void *page, uint64_t word)
+{
+	unsigned char *p = page;
+	size_t i;
+
+	if (word == 0) {
+		memset(page, 0, ZSD_PAGE_SIZE);
+		return;
+	}
+	for (i = 0; i < ZSD_PAGE_SIZE; i += sizeof(word))
+		memcpy(p + i, &word, sizeof(word));
+}
+
+/* Raise mem_used_max to what the pool uses now, if that is more. */
+static void
+store_note_used(struct store *st)
+{
+	uint64_t used, max;
+
+	used = zs_pool_pages_used(st->pool) * ZSD_PAGE_SIZE;
+	max = STAT_GET(st, mem_used_max);
+	while (used > max && !atomic_compare_exchange_weak_explicit(
+	    &st->mem_used_max, &max, used, memory_order_relaxed,
+	    memory_order_relaxed))
+		;
+}
+
+/* The zstd level may have changed since this thread last compressed. */
+static void
+store_ctx_sync_level(struct store *st, struct store_ctx *ctx)
+{
+	int level = atomic_load_explicit(&st->zstd_level,
+	    memory_order_relaxed);
+
+	if (level != ctx->zstd_level) {
+		codec_ctx_set_level(ctx->codec, level);
+		ctx->zstd_level = level;
+	}
+}
+
+/*
+ * Make the entry for a page, object included, without touching the
+ * table.  Nothing needs to be undone on failure.
+ */
+static int
+store_encode(struct store *st, struct store_ctx *ctx, const void *page,
+    struct slot *out)
+{
+	const void *src;
+	zs_handle_t handle;
+	uint64_t word, limit;
+	size_t len;
+	int codec;
+
+	if (page_same_filled(page, &word)) {
+		*out = (struct slot){ .value = word, .type = SLOT_SAME };
+		return 0;
+	}
+
+	codec = atomic_load_explicit(&st->codec, memory_order_relaxed);
+	if (codec == CODEC_ZSTD)
+		store_ctx_sync_level(st, ctx);
+	len = codec_compress(ctx->codec, (enum codec_id)codec, page,
+	    ctx->cbuf, st->compress_cap);
+	if (len != 0) {
+		src = ctx->cbuf;
+		*out = (struct slot){ .len = (uint16_t)len,
+		    .type = SLOT_COMPRESSED, .codec = (uint8_t)codec };
+	} else {
+		src = page;
+		len = ZSD_PAGE_SIZE;
+		*out = (struct slot){ .len = ZSD_PAGE_SIZE,
+		    .type = SLOT_RAW };
+	}
+
+	/*
+	 * Checked before every allocation, not atomically with it: writers
+	 * racing at the limit may overshoot it by an object each.
+	 */
+	limit = atomic_load_explicit(&st->mem_limit, memory_order_relaxed);
+	if (limit != 0 &&
+	    zs_pool_pages_used(st->pool) * ZSD_PAGE_SIZE >= limit) {
+		STAT_ADD(st, limit_refusals, 1);
+		return -ENOSPC;
+	}
+	if ((handle = zs_malloc(st->pool, len)) == 0)
+		return -ENOMEM;
+	if (zs_obj_write(st->pool, handle, src, len) != 0) {
+		/* Only for a handle or length libzs rejects: a bug. */
+		zs_free(st->pool, handle);
+		return -EIO;
+	}
+	store_note_used(st);
+	out->value = handle;
+	return 0;
+}
+
+/* The page an entry holds, into page.  Called with the slot locked. */
+static int
+store_decode(struct store *st, struct store_ctx *ctx, const struct slot *s,
+    void *page)
+{
+	const void *src;
+	int error = 0;
+
+	switch (s->type) {
+	case SLOT_EMPTY:
+		memset(page, 0, ZSD_PAGE_SIZE);
+		return 0;
+	case SLOT_SAME:
+		page_fill(page, s->value);
+		return 0;
+	}
+	/* Pinned until read_end: compaction cannot move it meanwhile. */
+	src = zs_obj_read_begin(st->pool, s->value, ctx->local, NULL);
+	if (src == NULL)
+		return -EIO;
+	if (s->type == SLOT_RAW)
+		memcpy(page, src, ZSD_PAGE_SIZE);
+	else
+		error = codec_decompress(ctx->codec, (enum codec_id)s->codec,
+		    src, s->len, page);
+	zs_obj_read_end(st->pool, s->value);
+	return error;
+}
+
+/* Count an entry in or out of the gauges.  Called with the slot locked. */
+static void
+store_account(struct store *st, const struct slot *s, bool in)
+{
+	uint64_t compr = 0;
+
+	if (s->type == SLOT_EMPTY)
+		return;
+	if (s->type == SLOT_COMPRESSED || s->type == SLOT_RAW)
+		compr = s->len;
+	if (in) {
+		STAT_ADD(st, pages_stored, 1);
+		STAT_ADD(st, compr_data_size, compr);
+		if (s->type == SLOT_SAME)
+			STAT_ADD(st, same_pages, 1);
+		if (s->type == SLOT_RAW)
+			STAT_ADD(st, huge_pages, 1);
+	} else {
+		STAT_SUB(st, pages_stored, 1);
+		STAT_SUB(st, compr_data_size, compr);
+		if (s->type == SLOT_SAME)
+			STAT_SUB(st, same_pages, 1);
+		if (s->type == SLOT_RAW)
+			STAT_SUB(st, huge_pages, 1);
+	}
+}
+
+/* Put new in slot i; old gets what was there.  Slot locked. */
+static void
+store_replace_locked(struct store *st, uint64_t i, const struct slot *new,
+    struct slot *old)
+{
+	*old = st->slots[i];
+	st->slots[i] = *new;
+	store_account(st, old, false);
+	store_account(st, new, true);
+}
+
+/* Free an entry's object, once it is out of the table. */
+static void
+store_release(struct store *st, const struct slot *s)
+{
+	if (s->type == SLOT_COMPRESSED || s->type == SLOT_RAW)
+		(void)zs_free(st->pool, s->value);
+}
+
+/* Replace slot i by a whole page. */
+static int
+store_write_page(struct store *st, struct store_ctx *ctx, uint64_t i,
+    const void *page)
+{
+	pthread_mutex_t *lock = store_slot_lock(st, i);
+	struct slot new, old;
+	int error;
+
+	if ((error = store_encode(st, ctx, page, &new)) != 0)
+		return error;
+	pthread_mutex_lock(lock);
+	store_replace_locked(st, i, &new, &old);
+	pthread_mutex_unlock(lock);
+	store_release(st, &old);
+	return 0;
+}
+
+/*
+ * Replace n bytes at in of slot i by src, or by zeros if src is NULL:
+ * read, patch and write back, all under the slot's lock.
+ */
+static int
+store_patch_page(struct store *st, struct store_ctx *ctx, uint64_t i,
+    size_t in, const void *src, size_t n)
+{
+	pthread_mutex_t *lock = store_slot_lock(st, i);
+	struct slot new, old;
+	int error;
+
+	pthread_mutex_lock(lock);
+	old = st->slots[i];
+	/* Zeroing part of an empty or zero-filled page changes nothing. */
+	if (src == NULL && (old.type == SLOT_EMPTY ||
+	    (old.type == SLOT_SAME && old.value == 0))) {
+		pthread_mutex_unlock(lock);
+		return 0;
+	}
+	if ((error = store_decode(st, ctx, &old, ctx->page)) != 0)
+		goto out;
+	if (src != NULL)
+		memcpy(ctx->page + in, src, n);
+	else
+		memset(ctx->page + in, 0, n);
+	if ((error = store_encode(st, ctx, ctx->page, &new)) != 0)
+		goto out;
+	store_replace_locked(st, i, &new, &old);
+	pthread_mutex_unlock(lock);
+	store_release(st, &old);
+	return 0;
+out:
+	pthread_mutex_unlock(lock);
+	return error;
+}
+
+int
+store_write(struct store *st, struct store_ctx *ctx, uint64_t off,
+    const void *buf, size_t len)
+{
+	const unsigned char *p = buf;
+	size_t in, n;
+	uint64_t i;
+	int error;
+
+	if (off > st->size || len > st->size - off)
+		return -EFBIG;
+	while (len > 0) {
+		i = off >> ZSD_PAGE_SHIFT;
+		in = off & (ZSD_PAGE_SIZE - 1);
+		n = ZSD_PAGE_SIZE - in < len ? ZSD_PAGE_SIZE - in : len;
+		if (n == ZSD_PAGE_SIZE)
+			error = store_write_page(st, ctx, i, p);
+		else
+			error = store_patch_page(st, ctx, i, in, p, n);
+		if (error != 0) {
+			STAT_ADD(st, failed_writes, 1);
+			return error;
+		}
+		STAT_ADD(st, writes, 1);
+		off += n;
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+long
+store_read(struct store *st, struct store_ctx *ctx, uint64_t off, void *buf,
+    size_t len)
+{
+	unsigned char *p = buf;
+	pthread_mutex_t *lock;
+	size_t in, n, done;
+	struct slot s;
+	uint64_t i;
+	int error;
+
+	if (off >= st->size)
+		return 0;
+	if (len > st->size - off)
+		len = st->size - off;
+	if (len > LONG_MAX)
+		len = LONG_MAX & ~(size_t)(ZSD_PAGE_SIZE - 1);
+	for (done = 0; done < len; done += n, off += n) {
+		i = off >> ZSD_PAGE_SHIFT;
+		in = off & (ZSD_PAGE_SIZE - 1);
+		n = ZSD_PAGE_SIZE - in < len - done ?
+		    ZSD_PAGE_SIZE - in : len - done;
+		lock = store_slot_lock(st, i);
+		pthread_mutex_lock(lock);
+		s = st->slots[i];
+		if (n == ZSD_PAGE_SIZE) {
+			error = store_decode(st, ctx, &s, p + done);
+		} else if ((error = store_decode(st, ctx, &s,
+		    ctx->page)) == 0) {
+			memcpy(p + done, ctx->page + in, n);
+		}
+		pthread_mutex_unlock(lock);
+		if (error != 0) {
+			STAT_ADD(st, failed_reads, 1);
+			return error;
+		}
+		STAT_ADD(st, reads, 1);
+	}
+	return (long)done;
+}
+
+int
+store_discard(struct store *st, struct store_ctx *ctx, uint64_t off,
+    uint64_t len)
+{
+	static const struct slot empty;
+	pthread_mutex_t *lock;
+	struct slot old;
+	uint64_t i, in, n;
+	int error;
+
+	/* Like a hole punched past the end of a file: nothing there. */
+	if (off >= st->size)
+		return 0;
+	if (len > st->size - off)
+		len = st->size - off;
+	for (; len > 0; off += n, len -= n) {
+		i = off >> ZSD_PAGE_SHIFT;
+		in = off & (ZSD_PAGE_SIZE - 1);
+		n = ZSD_PAGE_SIZE - in < len ? ZSD_PAGE_SIZE - in : len;
+		if (n < ZSD_PAGE_SIZE) {
+			error = store_patch_page(st, ctx, i, (size_t)in, NULL,
+			    (size_t)n);
+			if (error != 0) {
+				STAT_ADD(st, failed_writes, 1);
+				return error;
+			}
+		} else {
+			lock = store_slot_lock(st, i);
+			pthread_mutex_lock(lock);
+			store_replace_locked(st, i, &empty, &old);
+			pthread_mutex_unlock(lock);
+			store_release(st, &old);
+		}
+		STAT_ADD(st, discards, 1);
+	}
+	return 0;
+}
+
+void
+store_set_options(struct store *st, const struct store_options *opt)
+{
+	/* An unknown codec keeps the old one: new writes must have one. */
+	if (codec_valid(opt->codec))
+		atomic_store_explicit(&st->codec, opt->codec,
+		    memory_order_relaxed);
+	atomic_store_explicit(&st->zstd_level, opt->zstd_level,
+	    memory_order_relaxed);
+	atomic_store_explicit(&st->mem_limit, opt->mem_limit,
+	    memory_order_relaxed);
+}
+
+void
+store_destroy(struct store *st)
+{
+	uint64_t i;
+
+	if (st == NULL)
+		return;
+	if (st->slots != NULL)
+		for (i = 0; i < st->nr_pages; i++)
+			store_release(st, &st->slots[i]);
+	free(st->slots);
+	while (st->nr_stripes > 0)
+		pthread_mutex_destroy(&st->stripes[--st->nr_stripes].lock);
+	free(st->stripes);
+	free(st);
+}
+
+struct store *
+store_create(struct zs_pool *pool, uint64_t nr_pages,
+    const struct store_options *opt, int *errorp)
+{
+	struct store *st;
+	size_t huge;
+	int error;
+
+	if (pool == NULL || nr_pages == 0 || !codec_valid(opt->codec) ||
+	    nr_pages > UINT64_MAX >> ZSD_PAGE_SHIFT ||
+	    nr_pages > SIZE_MAX / sizeof(struct slot)) {
+		*errorp = -EINVAL;
+		return NULL;
+	}
+	if ((st = calloc(1, sizeof(*st))) == NULL) {
+		*errorp = -ENOMEM;
+		return NULL;
+	}
+	st->pool = pool;
+	st->nr_pages = nr_pages;
+	st->size = nr_pages << ZSD_PAGE_SHIFT;
+	/* What compresses to the huge class size or more is stored raw. */
+	huge = zs_huge_class_size(pool);
+	st->compress_cap = (huge < ZSD_PAGE_SIZE ? huge : ZSD_PAGE_SIZE) - 1;
+	store_set_options(st, opt);
+
+	error = -ENOMEM;
+	/* Untouched calloc pages cost nothing until their slots are used. */
+	if ((st->slots = calloc((size_t)nr_pages, sizeof(*st->slots))) ==
+	    NULL)
+		goto fail;
+	if ((st->stripes = aligned_alloc(CACHE_LINE, STORE_STRIPES *
+	    sizeof(*st->stripes))) == NULL)
+		goto fail;
+	for (; st->nr_stripes < STORE_STRIPES; st->nr_stripes++) {
+		if ((error = -pthread_mutex_init(
+		    &st->stripes[st->nr_stripes].lock, NULL)) != 0)
+			goto fail;
+	}
+	return st;
+
+fail:
+	store_destroy(st);
+	*errorp = error;
+	return NULL;
+}
+
+uint64_t
+store_nr_pages(const struct store *st)
+{
+	return st->nr_pages;
+}
+
+void
+store_ctx_destroy(struct store_ctx *ctx)
+{
+	if (ctx == NULL)
+		return;
+	codec_ctx_destroy(ctx->codec);
+	free(ctx);
+}
+
+struct store_ctx *
+store_ctx_create(struct store *st)
+{
+	struct store_ctx *ctx;
+	int saved;
+
+	if ((ctx = aligned_alloc(CACHE_LINE, sizeof(*ctx))) == NULL)
+		return NULL;
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->st = st;
+	ctx->zstd_level = atomic_load_explicit(&st->zstd_level,
+	    memory_order_relaxed);
+	if ((ctx->codec = codec_ctx_create(ctx->zstd_level)) == NULL) {
+		saved = errno;
+		store_ctx_destroy(ctx);
+		errno = saved;
+		return NULL;
+	}
+	return ctx;
+}
+
+void
+store_stats(struct store *st, struct store_stats *out)
+{
+	struct zs_pool_stats ps;
+
+	zs_pool_stats(st->pool, &ps);
+	memset(out, 0, sizeof(*out));
+	out->pages_stored = STAT_GET(st, pages_stored);
+	out->orig_data_size = out->pages_stored * ZSD_PAGE_SIZE;
+	out->compr_data_size = STAT_GET(st, compr_data_size);
+	out->mem_used_total = zs_pool_pages_used(st->pool) * ZSD_PAGE_SIZE;
+	out->mem_limit = atomic_load_explicit(&st->mem_limit,
+	    memory_order_relaxed);
+	out->mem_used_max = STAT_GET(st, mem_used_max);
+	out->same_pages = STAT_GET(st, same_pages);
+	out->huge_pages = STAT_GET(st, huge_pages);
+	out->pages_compacted = ps.pages_compacted;
+	out->failed_reads = STAT_GET(st, failed_reads);
+	out->failed_writes = STAT_GET(st, failed_writes);
+	out->reads = STAT_GET(st, reads);
+	out->writes = STAT_GET(st, writes);
+	out->discards = STAT_GET(st, discards);
+	out->limit_refusals = STAT_GET(st, limit_refusals);
+}
+
+void
+store_reset_max(struct store *st)
+{
+	atomic_store_explicit(&st->mem_used_max,
+	    zs_pool_pages_used(st->pool) * ZSD_PAGE_SIZE,
+	    memory_order_relaxed);
+}
