@@ -83,6 +83,7 @@ free_worker_start(struct zs_pool *pool)
 	pool->nr_queued = 0;
 	pool->free_stop = false;
 	pool->free_running = false;
+	pool->free_ready = true;
 	if (!pool->cfg.async_free)
 		return 0;
 	error = pthread_create(&pool->free_thread, NULL, free_worker, pool);

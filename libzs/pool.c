@@ -98,7 +98,8 @@ zs_destroy_pool(struct zs_pool *pool)
 {
 	if (pool == NULL)
 		return;
-	if (pool->free_queue.next != NULL)
+	/* (Not free_queue.next: the worker writes it, under free_lock.) */
+	if (pool->free_ready)
 		free_worker_stop(pool);
 	report_stop(pool);
 	section_destroy_all(pool);

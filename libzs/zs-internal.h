@@ -349,6 +349,8 @@ struct zs_pool {
 	uint64_t		 nr_queued;	/* queued or being freed */
 	bool			 free_stop;
 	bool			 free_running;
+	bool			 free_ready;	/* free_worker_start() ran: the
+					   queue and its lock exist */
 	pthread_t		 free_thread;
 
 	/* counters, updated with relaxed atomics */
