@@ -93,4 +93,56 @@ zsd_stop
 tap_ok $? "zsd stops on SIGTERM with status 0"
 ! is_mounted "$ZSD_MNT"
 tap_ok $? "the mount is gone"
+
+# zstd, and SIGHUP: algorithm and mem_limit change while zsd runs.
+conf=$TEST_DIR/zsd.conf
+printf 'disksize = 64M\nalgorithm = zstd\nzstd_level = 5\n' >"$conf"
+zsd_start --no-swapon -c "$conf" || tap_bail "zsd with zstd did not start"
+run_tap "fuse-io with zstd, 2 threads" "$FUSE_IO" -s 4 -t 2 -n 5000 "$f"
+fallocate -p -o 0 -l 64M "$f"
+dd if=/dev/urandom of="$TEST_DIR/random" bs=64k count=128 status=none
+dd if="$TEST_DIR/random" of="$f" bs=64k conv=notrunc,fsync status=none
+tap_ok $? "8 MiB of random data with zstd, no limit"
+
+printf 'disksize = 64M\nalgorithm = lz4\nmem_limit = 4M\n' >"$conf"
+kill -HUP "$ZSD_PID"
+for _ in $(seq 100); do
+	grep -q "reloaded" "$ZSD_LOG" && break
+	sleep 0.1
+done
+grep -q "reloaded: algorithm lz4, zstd_level 3, mem_limit 4194304" \
+    "$ZSD_LOG"
+tap_ok $? "SIGHUP applies algorithm and mem_limit"
+dd if="$pattern" of="$f" bs=64k seek=512 conv=notrunc,fsync status=none \
+    2>"$TEST_DIR/dd.err"
+grep -q "No space left on device" "$TEST_DIR/dd.err"
+tap_ok $? "over the new limit, a write fails with ENOSPC"
+dd if="$f" bs=64k count=128 iflag=direct status=none |
+    cmp -s - "$TEST_DIR/random"
+tap_ok $? "the data written before the reload reads back"
+
+# A bad file changes nothing; a key that cannot change live is reported.
+printf 'disksize = 64M\nmem_limit = lots\n' >"$conf"
+kill -HUP "$ZSD_PID"
+for _ in $(seq 100); do
+	grep -q "nothing changed" "$ZSD_LOG" && break
+	sleep 0.1
+done
+grep -q "mem_limit" "$ZSD_LOG" && grep -q "nothing changed" "$ZSD_LOG"
+tap_ok $? "a reload with a bad value names it and changes nothing"
+printf 'disksize = 32M\n' >"$conf"
+kill -HUP "$ZSD_PID"
+for _ in $(seq 100); do
+	grep -q "at restart" "$ZSD_LOG" && break
+	sleep 0.1
+done
+grep -q "at restart" "$ZSD_LOG" &&
+    [ "$(stat -c %s "$f")" -eq $((64 << 20)) ]
+tap_ok $? "a new disksize waits for a restart; the file keeps its size"
+fallocate -p -o 0 -l 64M "$f"
+dd if="$pattern" of="$f" bs=64k conv=notrunc,fsync status=none
+tap_ok $? "with the limit gone (reloaded as none), writes fit again"
+
+zsd_stop
+tap_ok $? "zsd stops on SIGTERM with status 0"
 tap_done
