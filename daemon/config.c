@@ -62,6 +62,8 @@ union config_value {
 
 static const char	*check_mountpoint(const char *);
 static const char	*check_name(const char *);
+static const char	*check_control(const char *);
+static const char	*check_group(const char *);
 
 #define FIELD(f)	offsetof(struct zsd_config, f)
 
@@ -103,6 +105,23 @@ static const struct config_key config_keys[] = {
 	{ .name = "verbose", .type = CONFIG_INT, .flags = KEY_LIVE | KEY_WORDS,
 	  .off = FIELD(verbose), .min = 0, .max = 3, .def = "0",
 	  .help = "log level: 0 info, 1 debug" },
+	{ .name = "control", .type = CONFIG_STRING,
+	  .off = FIELD(control), .size = sizeof(((struct zsd_config *)0)
+	  ->control), .def = "/run/zsd/control", .check = check_control,
+	  .help = "the control socket zsctl talks to" },
+	{ .name = "control_group", .type = CONFIG_STRING,
+	  .off = FIELD(control_group), .size = sizeof(((struct zsd_config *)0)
+	  ->control_group), .def = "root", .check = check_group,
+	  .help = "group that may read statistics" },
+	{ .name = "control_timeout", .type = CONFIG_INT,
+	  .off = FIELD(control_timeout), .min = 1, .max = 3600, .def = "10",
+	  .help = "seconds before an idle client is dropped" },
+	{ .name = "compact_threshold", .type = CONFIG_INT, .flags = KEY_LIVE,
+	  .off = FIELD(compact_threshold), .min = 0, .max = 100, .def = "10",
+	  .help = "compact at N% freeable pages; 0: off" },
+	{ .name = "compact_interval", .type = CONFIG_INT, .flags = KEY_LIVE,
+	  .off = FIELD(compact_interval), .min = 1, .max = 86400, .def = "60",
+	  .help = "seconds between compaction checks" },
 };
 
 #define NKEYS	(sizeof(config_keys) / sizeof(config_keys[0]))
@@ -230,6 +249,23 @@ check_name(const char *s)
 	/* The mount holds the statistics next to the swap file. */
 	if (strcmp(s, "mm_stat") == 0)
 		return "'mm_stat' is the statistics file";
+	return NULL;
+}
+
+static const char *
+check_control(const char *s)
+{
+	if (s[0] != '/')
+		return "expected an absolute path";
+	return NULL;
+}
+
+static const char *
+check_group(const char *s)
+{
+	if (strchr(s, ':') != NULL || strchr(s, '/') != NULL ||
+	    strchr(s, ' ') != NULL)
+		return "expected a group name";
 	return NULL;
 }
 
@@ -601,13 +637,19 @@ void
 config_usage_keys(FILE *f)
 {
 	const struct config_key *k;
+	const char *def;
 	size_t i;
 
 	for (i = 0; i < NKEYS; i++) {
 		k = &config_keys[i];
-		fprintf(f, "  %-12s%-15s%s%s\n", k->name,
-		    k->shown != NULL ? k->shown : k->def, k->help,
-		    (k->flags & KEY_LIVE) ? " *" : "");
+		def = k->shown != NULL ? k->shown : k->def;
+		/* Long names and defaults get a line of their own. */
+		if (strlen(k->name) > 11 || strlen(def) > 14)
+			fprintf(f, "  %s  %s\n%29s%s%s\n", k->name, def, "",
+			    k->help, (k->flags & KEY_LIVE) ? " *" : "");
+		else
+			fprintf(f, "  %-12s%-15s%s%s\n", k->name, def,
+			    k->help, (k->flags & KEY_LIVE) ? " *" : "");
 	}
 	fprintf(f, "  (* can change with SIGHUP while zsd runs)\n");
 }

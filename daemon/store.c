@@ -100,6 +100,7 @@ struct store {
 	_Atomic uint64_t	failed_reads;	/* pages */
 	_Atomic uint64_t	failed_writes;	/* pages, discards included */
 	_Atomic uint64_t	limit_refusals;
+	_Atomic uint64_t	invalid_io;	/* writes past the end */
 };
 
 /*
@@ -389,8 +390,10 @@ store_write(struct store *st, struct store_ctx *ctx, uint64_t off,
 	uint64_t i;
 	int error;
 
-	if (off > st->size || len > st->size - off)
+	if (off > st->size || len > st->size - off) {
+		STAT_ADD(st, invalid_io, 1);
 		return -EFBIG;
+	}
 	while (len > 0) {
 		i = off >> ZSD_PAGE_SHIFT;
 		in = off & (ZSD_PAGE_SIZE - 1);
@@ -626,6 +629,7 @@ store_stats(struct store *st, struct store_stats *out)
 	out->writes = STAT_GET(st, writes);
 	out->discards = STAT_GET(st, discards);
 	out->limit_refusals = STAT_GET(st, limit_refusals);
+	out->invalid_io = STAT_GET(st, invalid_io);
 }
 
 void

@@ -121,6 +121,9 @@ reload(struct zsd *z)
 	z->cfg.zstd_level = cfg.zstd_level;
 	z->cfg.mem_limit = cfg.mem_limit;
 	z->cfg.verbose = cfg.verbose;
+	z->cfg.compact_threshold = cfg.compact_threshold;
+	z->cfg.compact_interval = cfg.compact_interval;
+	control_reload(z);
 	log_set_verbose(cfg.verbose);
 	store_options_of(&z->cfg, &opt);
 	store_set_options(z->store, &opt);
@@ -355,6 +358,7 @@ harden(void)
 static void
 zsd_free(struct zsd *z)
 {
+	control_stop(z);
 	workers_stop(z->workers);
 	z->workers = NULL;
 	fs_stop(z);
@@ -468,6 +472,10 @@ main(int argc, char **argv)
 		return 1;
 	}
 	log_debug("mounted %s, %u workers", z->cfg.mountpoint, nr_workers);
+	if (control_start(z) != 0) {
+		zsd_free(z);
+		return 1;
+	}
 
 	event_base_dispatch(z->base);
 

@@ -70,6 +70,11 @@ struct zsd_config {
 	bool		discard;	/* swapon with discard */
 	bool		foreground;
 	int		verbose;
+	char		control[108];	/* control socket (sun_path) */
+	char		control_group[64]; /* may read statistics */
+	int		control_timeout; /* seconds a client may idle */
+	int		compact_threshold; /* freeable % of used; 0: off */
+	int		compact_interval; /* seconds between checks */
 	char		path[PATH_MAX];	/* the config file read, or "" */
 };
 
@@ -116,6 +121,7 @@ struct store_stats {
 	uint64_t	writes;
 	uint64_t	discards;
 	uint64_t	limit_refusals;	/* writes refused by mem_limit */
+	uint64_t	invalid_io;	/* writes past the end of the file */
 };
 
 struct store;
@@ -186,6 +192,11 @@ int		 swap_stop(struct zsd *z);	/* spawn the swapoff thread */
 void		 swap_write_header(struct store *st, struct store_ctx *ctx,
 		    uint64_t nr_pages, int *errorp);
 
+/* control.c */
+int		 control_start(struct zsd *z);	/* listen; 0 or -1 */
+void		 control_stop(struct zsd *z);	/* close, join the job */
+void		 control_reload(struct zsd *z);	/* compact_* changed */
+
 /* notify.c */
 void		 notify(const char *state);	/* sd_notify, if asked for */
 
@@ -206,6 +217,7 @@ struct zsd {
 	struct store		*store;
 	struct workers		*workers;
 	struct fs		*fs;
+	struct control		*control;
 
 	/* Swap: set by the swap thread, read after swap_done fires. */
 	enum swap_state		 swap;

@@ -17,8 +17,8 @@ setup_cleanup
 # by SIGTERM after 20 s and shows as status 124.
 zsd_fail()
 {
-	msg=$(timeout -s TERM -k 10 20 "$ZSD" -f --no-swapon "$@" 2>&1 \
-	    </dev/null)
+	msg=$(timeout -s TERM -k 10 20 "$ZSD" -f --no-swapon -c /dev/null \
+	    -o control="$TEST_DIR/control-fail" "$@" 2>&1 </dev/null)
 	status=$?
 	tap_diag "zsd $*: status $status: $msg"
 }

@@ -255,9 +255,10 @@ zsd_start()
 		n=$((n + 1))
 	done
 	[ -e "$ZSD_LOG" ] && mv "$ZSD_LOG" "$ZSD_LOG.$n"
-	# No -c of the test's own: not /etc/zsd.conf, whatever it holds.
-	"$ZSD" -f -c /dev/null -o mountpoint="$ZSD_MNT" "$@" >"$ZSD_LOG" 2>&1 \
-	    </dev/null &
+	# Not /etc/zsd.conf, whatever it holds, and a control socket of our
+	# own; the test's own -c and -o come after and win.
+	"$ZSD" -f -c /dev/null -o mountpoint="$ZSD_MNT" \
+	    -o control="$TEST_DIR/control" "$@" >"$ZSD_LOG" 2>&1 </dev/null &
 	ZSD_PID=$!
 	while ! grep -qw ready "$ZSD_LOG"; do
 		if ! pid_alive "$ZSD_PID"; then

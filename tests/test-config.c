@@ -37,7 +37,12 @@ config_same(const struct zsd_config *a, const struct zsd_config *b)
 	    strcmp(a->mountpoint, b->mountpoint) == 0 &&
 	    strcmp(a->name, b->name) == 0 && a->swapon == b->swapon &&
 	    a->discard == b->discard && a->foreground == b->foreground &&
-	    a->verbose == b->verbose;
+	    a->verbose == b->verbose &&
+	    strcmp(a->control, b->control) == 0 &&
+	    strcmp(a->control_group, b->control_group) == 0 &&
+	    a->control_timeout == b->control_timeout &&
+	    a->compact_threshold == b->compact_threshold &&
+	    a->compact_interval == b->compact_interval;
 }
 
 /* Write text to a file in tmpdir; its path in path. */
@@ -83,6 +88,13 @@ test_defaults(void)
 	ok(cfg.swapon, "default swapon yes");
 	ok(cfg.discard, "default discard yes");
 	ok(cfg.verbose == 0, "default verbose 0");
+	ok(strcmp(cfg.control, "/run/zsd/control") == 0,
+	    "default control /run/zsd/control");
+	ok(strcmp(cfg.control_group, "root") == 0,
+	    "default control_group root");
+	ok(cfg.control_timeout == 10, "default control_timeout 10");
+	ok(cfg.compact_threshold == 10, "default compact_threshold 10");
+	ok(cfg.compact_interval == 60, "default compact_interval 60");
 	ok(!cfg.foreground, "not in the foreground by default");
 	ok(cfg.path[0] == '\0', "no config file read yet");
 }
@@ -252,6 +264,9 @@ test_ints(void)
 		{ "priority", -1, 32767 },
 		{ "workers", 0, 256 },
 		{ "verbose", 0, 3 },
+		{ "control_timeout", 1, 3600 },
+		{ "compact_threshold", 0, 100 },
+		{ "compact_interval", 1, 86400 },
 	};
 	static const char *const junk[] = {
 		"", "x", "3x", "+3", " 3", "3 ", "0x3", "1e1", "--1",
@@ -399,6 +414,25 @@ test_strings(void)
 	ok(set(&cfg, "mountpoint", "/run/x") == 0 &&
 	    strcmp(cfg.mountpoint, "/run/x") == 0, "mountpoint /run/x");
 
+	ok(set(&cfg, "control", "/tmp/ctl") == 0 &&
+	    strcmp(cfg.control, "/tmp/ctl") == 0, "control /tmp/ctl");
+	ok(set(&cfg, "control", "ctl") == -1 &&
+	    strstr(err, "absolute path") != NULL, "relative control: %s",
+	    err);
+	memset(big + 1, 'a', 107);
+	big[108] = '\0';
+	ok(set(&cfg, "control", big) == -1 &&
+	    strstr(err, "longer than 107") != NULL,
+	    "control of 108 characters does not fit sun_path: %s", err);
+	big[107] = '\0';
+	ok(set(&cfg, "control", big) == 0, "control of 107 characters");
+	ok(set(&cfg, "control_group", "adm") == 0 &&
+	    strcmp(cfg.control_group, "adm") == 0, "control_group adm");
+	ok(set(&cfg, "control_group", "a:b") == -1 &&
+	    set(&cfg, "control_group", "a b") == -1 &&
+	    set(&cfg, "control_group", "") == -1,
+	    "control_group: no ':', spaces or empty: %s", err);
+
 	ok(set(&cfg, "name", "swap1") == 0 && strcmp(cfg.name, "swap1") == 0,
 	    "name swap1");
 	ok(set(&cfg, "name", "a/b") == -1 &&
@@ -447,10 +481,12 @@ test_live(void)
 		{ "disksize", "1G" }, { "priority", "5" },
 		{ "workers", "3" }, { "mountpoint", "/elsewhere" },
 		{ "name", "other" }, { "swapon", "no" },
-		{ "discard", "no" },
+		{ "discard", "no" }, { "control", "/run/other" },
+		{ "control_group", "adm" }, { "control_timeout", "5" },
 	}, live[] = {
 		{ "algorithm", "zstd" }, { "zstd_level", "9" },
 		{ "mem_limit", "1G" }, { "verbose", "1" },
+		{ "compact_threshold", "0" }, { "compact_interval", "5" },
 	};
 	struct zsd_config cfg, before;
 	char want[128];
@@ -483,7 +519,8 @@ test_live(void)
 		    sizeof(err)) == 0, "live %s = %s accepted", live[i].key,
 		    live[i].value);
 	ok(cfg.algorithm == CODEC_ZSTD && cfg.zstd_level == 9 &&
-	    cfg.mem_limit == GiB && cfg.verbose == 1,
+	    cfg.mem_limit == GiB && cfg.verbose == 1 &&
+	    cfg.compact_threshold == 0 && cfg.compact_interval == 5,
 	    "live keys changed");
 }
 
@@ -665,7 +702,9 @@ test_print(void)
 	bool each;
 	static const char *const keys[] = { "disksize", "algorithm",
 	    "zstd_level", "priority", "mem_limit", "workers", "mountpoint",
-	    "name", "swapon", "discard", "verbose" };
+	    "name", "swapon", "discard", "verbose", "control",
+	    "control_group", "control_timeout", "compact_threshold",
+	    "compact_interval" };
 
 	config_init(&cfg);
 	roundtrip(&cfg, "the defaults");
@@ -681,6 +720,11 @@ test_print(void)
 	set(&cfg, "swapon", "off");
 	set(&cfg, "discard", "false");
 	set(&cfg, "verbose", "3");
+	set(&cfg, "control", "/tmp/zsd control");
+	set(&cfg, "control_group", "adm");
+	set(&cfg, "control_timeout", "1");
+	set(&cfg, "compact_threshold", "0");
+	set(&cfg, "compact_interval", "86400");
 	roundtrip(&cfg, "every key changed");
 	set(&cfg, "disksize", "1050000");
 	set(&cfg, "mem_limit", "1T");

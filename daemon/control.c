@@ -1,0 +1,879 @@
+/*
+ * control.c - the control socket: zsctl's requests, served by the loop.
+ *
+ * A Unix stream socket, made under a umask so that it is born 0660 and
+ * given to control_group.  Before binding, a live socket at the path
+ * means another zsd: we refuse to start; a dead one (ECONNREFUSED) is
+ * stale and replaced.  Clients are bufferevents with idle timeouts; at
+ * most CONTROL_MAX_CLIENTS at once, the others get a "busy" reply and are
+ * closed.  When accept runs out of descriptors (EMFILE) the listener is
+ * paused for a moment instead of spinning on a socket it cannot empty.
+ *
+ * Anyone who can connect may read; only uid 0 (SO_PEERCRED) may change
+ * anything.  Compaction and shrinking take time, so they run on a job
+ * thread of their own, one at a time, while the loop goes on serving
+ * FUSE; the job's end wakes the loop (job.done), which joins the thread
+ * and answers the client, if it is still there.  The same job runs
+ * compaction automatically when compact_threshold percent of the pool's
+ * used pages are freeable, checked every compact_interval seconds.
+ *
+ * Everything here but the job thread's body runs on the loop thread.
+ * The job thread reads only j->kind and j->bytes and writes only the
+ * results, all before job.done fires; the loop does not touch them while
+ * j->running.
+ */
+#include <config.h>
+
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <grp.h>
+#include <libgen.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "zsd.h"
+#include "proto.h"
+
+#define CONTROL_MAX_CLIENTS	32
+#define CONTROL_BACKLOG		16
+#define CONTROL_PAUSE_MS	500	/* accept paused after EMFILE */
+
+struct control;
+
+struct control_client {
+	TAILQ_ENTRY(control_client) entry;
+	struct control		*c;
+	struct bufferevent	*bev;
+	uid_t			 uid;		/* SO_PEERCRED */
+	pid_t			 pid;
+	bool			 waiting;	/* for the job, reading off */
+	bool			 closing;	/* free once the reply is out */
+};
+
+enum job_kind {
+	JOB_COMPACT,
+	JOB_SHRINK,
+};
+
+struct control_job {
+	bool			 running;	/* the thread exists */
+	enum job_kind		 kind;
+	bool			 automatic;
+	uint64_t		 bytes;		/* shrink: asked for */
+	struct control_client	*client;	/* to answer; NULL: none */
+	pthread_t		 thread;
+	struct event		*done;
+	/* Results, from the thread. */
+	struct zs_compact_result res;
+	uint64_t		 unmapped;	/* shrink */
+	double			 seconds;
+};
+
+struct control {
+	struct zsd		*z;
+	int			 fd;
+	dev_t			 dev;		/* of the socket we bound */
+	ino_t			 ino;
+	struct event		*listen;
+	struct event		*resume;	/* accept again after EMFILE */
+	struct event		*tick;		/* automatic compaction */
+	TAILQ_HEAD(, control_client) clients;
+	unsigned int		 nr_clients;
+	bool			 starved;	/* EMFILE logged */
+	struct control_job	 job;
+	uint64_t		 compactions;	/* on request */
+	uint64_t		 compactions_auto;
+	struct proto_buf	 reply;		/* one at a time */
+};
+
+static void	control_job_start(struct control *, enum job_kind, uint64_t,
+		    struct control_client *);
+
+static void
+control_client_free(struct control_client *cl)
+{
+	struct control *c = cl->c;
+
+	if (c->job.client == cl)
+		c->job.client = NULL;
+	TAILQ_REMOVE(&c->clients, cl, entry);
+	c->nr_clients--;
+	bufferevent_free(cl->bev);
+	free(cl);
+}
+
+/* Send c->reply, finished. */
+static void
+control_send(struct control_client *cl)
+{
+	struct proto_buf *b = &cl->c->reply;
+
+	if (proto_finish(b) != PROTO_OK)
+		proto_error(b, PROTO_ERR_FAILED, "reply too large");
+	if (bufferevent_write(cl->bev, b->data, b->len) != 0) {
+		log_warnx("control: cannot queue a reply to pid %ld",
+		    (long)cl->pid);
+		cl->closing = true;
+	}
+}
+
+/* Send an error reply now; close after it if the stream is lost. */
+static void
+control_fail(struct control_client *cl, bool hangup, int code,
+    const char *why)
+{
+	proto_error(&cl->c->reply, code, "%s", why);
+	if (bufferevent_write(cl->bev, cl->c->reply.data,
+	    cl->c->reply.len) != 0 || hangup) {
+		cl->closing = true;
+		bufferevent_disable(cl->bev, EV_READ);
+	}
+}
+
+static void
+control_status(struct control_client *cl)
+{
+	struct zsd *z = cl->c->z;
+	struct proto_buf *b = &cl->c->reply;
+	struct store_stats ss;
+	static const char *const states[] = {
+		[SWAP_OFF] = "off", [SWAP_STARTING] = "starting",
+		[SWAP_ON] = "on", [SWAP_STOPPING] = "stopping",
+	};
+
+	store_stats(z->store, &ss);
+	proto_begin(b, PROTO_REPLY);
+	proto_add(b, "name", "%s", z->cfg.name);
+	proto_add(b, "file", "%s", fs_file_path(z));
+	proto_add(b, "algorithm", "%s", codec_name(z->cfg.algorithm));
+	proto_add_u64(b, "disksize", z->cfg.disksize);
+	proto_add_u64(b, "data", ss.orig_data_size);
+	proto_add_u64(b, "compr", ss.compr_data_size);
+	proto_add_u64(b, "total", ss.mem_used_total);
+	proto_add_u64(b, "mem_limit", ss.mem_limit);
+	proto_add_u64(b, "same_pages", ss.same_pages);
+	proto_add_u64(b, "huge_pages", ss.huge_pages);
+	proto_add(b, "mountpoint", "%s", z->cfg.mountpoint);
+	proto_add(b, "swap", "%s", states[z->swap]);
+	proto_add(b, "loop", "%s", z->swap != SWAP_OFF ? z->loop_dev : "");
+	proto_add(b, "priority", "%d", z->cfg.priority);
+	proto_end_record(b);
+	control_send(cl);
+}
+
+static uint64_t
+control_freeable(struct zs_pool *pool)
+{
+	struct zs_class_stats cs;
+	uint64_t freeable = 0;
+	unsigned int i;
+
+	for (i = 0; zs_class_stats(pool, i, &cs) == 0; i++)
+		freeable += cs.freeable_pages;
+	return freeable;
+}
+
+static void
+control_stat(struct control_client *cl)
+{
+	struct control *c = cl->c;
+	struct zsd *z = c->z;
+	struct proto_buf *b = &c->reply;
+	struct store_stats ss;
+	struct zs_pool_stats ps;
+
+	store_stats(z->store, &ss);
+	zs_pool_stats(z->pool, &ps);
+	proto_begin(b, PROTO_REPLY);
+	/* zram's mm_stat, in its order. */
+	proto_add_u64(b, "orig_data_size", ss.orig_data_size);
+	proto_add_u64(b, "compr_data_size", ss.compr_data_size);
+	proto_add_u64(b, "mem_used_total", ss.mem_used_total);
+	proto_add_u64(b, "mem_limit", ss.mem_limit);
+	proto_add_u64(b, "mem_used_max", ss.mem_used_max);
+	proto_add_u64(b, "same_pages", ss.same_pages);
+	proto_add_u64(b, "pages_compacted", ss.pages_compacted);
+	proto_add_u64(b, "huge_pages", ss.huge_pages);
+	/* zram's io_stat. */
+	proto_add_u64(b, "failed_reads", ss.failed_reads);
+	proto_add_u64(b, "failed_writes", ss.failed_writes);
+	proto_add_u64(b, "invalid_io", ss.invalid_io);
+	proto_add_u64(b, "notify_free", ss.discards);
+	/* The store's own. */
+	proto_add_u64(b, "disksize", z->cfg.disksize);
+	proto_add_u64(b, "pages_stored", ss.pages_stored);
+	proto_add_u64(b, "reads", ss.reads);
+	proto_add_u64(b, "writes", ss.writes);
+	proto_add_u64(b, "limit_refusals", ss.limit_refusals);
+	/* The pool's. */
+	proto_add_u64(b, "pool_pages_used", ps.pages_used);
+	proto_add_u64(b, "pool_pages_free", ps.pages_free);
+	proto_add_u64(b, "pool_pages_reported", ps.pages_reported);
+	proto_add_u64(b, "pool_pages_meta", ps.pages_meta);
+	proto_add_u64(b, "pool_pages_mapped", ps.pages_mapped);
+	proto_add_u64(b, "pool_pages_freeable", control_freeable(z->pool));
+	proto_add_u64(b, "pool_sections", ps.sections);
+	proto_add_u64(b, "pool_sections_offlined", ps.sections_offlined);
+	proto_add_u64(b, "pool_zspages", ps.zspages);
+	proto_add_u64(b, "pool_zspages_pending_free",
+	    ps.zspages_pending_free);
+	proto_add_u64(b, "pool_isolated_zspages", ps.isolated_zspages);
+	proto_add_u64(b, "pool_objects", ps.objects);
+	proto_add_u64(b, "pool_huge_objects", ps.huge_objects);
+	proto_add_u64(b, "pool_bytes_requested", ps.bytes_requested);
+	proto_add_u64(b, "pool_bytes_held", ps.bytes_held);
+	proto_add_u64(b, "pool_objs_compacted", ps.objs_compacted);
+	proto_add_u64(b, "pool_pages_migrated", ps.pages_migrated);
+	proto_add_u64(b, "pool_malloc_failures", ps.malloc_failures);
+	/* The control socket's. */
+	proto_add_u64(b, "compactions", c->compactions);
+	proto_add_u64(b, "compactions_auto", c->compactions_auto);
+	proto_add_u64(b, "control_clients", c->nr_clients);
+	control_send(cl);
+}
+
+static void
+control_classes(struct control_client *cl)
+{
+	struct proto_buf *b = &cl->c->reply;
+	struct zs_class_stats cs;
+	char row[512];
+	unsigned int i, g;
+	int n;
+
+	proto_begin(b, PROTO_REPLY);
+	proto_add(b, "fields", "index size pages_per_zspage objs_per_zspage "
+	    "huge zspages objs_allocated objs_used pages_used freeable_pages "
+	    "fullness...");
+	for (i = 0; zs_class_stats(cl->c->z->pool, i, &cs) == 0; i++) {
+		n = snprintf(row, sizeof(row), "%u %u %u %u %d %llu %llu %llu "
+		    "%llu %llu", cs.index, cs.size, cs.pages_per_zspage,
+		    cs.objs_per_zspage, cs.huge,
+		    (unsigned long long)cs.zspages,
+		    (unsigned long long)cs.objs_allocated,
+		    (unsigned long long)cs.objs_used,
+		    (unsigned long long)cs.pages_used,
+		    (unsigned long long)cs.freeable_pages);
+		for (g = 0; g < ZS_FULLNESS_GROUPS && n > 0 &&
+		    (size_t)n < sizeof(row); g++)
+			n += snprintf(row + n, sizeof(row) - (size_t)n, " %llu",
+			    (unsigned long long)cs.fullness[g]);
+		proto_add(b, "class", "%s", row);
+	}
+	control_send(cl);
+}
+
+static void
+control_limit(struct control_client *cl, const struct proto_msg *m)
+{
+	struct zsd *z = cl->c->z;
+	struct proto_buf *b = &cl->c->reply;
+	struct zsd_config tmp = z->cfg;
+	struct store_options opt;
+	char value[PROTO_VALUE_MAX + 1], err[PROTO_VALUE_MAX + 256];
+	uint64_t old = z->cfg.mem_limit;
+
+	snprintf(err, sizeof(err), "no size");
+	if (proto_get(m, "size", value, sizeof(value)) == NULL ||
+	    config_set(&tmp, "mem_limit", value, true, err, sizeof(err)) != 0) {
+		control_fail(cl, false, PROTO_ERR_ARGS, err);
+		return;
+	}
+	z->cfg.mem_limit = tmp.mem_limit;
+	memset(&opt, 0, sizeof(opt));
+	opt.codec = z->cfg.algorithm;
+	opt.zstd_level = z->cfg.zstd_level;
+	opt.mem_limit = z->cfg.mem_limit;
+	store_set_options(z->store, &opt);
+	log_info("control: mem_limit %llu (was %llu), by pid %ld",
+	    (unsigned long long)z->cfg.mem_limit, (unsigned long long)old,
+	    (long)cl->pid);
+	proto_begin(b, PROTO_REPLY);
+	proto_add_u64(b, "mem_limit", z->cfg.mem_limit);
+	proto_add_u64(b, "old_mem_limit", old);
+	control_send(cl);
+}
+
+static void
+control_shrink(struct control_client *cl, const struct proto_msg *m)
+{
+	char value[PROTO_VALUE_MAX + 1], err[PROTO_VALUE_MAX + 64];
+	uint64_t bytes;
+
+	value[0] = '\0';
+	if (proto_get(m, "size", value, sizeof(value)) == NULL ||
+	    config_parse_size(value, 0, &bytes) != 0) {
+		snprintf(err, sizeof(err), "bad size '%s': expected a size "
+		    "like 64M", value);
+		control_fail(cl, false, PROTO_ERR_ARGS, err);
+		return;
+	}
+	control_job_start(cl->c, JOB_SHRINK, bytes, cl);
+}
+
+static void
+control_reset_max(struct control_client *cl)
+{
+	struct proto_buf *b = &cl->c->reply;
+	struct store_stats ss;
+
+	store_reset_max(cl->c->z->store);
+	store_stats(cl->c->z->store, &ss);
+	proto_begin(b, PROTO_REPLY);
+	proto_add_u64(b, "mem_used_max", ss.mem_used_max);
+	control_send(cl);
+}
+
+static void
+control_dispatch(struct control_client *cl, const struct proto_msg *m)
+{
+	char why[128];
+
+	switch (m->type) {
+	case PROTO_COMPACT:
+	case PROTO_LIMIT:
+	case PROTO_SHRINK:
+	case PROTO_RESET_MAX:
+		if (cl->uid != 0) {
+			snprintf(why, sizeof(why), "permission denied: only "
+			    "root may %s", proto_type_name(m->type));
+			control_fail(cl, false, PROTO_ERR_PERM, why);
+			return;
+		}
+		break;
+	}
+	switch (m->type) {
+	case PROTO_STATUS:
+		control_status(cl);
+		break;
+	case PROTO_STAT:
+		control_stat(cl);
+		break;
+	case PROTO_CLASSES:
+		control_classes(cl);
+		break;
+	case PROTO_COMPACT:
+		control_job_start(cl->c, JOB_COMPACT, 0, cl);
+		break;
+	case PROTO_LIMIT:
+		control_limit(cl, m);
+		break;
+	case PROTO_SHRINK:
+		control_shrink(cl, m);
+		break;
+	case PROTO_RESET_MAX:
+		control_reset_max(cl);
+		break;
+	}
+}
+
+/* Every whole message in the input, in order. */
+static void
+control_read(struct bufferevent *bev, void *arg)
+{
+	struct control_client *cl = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct proto_msg m;
+	unsigned char *buf;
+	size_t len, used;
+	char why[128];
+	int r;
+
+	while (!cl->closing && !cl->waiting &&
+	    (len = evbuffer_get_length(in)) > 0) {
+		if (len > PROTO_MAX_MSG)
+			len = PROTO_MAX_MSG;
+		if ((buf = evbuffer_pullup(in, (ssize_t)len)) == NULL) {
+			cl->closing = true;
+			break;
+		}
+		r = proto_parse(buf, len, &m, &used);
+		if (r == PROTO_ETRUNC)
+			return;
+		if (used == 0) {
+			/* The framing is lost: say why, and hang up. */
+			log_debug("control: pid %ld: %s", (long)cl->pid,
+			    proto_strerror(r));
+			control_fail(cl, true, PROTO_ERR_PROTOCOL,
+			    proto_strerror(r));
+			break;
+		}
+		if (r == PROTO_OK)
+			r = proto_check_request(&m);
+		if (r == PROTO_ETYPE) {
+			snprintf(why, sizeof(why), "unknown command %d",
+			    m.type);
+			control_fail(cl, false, PROTO_ERR_UNKNOWN, why);
+		} else if (r == PROTO_EARGS) {
+			snprintf(why, sizeof(why), "bad arguments for %s",
+			    proto_type_name(m.type));
+			control_fail(cl, false, PROTO_ERR_ARGS, why);
+		} else if (r != PROTO_OK)
+			control_fail(cl, false, PROTO_ERR_PROTOCOL,
+			    proto_strerror(r));
+		else
+			control_dispatch(cl, &m);
+		evbuffer_drain(in, used);
+	}
+	if (cl->closing && evbuffer_get_length(
+	    bufferevent_get_output(bev)) == 0)
+		control_client_free(cl);
+}
+
+/* The output is flushed. */
+static void
+control_write(struct bufferevent *bev, void *arg)
+{
+	struct control_client *cl = arg;
+
+	if (cl->closing && !cl->waiting)
+		control_client_free(cl);
+}
+
+static void
+control_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct control_client *cl = arg;
+
+	if (what & BEV_EVENT_TIMEOUT)
+		log_debug("control: pid %ld idle too long, dropped",
+		    (long)cl->pid);
+	/* A client that half-closes still gets its answer. */
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_WRITING) &&
+	    (cl->waiting || evbuffer_get_length(
+	    bufferevent_get_output(bev)) > 0)) {
+		cl->closing = true;
+		bufferevent_disable(bev, EV_READ);
+		return;
+	}
+	control_client_free(cl);
+}
+
+static void
+control_client_new(struct control *c, int fd)
+{
+	struct control_client *cl;
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	struct timeval tv = { .tv_sec = c->z->cfg.control_timeout };
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+		log_warn("control: SO_PEERCRED");
+		close(fd);
+		return;
+	}
+	if ((cl = calloc(1, sizeof(*cl))) == NULL) {
+		log_warn("control: client");
+		close(fd);
+		return;
+	}
+	cl->c = c;
+	cl->uid = cred.uid;
+	cl->pid = cred.pid;
+	cl->bev = bufferevent_socket_new(c->z->base, fd,
+	    BEV_OPT_CLOSE_ON_FREE);
+	if (cl->bev == NULL) {
+		log_warnx("control: bufferevent_socket_new failed");
+		close(fd);
+		free(cl);
+		return;
+	}
+	bufferevent_setcb(cl->bev, control_read, control_write,
+	    control_event, cl);
+	bufferevent_setwatermark(cl->bev, EV_READ, 0, PROTO_MAX_MSG);
+	bufferevent_set_timeouts(cl->bev, &tv, &tv);
+	bufferevent_enable(cl->bev, EV_READ);
+	TAILQ_INSERT_TAIL(&c->clients, cl, entry);
+	c->nr_clients++;
+	log_debug("control: client pid %ld uid %ld", (long)cl->pid,
+	    (long)cl->uid);
+}
+
+/* Over the cap: say so, without waiting, and hang up. */
+static void
+control_refuse(struct control *c, int fd)
+{
+	proto_error(&c->reply, PROTO_ERR_BUSY, "too many clients (%d)",
+	    CONTROL_MAX_CLIENTS);
+	/* A new socket's buffer is empty: this cannot block or be short. */
+	if (write(fd, c->reply.data, c->reply.len) < 0)
+		log_debug("control: refusing a client: %s", strerror(errno));
+	close(fd);
+}
+
+static void
+control_accept(evutil_socket_t lfd, short what, void *arg)
+{
+	struct control *c = arg;
+	struct timeval tv = { 0, CONTROL_PAUSE_MS * 1000 };
+	int fd;
+
+	for (;;) {
+		fd = accept4(c->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1) {
+			switch (errno) {
+			case EINTR:
+			case ECONNABORTED:
+				continue;
+			case EAGAIN:
+				return;
+			case EMFILE:
+			case ENFILE:
+			case ENOBUFS:
+			case ENOMEM:
+				/* The socket stays readable: do not spin. */
+				if (!c->starved)
+					log_warn("control: accept, pausing %d "
+					    "ms", CONTROL_PAUSE_MS);
+				c->starved = true;
+				event_del(c->listen);
+				evtimer_add(c->resume, &tv);
+				return;
+			default:
+				log_warn("control: accept");
+				return;
+			}
+		}
+		c->starved = false;
+		if (c->nr_clients >= CONTROL_MAX_CLIENTS)
+			control_refuse(c, fd);
+		else
+			control_client_new(c, fd);
+	}
+}
+
+static void
+control_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct control *c = arg;
+
+	event_add(c->listen, NULL);
+}
+
+/* The job thread: the only code here that is not on the loop. */
+static void *
+control_job_run(void *arg)
+{
+	struct control *c = arg;
+	struct control_job *j = &c->job;
+	struct timespec t0, t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (j->kind == JOB_COMPACT) {
+		memset(&j->res, 0, sizeof(j->res));
+		(void)zs_compact(c->z->pool, &j->res);
+		/* The zspages emptied are free only once flushed. */
+		zs_pool_flush(c->z->pool);
+	} else
+		j->unmapped = zs_pool_shrink(c->z->pool, j->bytes);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	j->seconds = (double)(t1.tv_sec - t0.tv_sec) +
+	    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	event_active(j->done, 0, 0);
+	return NULL;
+}
+
+static void
+control_job_start(struct control *c, enum job_kind kind, uint64_t bytes,
+    struct control_client *cl)
+{
+	struct control_job *j = &c->job;
+	int error;
+
+	if (j->running) {
+		if (cl != NULL)
+			control_fail(cl, false, PROTO_ERR_BUSY,
+			    "a compaction or shrink is running; try again");
+		return;
+	}
+	j->kind = kind;
+	j->bytes = bytes;
+	j->client = cl;
+	j->automatic = cl == NULL;
+	if ((error = pthread_create(&j->thread, NULL, control_job_run,
+	    c)) != 0) {
+		errno = error;
+		log_warn("control: job thread");
+		if (cl != NULL)
+			control_fail(cl, false, PROTO_ERR_FAILED,
+			    "cannot start a thread");
+		return;
+	}
+	j->running = true;
+	if (cl != NULL) {
+		/* Replies go out in order: read nothing more until then. */
+		cl->waiting = true;
+		bufferevent_disable(cl->bev, EV_READ);
+	}
+}
+
+static void
+control_job_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct control *c = arg;
+	struct control_job *j = &c->job;
+	struct control_client *cl = j->client;
+	struct proto_buf *b = &c->reply;
+
+	pthread_join(j->thread, NULL);
+	j->running = false;
+	j->client = NULL;
+	if (j->kind == JOB_COMPACT) {
+		if (j->automatic)
+			c->compactions_auto++;
+		else
+			c->compactions++;
+		log_info("control: %scompacted: %llu pages freed, %llu "
+		    "bytes moved, %.3f s", j->automatic ? "auto" : "",
+		    (unsigned long long)j->res.pages_freed,
+		    (unsigned long long)j->res.bytes_moved, j->seconds);
+	} else
+		log_info("control: shrink: %llu of %llu bytes unmapped, "
+		    "%.3f s", (unsigned long long)j->unmapped,
+		    (unsigned long long)j->bytes, j->seconds);
+	if (cl == NULL)
+		return;
+	cl->waiting = false;
+	proto_begin(b, PROTO_REPLY);
+	if (j->kind == JOB_COMPACT) {
+		proto_add_u64(b, "pages_freed", j->res.pages_freed);
+		proto_add_u64(b, "objs_moved", j->res.objs_moved);
+		proto_add_u64(b, "bytes_moved", j->res.bytes_moved);
+	} else {
+		proto_add_u64(b, "bytes_asked", j->bytes);
+		proto_add_u64(b, "bytes_unmapped", j->unmapped);
+	}
+	proto_add(b, "seconds", "%.6f", j->seconds);
+	control_send(cl);
+	if (!cl->closing) {
+		bufferevent_enable(cl->bev, EV_READ);
+		/* Requests that came meanwhile wait in the input. */
+		control_read(cl->bev, cl);
+	}
+}
+
+static void
+control_arm_tick(struct control *c)
+{
+	struct timeval tv = { .tv_sec = c->z->cfg.compact_interval };
+
+	evtimer_add(c->tick, &tv);
+}
+
+/* Automatic compaction: when enough of the pool could be freed. */
+static void
+control_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct control *c = arg;
+	int threshold = c->z->cfg.compact_threshold;
+	uint64_t used, freeable;
+
+	control_arm_tick(c);
+	if (threshold == 0 || c->job.running)
+		return;
+	used = zs_pool_pages_used(c->z->pool);
+	if (used == 0)
+		return;
+	freeable = control_freeable(c->z->pool);
+	if (freeable > 0 && freeable * 100 >= (uint64_t)threshold * used) {
+		log_debug("control: %llu of %llu pages freeable: compacting",
+		    (unsigned long long)freeable, (unsigned long long)used);
+		control_job_start(c, JOB_COMPACT, 0, NULL);
+	}
+}
+
+void
+control_reload(struct zsd *z)
+{
+	if (z->control != NULL)
+		control_arm_tick(z->control);
+}
+
+/*
+ * Is another zsd there?  0 if the path is free (a stale socket is
+ * removed), -1 with a message if not.
+ */
+static int
+control_probe(const char *path)
+{
+	struct sockaddr_un sun;
+	struct stat st;
+	int fd, r, saved;
+
+	if (lstat(path, &st) != 0) {
+		if (errno == ENOENT)
+			return 0;
+		log_warn("control socket %s", path);
+		return -1;
+	}
+	if (!S_ISSOCK(st.st_mode)) {
+		log_warnx("control socket %s: exists and is not a socket",
+		    path);
+		return -1;
+	}
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1) {
+		log_warn("control: socket");
+		return -1;
+	}
+	r = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
+	saved = errno;
+	close(fd);
+	if (r == 0) {
+		log_warnx("control socket %s: another zsd answers on it",
+		    path);
+		return -1;
+	}
+	if (saved != ECONNREFUSED) {
+		errno = saved;
+		log_warn("control socket %s", path);
+		return -1;
+	}
+	log_info("control socket %s: stale, replaced", path);
+	if (unlink(path) != 0 && errno != ENOENT) {
+		log_warn("control: unlink %s", path);
+		return -1;
+	}
+	return 0;
+}
+
+/* The socket's directory, if missing (as /run/zsd is at boot). */
+static void
+control_mkdir(const char *path)
+{
+	char tmp[sizeof(((struct sockaddr_un *)0)->sun_path)];
+
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	if (mkdir(dirname(tmp), 0755) != 0 && errno != EEXIST)
+		log_warn("control: mkdir %s", tmp);
+}
+
+void
+control_stop(struct zsd *z)
+{
+	struct control *c = z->control;
+	struct stat st;
+
+	if (c == NULL)
+		return;
+	if (c->job.running)
+		pthread_join(c->job.thread, NULL);
+	while (!TAILQ_EMPTY(&c->clients))
+		control_client_free(TAILQ_FIRST(&c->clients));
+	if (c->listen != NULL)
+		event_free(c->listen);
+	if (c->resume != NULL)
+		event_free(c->resume);
+	if (c->tick != NULL)
+		event_free(c->tick);
+	if (c->job.done != NULL)
+		event_free(c->job.done);
+	if (c->fd != -1) {
+		close(c->fd);
+		/* Only if it is still ours, not a successor's. */
+		if (lstat(z->cfg.control, &st) == 0 && st.st_dev == c->dev &&
+		    st.st_ino == c->ino)
+			unlink(z->cfg.control);
+	}
+	free(c);
+	z->control = NULL;
+}
+
+int
+control_start(struct zsd *z)
+{
+	const char *path = z->cfg.control;
+	struct sockaddr_un sun;
+	struct control *c;
+	struct group *gr;
+	struct stat st;
+	gid_t gid;
+	mode_t old;
+
+	if ((gr = getgrnam(z->cfg.control_group)) == NULL) {
+		log_warnx("control_group %s: no such group",
+		    z->cfg.control_group);
+		return -1;
+	}
+	gid = gr->gr_gid;
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		log_warnx("control socket %s: path too long", path);
+		return -1;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		log_warn("control");
+		return -1;
+	}
+	c->z = z;
+	c->fd = -1;
+	TAILQ_INIT(&c->clients);
+	z->control = c;
+
+	control_mkdir(path);
+	if (control_probe(path) != 0)
+		goto fail;
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0);
+	if (c->fd == -1) {
+		log_warn("control: socket");
+		goto fail;
+	}
+	/* Born rw-rw----: no moment when others could connect. */
+	old = umask(0117);
+	if (bind(c->fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
+		umask(old);
+		log_warn("control: bind %s", path);
+		close(c->fd);
+		c->fd = -1;
+		goto fail;
+	}
+	umask(old);
+	if (lstat(path, &st) != 0) {
+		log_warn("control: %s", path);
+		goto fail;
+	}
+	c->dev = st.st_dev;
+	c->ino = st.st_ino;
+	if (st.st_gid != gid && chown(path, (uid_t)-1, gid) != 0) {
+		log_warn("control: chown %s to group %s", path,
+		    z->cfg.control_group);
+		goto fail;
+	}
+	if (listen(c->fd, CONTROL_BACKLOG) != 0) {
+		log_warn("control: listen");
+		goto fail;
+	}
+	c->listen = event_new(z->base, c->fd, EV_READ | EV_PERSIST,
+	    control_accept, c);
+	c->resume = evtimer_new(z->base, control_resume, c);
+	c->tick = evtimer_new(z->base, control_tick, c);
+	c->job.done = event_new(z->base, -1, 0, control_job_done, c);
+	if (c->listen == NULL || c->resume == NULL || c->tick == NULL ||
+	    c->job.done == NULL || event_add(c->listen, NULL) != 0) {
+		log_warnx("control: cannot make its events");
+		goto fail;
+	}
+	control_arm_tick(c);
+	log_debug("control socket %s, group %s", path, z->cfg.control_group);
+	return 0;
+
+fail:
+	control_stop(z);
+	return -1;
+}

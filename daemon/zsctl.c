@@ -1,0 +1,605 @@
+/*
+ * zsctl.c - the client of zsd's control socket.
+ *
+ * One request per run: connect, send, read the reply, print it as a
+ * table (or JSON with --json), and exit with a status scripts can rely
+ * on (zsctl(8)).  It speaks proto.h and links nothing else.
+ */
+#include <config.h>
+
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "proto.h"
+
+#define ZSCTL_SOCKET		"/run/zsd/control"
+#define ZSCTL_TIMEOUT		120	/* seconds for the reply */
+
+/* Exit statuses. */
+#define EXIT_OK			0
+#define EXIT_ZSD_ERROR		1	/* zsd answered with an error */
+#define EXIT_USAGE		2
+#define EXIT_UNREACHABLE	3	/* no zsd, or no reply */
+#define EXIT_DENIED		4
+
+static const char	*socket_path = ZSCTL_SOCKET;
+static bool		 json;
+static bool		 bytes;		/* sizes in bytes */
+static bool		 all;		/* classes: empty ones too */
+static unsigned char	 msg[PROTO_MAX_MSG];
+
+static void __attribute__((noreturn, format(printf, 2, 3)))
+die(int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("zsctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(status);
+}
+
+static void __attribute__((noreturn))
+usage(FILE *f, int status)
+{
+	fprintf(f, "usage: zsctl [-s socket] [--json] [-b] command [args]\n"
+	    "\n"
+	    "  status        one row per swap file\n"
+	    "  stat          every counter of the store and the pool\n"
+	    "  classes [-a]  the pool's size classes (-a: empty ones too)\n"
+	    "  compact       compact the pool now (root)\n"
+	    "  limit SIZE    set mem_limit: 512M, 25%%, none (root)\n"
+	    "  shrink SIZE   unmap that much of the pool if it can (root)\n"
+	    "  reset-max     reset mem_used_max (root)\n"
+	    "\n"
+	    "  -s socket     zsd's control socket (default " ZSCTL_SOCKET
+	    ")\n"
+	    "  -j, --json    print JSON\n"
+	    "  -b, --bytes   print sizes in bytes\n"
+	    "  -t seconds    wait that long for the reply (default %d)\n",
+	    ZSCTL_TIMEOUT);
+	exit(status);
+}
+
+/* 0B, 4K, 1.5M, 12G: zramctl's way. */
+static const char *
+human(unsigned long long v, char *buf, size_t len)
+{
+	static const char units[] = "BKMGTPE";
+	double d = (double)v;
+	int u = 0;
+
+	if (bytes) {
+		snprintf(buf, len, "%llu", v);
+		return buf;
+	}
+	while (d >= 1024 && units[u + 1] != '\0') {
+		d /= 1024;
+		u++;
+	}
+	if (u == 0 || d >= 10 || d == (double)(unsigned long long)d)
+		snprintf(buf, len, "%.0f%c", d, units[u]);
+	else
+		snprintf(buf, len, "%.1f%c", d, units[u]);
+	return buf;
+}
+
+/* A value cut to fit. */
+static void
+copy(char *dst, size_t len, const char *src)
+{
+	size_t n = strnlen(src, len - 1);
+
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+static unsigned long long
+num(const char *s)
+{
+	return strtoull(s, NULL, 10);
+}
+
+static bool
+is_number(const char *s)
+{
+	const char *p = s;
+
+	if (*p == '-')
+		p++;
+	if (*p < '0' || *p > '9')
+		return false;
+	while (*p >= '0' && *p <= '9')
+		p++;
+	if (*p == '.') {
+		p++;
+		if (*p < '0' || *p > '9')
+			return false;
+		while (*p >= '0' && *p <= '9')
+			p++;
+	}
+	return *p == '\0';
+}
+
+static void
+json_string(const char *s)
+{
+	putchar('"');
+	for (; *s != '\0'; s++) {
+		if (*s == '"' || *s == '\\')
+			printf("\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			printf("\\u%04x", (unsigned char)*s);
+		else
+			putchar(*s);
+	}
+	putchar('"');
+}
+
+static void
+json_value(const char *s)
+{
+	if (is_number(s))
+		fputs(s, stdout);
+	else
+		json_string(s);
+}
+
+/* Replies of one record: a JSON object of every key. */
+static void
+json_object(const struct proto_msg *m)
+{
+	struct proto_iter it;
+	const char *sep = "";
+	int r;
+
+	proto_iter_init(&it, m);
+	putchar('{');
+	while ((r = proto_next(&it)) != 0) {
+		if (r != PROTO_KV)
+			continue;
+		printf("%s\n  ", sep);
+		json_string(it.key);
+		fputs(": ", stdout);
+		json_value(it.value);
+		sep = ",";
+	}
+	puts("\n}");
+}
+
+/* Replies of records: a JSON array of objects. */
+static void
+json_records(const struct proto_msg *m)
+{
+	struct proto_iter it;
+	const char *sep = "", *ksep = "";
+	bool open = false;
+	int r;
+
+	proto_iter_init(&it, m);
+	putchar('[');
+	while ((r = proto_next(&it)) != 0) {
+		if (r == PROTO_RECORD_END) {
+			if (open)
+				fputs(" }", stdout);
+			open = false;
+			continue;
+		}
+		if (!open) {
+			printf("%s\n  {", sep);
+			sep = ",";
+			ksep = "";
+			open = true;
+		}
+		printf("%s ", ksep);
+		json_string(it.key);
+		fputs(": ", stdout);
+		json_value(it.value);
+		ksep = ",";
+	}
+	if (open)
+		fputs(" }", stdout);
+	puts("\n]");
+}
+
+static void
+print_status(const struct proto_msg *m)
+{
+	struct proto_iter it;
+	char name[PROTO_VALUE_MAX + 1] = "", alg[32] = "", loop[64] = "";
+	char prio[16] = "", swap[16] = "", b[6][32];
+	unsigned long long v[6] = { 0 };
+	static const char *const keys[6] = { "disksize", "data", "compr",
+	    "total", "same_pages", "huge_pages" };
+	int r, i;
+
+	printf("%-24s %-9s %8s %8s %8s %8s %6s %6s %-11s %5s\n", "NAME",
+	    "ALGORITHM", "DISKSIZE", "DATA", "COMPR", "TOTAL", "SAME",
+	    "HUGE", "LOOP", "PRIO");
+	proto_iter_init(&it, m);
+	while ((r = proto_next(&it)) != 0) {
+		if (r == PROTO_KV) {
+			if (strcmp(it.key, "file") == 0)
+				copy(name, sizeof(name), it.value);
+			else if (strcmp(it.key, "algorithm") == 0)
+				copy(alg, sizeof(alg), it.value);
+			else if (strcmp(it.key, "loop") == 0)
+				copy(loop, sizeof(loop), it.value);
+			else if (strcmp(it.key, "priority") == 0)
+				copy(prio, sizeof(prio), it.value);
+			else if (strcmp(it.key, "swap") == 0)
+				copy(swap, sizeof(swap), it.value);
+			for (i = 0; i < 6; i++)
+				if (strcmp(it.key, keys[i]) == 0)
+					v[i] = num(it.value);
+			continue;
+		}
+		for (i = 0; i < 4; i++)
+			human(v[i], b[i], sizeof(b[i]));
+		printf("%-24s %-9s %8s %8s %8s %8s %6llu %6llu %-11s %5s\n",
+		    name, alg, b[0], b[1], b[2], b[3], v[4], v[5],
+		    strcmp(swap, "on") == 0 ? loop : "-",
+		    strcmp(swap, "on") == 0 ? prio : "-");
+	}
+}
+
+static void
+print_stat(const struct proto_msg *m)
+{
+	struct proto_iter it;
+	char h[32];
+	size_t n;
+
+	proto_iter_init(&it, m);
+	while (proto_next(&it) == PROTO_KV) {
+		n = strlen(it.key);
+		/* Byte counts get a readable size beside them. */
+		if (!bytes && ((n > 5 && strcmp(it.key + n - 5, "_size") == 0)
+		    || strncmp(it.key, "mem_", 4) == 0 || strcmp(it.key,
+		    "disksize") == 0 || strncmp(it.key, "pool_bytes_", 11) ==
+		    0))
+			printf("%-26s %20s  %s\n", it.key, it.value,
+			    human(num(it.value), h, sizeof(h)));
+		else
+			printf("%-26s %20s\n", it.key, it.value);
+	}
+}
+
+/* classes: "fields" names the columns of each "class" row. */
+static void
+json_classes(const struct proto_msg *m)
+{
+	struct proto_iter it;
+	char fields[PROTO_VALUE_MAX + 1] = "", *names[32], *p, *save;
+	char *vals[64];
+	const char *sep = "";
+	int nn = 0, nv, i;
+
+	proto_iter_init(&it, m);
+	putchar('[');
+	while (proto_next(&it) == PROTO_KV) {
+		if (strcmp(it.key, "fields") == 0) {
+			snprintf(fields, sizeof(fields), "%s", it.value);
+			for (nn = 0, p = strtok_r(fields, " ", &save);
+			    p != NULL && nn < 32; p = strtok_r(NULL, " ",
+			    &save))
+				names[nn++] = p;
+			continue;
+		}
+		if (strcmp(it.key, "class") != 0)
+			continue;
+		for (nv = 0, p = strtok_r(it.value, " ", &save);
+		    p != NULL && nv < 64; p = strtok_r(NULL, " ", &save))
+			vals[nv++] = p;
+		printf("%s\n  {", sep);
+		sep = ",";
+		for (i = 0; i < nn && i < nv; i++) {
+			p = names[i];
+			if (strlen(p) > 3 && strcmp(p + strlen(p) - 3,
+			    "...") == 0) {
+				/* The rest, as an array. */
+				printf("%s \"%.*s\": [", i ? "," : "",
+				    (int)strlen(p) - 3, p);
+				for (; i < nv; i++)
+					printf("%s%s", i == nn - 1 ? "" : ",",
+					    vals[i]);
+				putchar(']');
+				break;
+			}
+			printf("%s \"%s\": %s", i ? "," : "", p, vals[i]);
+		}
+		fputs(" }", stdout);
+	}
+	puts("\n]");
+}
+
+static void
+print_classes(const struct proto_msg *m)
+{
+	static const char *const groups[] = { "EMPTY", "<10", "<20", "<30",
+	    "<40", "<50", "<60", "<70", "<80", "<90", "<100", "FULL" };
+	struct proto_iter it;
+	unsigned long long v[32], tot[32] = { 0 };
+	char *p, *save, *end;
+	int nv, i;
+
+	printf("%5s %5s %3s %4s %7s %8s %8s %7s %8s", "CLASS", "SIZE",
+	    "PPZ", "OPZ", "ZSPAGES", "ALLOC", "USED", "PAGES", "FREEABLE");
+	for (i = 0; i < 12; i++)
+		printf(" %5s", groups[i]);
+	putchar('\n');
+	proto_iter_init(&it, m);
+	while (proto_next(&it) == PROTO_KV) {
+		if (strcmp(it.key, "class") != 0)
+			continue;
+		for (nv = 0, p = strtok_r(it.value, " ", &save);
+		    p != NULL && nv < 32; p = strtok_r(NULL, " ", &save))
+			v[nv++] = strtoull(p, &end, 10);
+		if (nv < 22 || (v[5] == 0 && !all))
+			continue;
+		/* huge (v[4]) shows as the class marked with '*'. */
+		printf("%5llu %4llu%s %3llu %4llu %7llu %8llu %8llu %7llu "
+		    "%8llu", v[0], v[1], v[4] ? "*" : " ", v[2], v[3], v[5],
+		    v[6], v[7], v[8], v[9]);
+		for (i = 10; i < 22; i++)
+			printf(" %5llu", v[i]);
+		putchar('\n');
+		for (i = 5; i < 22; i++)
+			tot[i] += v[i];
+	}
+	printf("%5s %5s %3s %4s %7llu %8llu %8llu %7llu %8llu", "total", "",
+	    "", "", tot[5], tot[6], tot[7], tot[8], tot[9]);
+	for (i = 10; i < 22; i++)
+		printf(" %5llu", tot[i]);
+	putchar('\n');
+}
+
+static void
+print_result(int type, const struct proto_msg *m)
+{
+	char a[32], b[32], c[32], s[32];
+	char v1[PROTO_VALUE_MAX + 1], v2[PROTO_VALUE_MAX + 1];
+
+	switch (type) {
+	case PROTO_COMPACT:
+		if (proto_get(m, "pages_freed", a, sizeof(a)) == NULL ||
+		    proto_get(m, "objs_moved", b, sizeof(b)) == NULL ||
+		    proto_get(m, "bytes_moved", v1, sizeof(v1)) == NULL ||
+		    proto_get(m, "seconds", s, sizeof(s)) == NULL)
+			die(EXIT_ZSD_ERROR, "incomplete reply from zsd");
+		printf("compacted: %s pages freed (%s), %s objects moved "
+		    "(%s) in %s s\n", a, human(num(a) * 4096, c, sizeof(c)),
+		    b, human(num(v1), v2, sizeof(v2)), s);
+		break;
+	case PROTO_SHRINK:
+		printf("shrink: %s of %s unmapped in %s s\n",
+		    human(num(proto_get(m, "bytes_unmapped", v1,
+		    sizeof(v1)) ? v1 : "0"), a, sizeof(a)),
+		    human(num(proto_get(m, "bytes_asked", v2,
+		    sizeof(v2)) ? v2 : "0"), b, sizeof(b)),
+		    proto_get(m, "seconds", s, sizeof(s)) ? s : "?");
+		break;
+	case PROTO_LIMIT:
+		proto_get(m, "mem_limit", v1, sizeof(v1));
+		proto_get(m, "old_mem_limit", v2, sizeof(v2));
+		printf("mem_limit: %s (was %s)\n",
+		    num(v1) ? human(num(v1), a, sizeof(a)) : "none",
+		    num(v2) ? human(num(v2), b, sizeof(b)) : "none");
+		break;
+	case PROTO_RESET_MAX:
+		proto_get(m, "mem_used_max", v1, sizeof(v1));
+		printf("mem_used_max: %s\n", human(num(v1), a, sizeof(a)));
+		break;
+	}
+}
+
+static int
+zsd_connect(int timeout)
+{
+	struct sockaddr_un sun;
+	struct timeval tv = { .tv_sec = timeout };
+	int fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(socket_path) >= sizeof(sun.sun_path))
+		die(EXIT_USAGE, "%s: socket path too long", socket_path);
+	memcpy(sun.sun_path, socket_path, strlen(socket_path) + 1);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		die(EXIT_UNREACHABLE, "socket: %s", strerror(errno));
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
+		switch (errno) {
+		case ENOENT:
+			die(EXIT_UNREACHABLE, "zsd is not running (no socket "
+			    "at %s)", socket_path);
+		case ECONNREFUSED:
+			die(EXIT_UNREACHABLE, "zsd is not running (nothing "
+			    "answers on %s)", socket_path);
+		case EACCES:
+		case EPERM:
+			die(EXIT_DENIED, "permission denied: cannot connect "
+			    "to %s", socket_path);
+		default:
+			die(EXIT_UNREACHABLE, "cannot connect to %s: %s",
+			    socket_path, strerror(errno));
+		}
+	}
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+/*
+ * zsd may have answered and hung up before reading (too many clients):
+ * then the answer waits to be read, so a broken pipe is not fatal here.
+ */
+static void
+send_all(int fd, const unsigned char *p, size_t len)
+{
+	ssize_t n;
+
+	while (len > 0) {
+		if ((n = send(fd, p, len, MSG_NOSIGNAL)) < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EPIPE || errno == ECONNRESET)
+				return;
+			die(EXIT_UNREACHABLE, "sending to zsd: %s",
+			    strerror(errno));
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+/* The whole reply, into msg. */
+static void
+receive(int fd, struct proto_msg *m)
+{
+	size_t len = 0, used;
+	ssize_t n;
+	int r;
+
+	for (;;) {
+		r = proto_parse(msg, len, m, &used);
+		if (r == PROTO_OK)
+			break;
+		if (r != PROTO_ETRUNC)
+			die(EXIT_ZSD_ERROR, "bad reply from zsd: %s",
+			    proto_strerror(r));
+		if ((n = read(fd, msg + len, sizeof(msg) - len)) < 0) {
+			if (errno == EINTR)
+				continue;
+			die(EXIT_UNREACHABLE, "no reply from zsd: %s",
+			    errno == EAGAIN ? "timed out" : strerror(errno));
+		}
+		if (n == 0)
+			die(EXIT_UNREACHABLE, "zsd closed the connection %s",
+			    len == 0 ? "without a reply" :
+			    "in the middle of its reply");
+		len += (size_t)n;
+	}
+	if (m->type != PROTO_REPLY && m->type != PROTO_ERROR)
+		die(EXIT_ZSD_ERROR, "bad reply from zsd: type %d", m->type);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "bytes", no_argument, NULL, 'b' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	static struct proto_buf req;
+	struct proto_msg m;
+	char code[16], why[PROTO_VALUE_MAX + 1];
+	const char *cmd;
+	int c, fd, type, timeout = ZSCTL_TIMEOUT, nargs;
+	char *end;
+	long l;
+
+	while ((c = getopt_long(argc, argv, "+s:jbt:ahV", longopts,
+	    NULL)) != -1) {
+		switch (c) {
+		case 's': socket_path = optarg; break;
+		case 'j': json = true; break;
+		case 'b': bytes = true; break;
+		case 'a': all = true; break;
+		case 't':
+			l = strtol(optarg, &end, 10);
+			if (*optarg == '\0' || *end != '\0' || l < 1 ||
+			    l > 86400)
+				die(EXIT_USAGE, "-t %s: expected seconds, 1 to "
+				    "86400", optarg);
+			timeout = (int)l;
+			break;
+		case 'h': usage(stdout, EXIT_OK);
+		case 'V': printf("zsctl %s\n", PACKAGE_VERSION); return 0;
+		default: usage(stderr, EXIT_USAGE);
+		}
+	}
+	if (optind >= argc)
+		usage(stderr, EXIT_USAGE);
+	cmd = argv[optind++];
+	if (strcmp(cmd, "classes") == 0 && optind < argc &&
+	    strcmp(argv[optind], "-a") == 0) {
+		all = true;
+		optind++;
+	}
+	if ((type = proto_type_by_name(cmd)) == -1) {
+		fprintf(stderr, "zsctl: unknown command '%s'\n", cmd);
+		usage(stderr, EXIT_USAGE);
+	}
+	nargs = type == PROTO_LIMIT || type == PROTO_SHRINK;
+	if (argc - optind != nargs) {
+		fprintf(stderr, "zsctl: %s takes %s\n", cmd, nargs ?
+		    "a SIZE" : "no arguments");
+		usage(stderr, EXIT_USAGE);
+	}
+
+	proto_begin(&req, type);
+	if (nargs) {
+		if (argv[optind][0] == '\0' ||
+		    strlen(argv[optind]) > PROTO_VALUE_MAX ||
+		    strpbrk(argv[optind], "\n\r\t") != NULL)
+			die(EXIT_USAGE, "%s: bad SIZE '%s'", cmd,
+			    argv[optind]);
+		proto_add(&req, "size", "%s", argv[optind]);
+	}
+	if (proto_finish(&req) != PROTO_OK)
+		die(EXIT_USAGE, "request too large");
+
+	fd = zsd_connect(timeout);
+	send_all(fd, req.data, req.len);
+	receive(fd, &m);
+	close(fd);
+
+	if (m.type == PROTO_ERROR) {
+		if (proto_get(&m, "message", why, sizeof(why)) == NULL)
+			snprintf(why, sizeof(why), "zsd returned an error");
+		fprintf(stderr, "zsctl: %s\n", why);
+		switch (atoi(proto_get(&m, "error", code, sizeof(code)) ?
+		    code : "0")) {
+		case PROTO_ERR_PERM:
+			return EXIT_DENIED;
+		case PROTO_ERR_ARGS:
+			return EXIT_USAGE;
+		default:
+			return EXIT_ZSD_ERROR;
+		}
+	}
+	if (json) {
+		if (type == PROTO_STATUS)
+			json_records(&m);
+		else if (type == PROTO_CLASSES)
+			json_classes(&m);
+		else
+			json_object(&m);
+	} else if (type == PROTO_STATUS)
+		print_status(&m);
+	else if (type == PROTO_STAT)
+		print_stat(&m);
+	else if (type == PROTO_CLASSES)
+		print_classes(&m);
+	else
+		print_result(type, &m);
+	if (fflush(stdout) == EOF || ferror(stdout))
+		die(EXIT_ZSD_ERROR, "writing the output: %s",
+		    strerror(errno));
+	return EXIT_OK;
+}
