@@ -74,6 +74,7 @@ struct packed {
 enum {
 	M_RAW_C, M_RAW_D,
 	M_W1, M_R1, M_WT, M_RT,
+	M_RAW_CT,		/* the bare codec on T threads */
 	NR_MEASURES
 };
 
@@ -85,10 +86,14 @@ struct worker {
 	pthread_barrier_t	*start;
 	size_t			 first, end;	/* pages [first, end) */
 	bool			 reading;
+	const struct bench_codec *raw;	/* bare codec run, no store */
 	unsigned char		 page[PG];
+	unsigned char		 cbuf[2 * PG];
 	size_t			 bad;		/* pages that differ */
 	int			 error;
 };
+
+static bool	 warm;		/* -w: write into a warmed pool */
 
 static __attribute__((format(printf, 1, 2), noreturn)) void
 die(const char *fmt, ...)
@@ -260,6 +265,28 @@ worker_run(void *arg)
 	size_t i;
 	long n;
 
+	if (w->raw != NULL) {
+		ZSTD_CCtx *zc = ZSTD_createCCtx();
+		size_t clen;
+
+		if (zc == NULL)
+			die("ZSTD_createCCtx failed");
+		pthread_barrier_wait(w->start);
+		for (i = w->first; i < w->end; i++) {
+			const void *src = w->c->pages + i * PG;
+
+			if (w->raw->id == CODEC_LZ4)
+				clen = (size_t)LZ4_compress_default(src,
+				    (char *)w->cbuf, PG, (int)sizeof(w->cbuf));
+			else
+				clen = ZSTD_compressCCtx(zc, w->cbuf,
+				    sizeof(w->cbuf), src, PG, w->raw->level);
+			if (clen == 0 || ZSTD_isError(clen))
+				w->error = -EIO;
+		}
+		ZSTD_freeCCtx(zc);
+		return NULL;
+	}
 	pthread_barrier_wait(w->start);
 	for (i = w->first; i < w->end; i++) {
 		if (!w->reading) {
@@ -280,10 +307,14 @@ worker_run(void *arg)
 	return NULL;
 }
 
-/* Pages per second of nthreads writing (or reading) the whole corpus. */
+/*
+ * Pages per second of nthreads writing (or reading) the whole corpus into
+ * st, or (st NULL) compressing it with the bare codec raw.
+ */
 static double
-store_pass(struct store *st, struct worker *ws, unsigned int nthreads,
-    const struct corpus *c, bool reading)
+threads_pass(struct store *st, const struct bench_codec *raw,
+    struct worker *ws, unsigned int nthreads, const struct corpus *c,
+    bool reading)
 {
 	pthread_barrier_t start;
 	double t0, t1;
@@ -297,6 +328,7 @@ store_pass(struct store *st, struct worker *ws, unsigned int nthreads,
 		ws[i].first = c->nr * i / nthreads;
 		ws[i].end = c->nr * (i + 1) / nthreads;
 		ws[i].reading = reading;
+		ws[i].raw = raw;
 		ws[i].bad = 0;
 		ws[i].error = 0;
 		if (pthread_create(&ws[i].thread, NULL, worker_run, &ws[i]))
@@ -310,13 +342,29 @@ store_pass(struct store *st, struct worker *ws, unsigned int nthreads,
 	pthread_barrier_destroy(&start);
 	for (i = 0; i < nthreads; i++) {
 		if (ws[i].error != 0)
-			die("store_%s: %s", reading ? "read" : "write",
+			die("%s: %s", raw != NULL ? raw->name : reading ?
+			    "store_read" : "store_write",
 			    strerror(-ws[i].error));
 		if (ws[i].bad != 0)
 			die("store_read: %zu pages read back differ",
 			    ws[i].bad);
 	}
 	return (double)c->nr / (t1 - t0);
+}
+
+static double
+store_pass(struct store *st, struct worker *ws, unsigned int nthreads,
+    const struct corpus *c, bool reading)
+{
+	return threads_pass(st, NULL, ws, nthreads, c, reading);
+}
+
+/* Pages per second of the bare codec compressing on nthreads threads. */
+static double
+raw_compress_threads(const struct bench_codec *bc, struct worker *ws,
+    unsigned int nthreads, const struct corpus *c)
+{
+	return threads_pass(NULL, bc, ws, nthreads, c, false);
 }
 
 /*
@@ -341,6 +389,19 @@ store_run(const struct bench_codec *bc, const struct corpus *c,
 	for (i = 0; i < nthreads; i++)
 		if ((ws[i].ctx = store_ctx_create(st)) == NULL)
 			die("store_ctx_create: %s", strerror(errno));
+	if (warm) {
+		/*
+		 * A store in use: write everything once and discard it, so
+		 * the timed pass takes resident pages off the pool's free
+		 * lists (reporting gives them back only 2 s after frees)
+		 * instead of faulting fresh ones in.
+		 */
+		(void)store_pass(st, ws, nthreads, c, false);
+		if ((error = store_discard(st, ws[0].ctx, 0,
+		    (uint64_t)c->nr * PG)) != 0)
+			die("store_discard: %s", strerror(-error));
+		zs_pool_flush(pool);
+	}
 	*wps = store_pass(st, ws, nthreads, c, false);
 	*rps = store_pass(st, ws, nthreads, c, true);
 	store_stats(st, ss);
@@ -368,13 +429,14 @@ median(double *v, unsigned int n)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: store-bench [-q] [-b MiB] [-t threads] "
+	fprintf(stderr, "usage: store-bench [-qw] [-b MiB] [-t threads] "
 	    "[-r runs]\n"
 	    "  -b MiB      pages to use (default 256)\n"
 	    "  -t threads  threads of the parallel store runs "
 	    "(default: cores)\n"
 	    "  -r runs     runs; the median is shown (default 3)\n"
-	    "  -q          quick: 32 MiB, 1 run\n");
+	    "  -q          quick: 32 MiB, 1 run\n"
+	    "  -w          warm pool: time writes into a store in use\n");
 	exit(2);
 }
 
@@ -409,8 +471,11 @@ main(int argc, char **argv)
 	long cores;
 	int ch;
 
-	while ((ch = getopt(argc, argv, "b:t:r:qh")) != -1) {
+	while ((ch = getopt(argc, argv, "b:t:r:qwh")) != -1) {
 		switch (ch) {
+		case 'w':
+			warm = true;
+			break;
 		case 'b':
 			mib = parse_num(optarg, 1, 1ul << 20);
 			break;
@@ -451,8 +516,9 @@ main(int argc, char **argv)
 	    "%" PRIu64 " files, %" PRIu64 " zero pages left out\n",
 	    c.nr, (double)c.nr * PG / 1048576,
 	    (double)c.from_bin * PG / 1048576, c.files, c.zero_skipped);
-	printf("%lu threads (T), median of %lu run%s\n", threads, runs,
-	    runs > 1 ? "s" : "");
+	printf("%lu threads (T), median of %lu run%s, %s pool\n", threads,
+	    runs, runs > 1 ? "s" : "", warm ? "warm (pages resident)" :
+	    "fresh (pages faulted in)");
 	fflush(stdout);
 
 	for (r = 0; r < runs; r++) {
@@ -466,7 +532,10 @@ main(int argc, char **argv)
 			if (threads > 1) {
 				store_run(bc, &c, ws, (unsigned int)threads,
 				    &m[k][M_WT][r], &m[k][M_RT][r], &ss);
+				m[k][M_RAW_CT][r] = raw_compress_threads(bc,
+				    ws, (unsigned int)threads, &c);
 			} else {
+				m[k][M_RAW_CT][r] = m[k][M_RAW_C][r];
 				m[k][M_WT][r] = m[k][M_W1][r];
 				m[k][M_RT][r] = m[k][M_R1][r];
 			}
@@ -474,17 +543,20 @@ main(int argc, char **argv)
 	}
 
 	printf("\nthousands of pages per second; st/raw = store 1 thread / "
-	    "codec alone;\nper core = store T threads / T / codec alone\n\n");
-	printf("%-7s %-6s %9s %9s %7s %9s %9s\n", "codec", "op", "raw",
-	    "store 1T", "st/raw", "store T", "per core");
+	    "codec alone;\nper core = store T threads / T / codec alone; "
+	    "raw T = the codec alone on T\nthreads (for writes), what this "
+	    "machine's cores give together\n\n");
+	printf("%-7s %-6s %9s %9s %7s %9s %9s %9s\n", "codec", "op", "raw",
+	    "store 1T", "st/raw", "store T", "per core", "raw T");
 	for (k = 0; k < NR_CODECS; k++) {
 		for (j = 0; j < NR_MEASURES; j++)
 			med[j] = median(m[k][j], (unsigned int)runs);
-		printf("%-7s %-6s %9.1f %9.1f %7.2f %9.1f %9.2f\n",
+		printf("%-7s %-6s %9.1f %9.1f %7.2f %9.1f %9.2f %9.1f\n",
 		    bench_codecs[k].name, "write", med[M_RAW_C] / 1e3,
 		    med[M_W1] / 1e3, med[M_W1] / med[M_RAW_C],
 		    med[M_WT] / 1e3,
-		    med[M_WT] / (double)threads / med[M_RAW_C]);
+		    med[M_WT] / (double)threads / med[M_RAW_C],
+		    med[M_RAW_CT] / 1e3);
 		printf("%-7s %-6s %9.1f %9.1f %7.2f %9.1f %9.2f\n",
 		    bench_codecs[k].name, "read", med[M_RAW_D] / 1e3,
 		    med[M_R1] / 1e3, med[M_R1] / med[M_RAW_D],
