@@ -166,7 +166,9 @@ control_status(struct control_client *cl)
 	proto_add_u64(b, "huge_pages", ss.huge_pages);
 	proto_add(b, "mountpoint", "%s", z->cfg.mountpoint);
 	proto_add(b, "swap", "%s", states[z->swap]);
-	proto_add(b, "loop", "%s", z->swap != SWAP_OFF ? z->loop_dev : "");
+	/* The swap thread writes loop_dev while it starts swap. */
+	proto_add(b, "loop", "%s", z->swap == SWAP_ON ||
+	    z->swap == SWAP_STOPPING ? z->loop_dev : "");
 	proto_add(b, "priority", "%d", z->cfg.priority);
 	proto_end_record(b);
 	control_send(cl);

@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <linux/loop.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -198,13 +199,22 @@ swap_off_thread(void *arg)
 	return NULL;
 }
 
+/*
+ * The thread blocks every signal: one delivered to it would interrupt
+ * swapoff (EINTR) and leave swap on.  The loop thread takes them.
+ */
 static int
 swap_spawn(struct zsd *z, void *(*fn)(void *))
 {
+	sigset_t all, old;
 	pthread_t t;
 	int error;
 
-	if ((error = pthread_create(&t, NULL, fn, z)) != 0)
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	error = pthread_create(&t, NULL, fn, z);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (error != 0)
 		return -error;
 	pthread_detach(t);
 	return 0;

@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 
 #include "zsd.h"
@@ -65,6 +66,7 @@ workers_start(struct store *st, unsigned int n, unsigned int capacity,
     int *errorp)
 {
 	struct workers *ws;
+	sigset_t all, old;
 	unsigned int i;
 	int error = 0;
 
@@ -92,12 +94,18 @@ workers_start(struct store *st, unsigned int n, unsigned int capacity,
 		}
 		ws->nr_ctx++;
 	}
+	/* Signals are the loop thread's; workers block them all. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
 	for (i = 0; i < n; i++) {
 		if ((error = -pthread_create(&ws->w[i].thread, NULL,
 		    worker_run, &ws->w[i])) != 0)
-			goto fail;
+			break;
 		ws->nr++;
 	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (error != 0)
+		goto fail;
 	return ws;
 fail:
 	workers_stop(ws);

@@ -183,6 +183,8 @@ on_swap_done(evutil_socket_t fd, short what, void *arg)
 			z->swap = SWAP_OFF;
 			log_warnx("could not enable %s as swap",
 			    fs_file_path(z));
+			/* A stop asked for meanwhile waited for this. */
+			z->stopping = false;
 			zsd_shutdown(z, 1);
 			return;
 		}

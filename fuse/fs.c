@@ -7,7 +7,8 @@
  *	/mm_stat	read-only, zram's mm_stat line for the store, inode 3
  *
  * The loop thread reads each request from the session's fd into a request
- * slot of its own (a fixed table: nothing is allocated per request) and
+ * slot of its own (a fixed table; only libfuse's small request struct is
+ * allocated per request, from a heap that is locked and reuses it) and
  * hands it to libfuse, which calls the ops below.  Reads, writes and
  * discards of the swap file are cut into works of up to FS_CHUNK bytes on
  * FS_CHUNK boundaries and queued to the workers; the worker that finishes
@@ -25,6 +26,7 @@
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <linux/falloc.h>
+#include <linux/fuse.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -235,6 +237,12 @@ fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	/* No page cache: every read and write comes to us, page aligned. */
 	fi->direct_io = 1;
 	fi->keep_cache = 0;
+	/*
+	 * No FLUSH on close: a zsd that dies holding the file open (the swap
+	 * thread does, briefly) would wait at exit for a FLUSH only it could
+	 * answer.
+	 */
+	fi->noflush = 1;
 	fuse_reply_open(req, fi);
 }
 
@@ -597,6 +605,12 @@ fs_readable(evutil_socket_t fd, short what, void *arg)
 			}
 			event_del(fs->ev);
 			return;
+		}
+		if ((size_t)n < sizeof(struct fuse_in_header)) {
+			/* The kernel never does this; do not parse junk. */
+			fs_req_put(fs, r);
+			log_warnx("short FUSE request (%zd bytes)", n);
+			continue;
 		}
 		memset(&fb, 0, sizeof(fb));
 		fb.mem = r->in;
