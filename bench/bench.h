@@ -106,6 +106,7 @@ double		 now(void);
 uint64_t	 rss_bytes(void);
 uint64_t	 rand_next(uint64_t *state);
 void		 shuffle(uint32_t *v, size_t n, uint64_t seed);
+pid_t		 child_start(int fd[2]);
 void		 pipe_result(int fd, const void *r, size_t len)
 		     __attribute__((noreturn));
 bool		 child_result(pid_t pid, int fd, void *r, size_t len);

@@ -144,21 +144,12 @@ mobility_child(const struct stream *s, uint64_t bytes, uint64_t seed,
 
 	memset(m, 0, sizeof(*m));
 	m->ok = -1;
-	fflush(stdout);
-	fflush(stderr);
-	if (pipe(fd) != 0)
+	if ((pid = child_start(fd)) < 0)
 		return;
-	if ((pid = fork()) < 0) {
-		close(fd[0]);
-		close(fd[1]);
-		return;
-	}
 	if (pid == 0) {
-		close(fd[0]);
 		mobility_one(s, bytes, seed, m);
 		pipe_result(fd[1], m, sizeof(*m));
 	}
-	close(fd[1]);
 	if (!child_result(pid, fd[0], m, sizeof(*m)))
 		m->ok = -1;
 }

@@ -121,17 +121,9 @@ run_child(unsigned int idx, const struct stream *s, uint64_t seed,
 
 	memset(r, 0, sizeof(*r));
 	r->ok = -1;
-	fflush(stdout);
-	fflush(stderr);
-	if (pipe(fd) != 0)
+	if ((pid = child_start(fd)) < 0)
 		return;
-	if ((pid = fork()) < 0) {
-		close(fd[0]);
-		close(fd[1]);
-		return;
-	}
 	if (pid == 0) {
-		close(fd[0]);
 		if (a->preload != NULL) {
 			snprintf(arg, sizeof(arg), "%u,%d,%d,%" PRIu64, idx,
 			    s->fd, fd[1], seed);
@@ -143,7 +135,6 @@ run_child(unsigned int idx, const struct stream *s, uint64_t seed,
 		run_one(a, s, seed, r);
 		pipe_result(fd[1], r, sizeof(*r));
 	}
-	close(fd[1]);
 	if (!child_result(pid, fd[0], r, sizeof(*r)))
 		r->ok = -1;
 }

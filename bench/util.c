@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -75,6 +76,29 @@ shuffle(uint32_t *v, size_t n, uint64_t seed)
 		v[i - 1] = v[j];
 		v[j] = x;
 	}
+}
+
+/*
+ * Fork a child that sends its result back through a pipe: 0 in the child,
+ * which writes to fd[1]; the pid in the parent, which reads fd[0]; -1 if
+ * the pipe or the fork failed.
+ */
+pid_t
+child_start(int fd[2])
+{
+	pid_t pid;
+
+	fflush(stdout);
+	fflush(stderr);
+	if (pipe(fd) != 0)
+		return -1;
+	if ((pid = fork()) < 0) {
+		close(fd[0]);
+		close(fd[1]);
+		return -1;
+	}
+	close(pid == 0 ? fd[0] : fd[1]);
+	return pid;
 }
 
 /* A child's last act: its result to the parent, then exit. */
