@@ -22,6 +22,8 @@
 #	our_loops		loop devices backed by files in our temp dir
 #	cgroup_create NAME BYTES, cgroup_run NAME CMD..., cgroup_remove NAME
 #	vmstat_get KEY		a counter of /proc/vmstat
+#	swap_lock		wait for other tests that turn swap on
+#	cleanup_hook		if the caller defines it, cleanup runs it first
 
 : "${srcdir:=.}"
 : "${builddir:=.}"
@@ -222,6 +224,15 @@ vmstat_get()
 	awk -v k="$1" '$1 == k { print $2 }' /proc/vmstat
 }
 
+# Tests that turn swap on take turns (make check -j runs them side by
+# side): the kernel would spread one test's pages over the other's swap.
+# Held until the test exits.
+swap_lock()
+{
+	exec 9>>"$builddir/tests/swap.lock" || return 1
+	flock 9
+}
+
 # --- the daemon ------------------------------------------------------------
 
 setup_cleanup()
@@ -404,6 +415,10 @@ cleanup()
 	local status=$? cg loop pid mnt
 
 	trap - EXIT INT TERM HUP
+	# What a caller made beyond this file's resources goes first.
+	if declare -F cleanup_hook >/dev/null; then
+		cleanup_hook
+	fi
 	for cg in $TEST_CGROUPS; do
 		cgroup_rmdir "$cg" ||
 		    echo "# cleanup: cannot remove cgroup $cg" >&2
