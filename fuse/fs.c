@@ -44,6 +44,7 @@
 #define FS_WORKS	(FS_MAX_IO / FS_CHUNK + 1)
 #define FS_IN_SIZE	(FS_MAX_IO + 4096)	/* payload and headers */
 #define FS_REQS_PER_WORKER 4
+#define FS_READ_INLINE	(64u << 10)	/* a read this small: one work */
 
 enum { INO_ROOT = 1, INO_SWAP = 2, INO_STAT = 3 };
 
@@ -81,6 +82,7 @@ struct fs {
 	struct fs_req		*reqs;
 	unsigned int		 nr_reqs;
 	struct fs_req		*current;	/* loop: in fuse_session_... */
+	struct store_ctx	*ctx;		/* loop: the work it runs itself */
 };
 
 static struct fs_req *
@@ -382,8 +384,12 @@ fs_dispatch(struct fs *fs, fuse_req_t req, enum fs_op op, uint64_t off,
 	r->len = len;
 	r->data = data;
 	atomic_store(&r->error, 0);
-	if (op == FS_DISCARD) {
-		/* No payload to spread; one work frees the whole range. */
+	if (op == FS_DISCARD || (op == FS_READ && len <= FS_READ_INLINE)) {
+		/*
+		 * A discard has no payload to spread; one work frees the
+		 * whole range.  A swap-in cluster decompresses faster than
+		 * a worker wakes up: the loop does it in one work.
+		 */
 		r->works[0] = (struct work){ fs_work, r, off, len };
 		r->queue[n++] = &r->works[0];
 	} else {
@@ -400,7 +406,19 @@ fs_dispatch(struct fs *fs, fuse_req_t req, enum fs_op op, uint64_t off,
 	}
 	atomic_store(&r->pending, n);
 	r->taken = true;
-	workers_queue(fs->z->workers, r->queue, n);
+	if (op == FS_DISCARD) {
+		/* Freeing a large range takes a while: not in the loop. */
+		workers_queue(fs->z->workers, r->queue, n);
+		return;
+	}
+	/*
+	 * The loop does the last work itself: a swap-in then costs no
+	 * thread wakeup at all, and a long write one worker fewer.  The work
+	 * may reply and free r; r is not touched after it.
+	 */
+	if (n > 1)
+		workers_queue(fs->z->workers, r->queue, n - 1);
+	fs_work(r->queue[n - 1], fs->ctx);
 }
 
 static void
@@ -652,6 +670,7 @@ fs_free(struct fs *fs)
 			free(fs->reqs[i].out);
 		}
 	free(fs->reqs);
+	store_ctx_destroy(fs->ctx);
 	pthread_mutex_destroy(&fs->lock);
 	free(fs);
 }
@@ -676,6 +695,8 @@ fs_start(struct zsd *z)
 		free(fs);
 		return -ENAMETOOLONG;
 	}
+	if ((fs->ctx = store_ctx_create(z->store)) == NULL)
+		goto fail;
 	fs->nr_reqs = FS_REQS_PER_WORKER * workers_count(z->workers);
 	if ((fs->reqs = calloc(fs->nr_reqs, sizeof(*fs->reqs))) == NULL)
 		goto fail;
