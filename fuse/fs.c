@@ -71,7 +71,7 @@ struct fs {
 	struct zsd		*z;
 	struct fuse_session	*se;
 	struct event		*ev;		/* the session fd is readable */
-	struct event		*resume;	/* a slot came free */
+	struct event		*resume;	/* a slot came free, or retry */
 	char			 path[PATH_MAX];
 	time_t			 started;
 
@@ -83,7 +83,11 @@ struct fs {
 	unsigned int		 nr_reqs;
 	struct fs_req		*current;	/* loop: in fuse_session_... */
 	struct store_ctx	*ctx;		/* loop: the work it runs itself */
+	unsigned int		 read_errors;	/* loop: failed reads in a row */
 };
+
+/* After a failed read of /dev/fuse, read again this much later. */
+static const struct timeval fs_retry = { 0, 100 * 1000 };
 
 static struct fs_req *
 fs_req_get(struct fs *fs)
@@ -613,17 +617,26 @@ fs_readable(evutil_socket_t fd, short what, void *arg)
 				continue;	/* interrupted: next one */
 			if (error == EAGAIN)
 				return;
+			event_del(fs->ev);
 			if (error == ENODEV) {
 				log_info("%s was unmounted", fs->z->cfg.mountpoint);
 				zsd_shutdown(fs->z, 0);
-			} else {
-				errno = error;
-				log_warn("reading FUSE requests");
-				zsd_shutdown(fs->z, 1);
+				return;
 			}
-			event_del(fs->ev);
+			/*
+			 * Not a reason to stop serving: swap still lives here,
+			 * and swapoff itself needs us to read.  Try again a
+			 * little later rather than spin on the error.
+			 */
+			if (fs->read_errors++ % 100 == 0) {
+				errno = error;
+				log_warn("reading FUSE requests (%u times); "
+				    "retrying", fs->read_errors);
+			}
+			event_add(fs->resume, &fs_retry);
 			return;
 		}
+		fs->read_errors = 0;
 		if ((size_t)n < sizeof(struct fuse_in_header)) {
 			/* The kernel never does this; do not parse junk. */
 			fs_req_put(fs, r);
