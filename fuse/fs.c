@@ -9,11 +9,15 @@
  * The loop thread reads each request from the session's fd into a request
  * slot of its own (a fixed table; only libfuse's small request struct is
  * allocated per request, from a heap that is locked and reuses it) and
- * hands it to libfuse, which calls the ops below.  Reads, writes and
- * discards of the swap file are cut into works of up to FS_CHUNK bytes on
- * FS_CHUNK boundaries and queued to the workers; the worker that finishes
- * a request's last work sends the reply and frees the slot.  When every
- * slot is busy the loop stops reading the fd until a worker frees one.
+ * hands it to libfuse, which calls the ops below.  A write or a long read
+ * of the swap file is cut into as many works as there are threads to run
+ * them (the workers and the loop), on page boundaries and of at least
+ * FS_CHUNK bytes; the loop runs the last itself and queues the others to
+ * the workers.  A read of up to FS_READ_INLINE bytes (a swap-in) is one
+ * work, run by the loop: it takes less time than waking a worker.  A
+ * discard is one work, queued.  Whoever finishes a request's last work
+ * sends the reply and frees the slot.  When every slot is busy the loop
+ * stops reading the fd until a worker frees one.
  *
  * Lock: fs->lock guards the free list and paused; a busy slot belongs to
  * its request (loop thread until queued, then its works).
@@ -397,8 +401,20 @@ fs_dispatch(struct fs *fs, fuse_req_t req, enum fs_op op, uint64_t off,
 		r->works[0] = (struct work){ fs_work, r, off, len };
 		r->queue[n++] = &r->works[0];
 	} else {
+		/*
+		 * One work per thread, each a whole number of pages (a
+		 * partial page's read-modify-write stays in one work): a
+		 * swap-out of 32 pages wakes two workers, not seven.
+		 */
+		uint64_t first = off / ZSD_PAGE_SIZE;
+		uint64_t pages = (end - 1) / ZSD_PAGE_SIZE - first + 1;
+		uint64_t parts = workers_count(fs->z->workers) + 1, per;
+
+		if (parts > (len + FS_CHUNK - 1) / FS_CHUNK)
+			parts = (len + FS_CHUNK - 1) / FS_CHUNK;
+		per = (pages + parts - 1) / parts;
 		while (at < end) {
-			next = (at / FS_CHUNK + 1) * FS_CHUNK;
+			next = (first + per * (n + 1)) * ZSD_PAGE_SIZE;
 			if (next > end)
 				next = end;
 			r->works[n] = (struct work){ fs_work, r, at,
