@@ -429,6 +429,13 @@ main(int argc, char **argv)
 	log_init("zsd", z->cfg.foreground);
 	log_set_verbose(z->cfg.verbose);
 
+	/* Swap pages, the store's slots and the pool's pages are 4 KiB. */
+	if (sysconf(_SC_PAGESIZE) != ZSD_PAGE_SIZE) {
+		log_warnx("this kernel's pages are %ld bytes; zsd works with "
+		    "%u-byte pages only", sysconf(_SC_PAGESIZE),
+		    ZSD_PAGE_SIZE);
+		return 1;
+	}
 	if (check_mountpoint(z->cfg.mountpoint) != 0)
 		return 1;
 	/* Before the first thread: threads inherit PR_SET_IO_FLUSHER. */

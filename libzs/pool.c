@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "zs-internal.h"
 
@@ -55,6 +56,11 @@ zs_create_pool(const struct zs_pool_config *cfg)
 	}
 	if (!config_valid(cfg)) {
 		errno = EINVAL;
+		return NULL;
+	}
+	/* Pages are handed back to the OS one at a time: they must be its. */
+	if (sysconf(_SC_PAGESIZE) != PAGE_SIZE) {
+		errno = ENOTSUP;
 		return NULL;
 	}
 	pool = calloc(1, sizeof(*pool));

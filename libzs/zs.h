@@ -68,7 +68,8 @@ struct zs_pool_config {
 /* Fill cfg with the defaults. */
 void		 zs_pool_config_init(struct zs_pool_config *cfg);
 
-/* cfg may be NULL for the defaults.  NULL + errno (EINVAL, ENOMEM). */
+/* cfg may be NULL for the defaults.  NULL + errno (EINVAL, ENOMEM; ENOTSUP
+ * where the OS page is not 4096 bytes). */
 struct zs_pool	*zs_create_pool(const struct zs_pool_config *cfg);
 /* Frees everything, live objects included.  Accepts NULL. */
 void		 zs_destroy_pool(struct zs_pool *pool);
