@@ -10,17 +10,20 @@
  * slot of its own (a fixed table; only libfuse's small request struct is
  * allocated per request, from a heap that is locked and reuses it) and
  * hands it to libfuse, which calls the ops below.  A write or a long read
- * of the swap file is cut into as many works as there are threads to run
- * them (the workers and the loop), on page boundaries and of at least
- * FS_CHUNK bytes; the loop runs the last itself and queues the others to
- * the workers.  A read of up to FS_READ_INLINE bytes (a swap-in) is one
- * work, run by the loop: it takes less time than waking a worker.  A
- * discard is one work, queued.  Whoever finishes a request's last work
- * sends the reply and frees the slot.  When every slot is busy the loop
- * stops reading the fd until a worker frees one.
+ * of the swap file is cut into one work per worker, on page boundaries (a
+ * partial page's read-modify-write stays in one work) but no more works
+ * than the request has FS_CHUNKs, and queued to the workers.  A discard is
+ * one work, queued.  A read of up to FS_READ_INLINE bytes (a swap-in) is
+ * one work that the loop holds: if the fd has nothing more to read, the
+ * loop runs it itself, which costs less than waking a worker and being
+ * woken by it; if another request is waiting, the held work goes to the
+ * workers, so that many tasks swapping in at once use every core.
+ * Whoever finishes a request's last work sends the reply and frees the
+ * slot.  When every slot is busy the loop stops reading the fd until a
+ * worker frees one.
  *
  * Lock: fs->lock guards the free list and paused; a busy slot belongs to
- * its request (loop thread until queued, then its works).
+ * its request (loop thread until queued or run, then its works).
  */
 #include <config.h>
 
@@ -86,7 +89,8 @@ struct fs {
 	struct fs_req		*reqs;
 	unsigned int		 nr_reqs;
 	struct fs_req		*current;	/* loop: in fuse_session_... */
-	struct store_ctx	*ctx;		/* loop: the work it runs itself */
+	struct store_ctx	*ctx;		/* loop: for the work it runs */
+	struct work		*held;		/* loop: a swap-in not yet run */
 	unsigned int		 read_errors;	/* loop: failed reads in a row */
 };
 
@@ -395,20 +399,19 @@ fs_dispatch(struct fs *fs, fuse_req_t req, enum fs_op op, uint64_t off,
 	if (op == FS_DISCARD || (op == FS_READ && len <= FS_READ_INLINE)) {
 		/*
 		 * A discard has no payload to spread; one work frees the
-		 * whole range.  A swap-in cluster decompresses faster than
-		 * a worker wakes up: the loop does it in one work.
+		 * whole range.  A swap-in cluster decompresses in less time
+		 * than a worker takes to wake up.
 		 */
 		r->works[0] = (struct work){ fs_work, r, off, len };
 		r->queue[n++] = &r->works[0];
 	} else {
 		/*
-		 * One work per thread, each a whole number of pages (a
-		 * partial page's read-modify-write stays in one work): a
-		 * swap-out of 32 pages wakes two workers, not seven.
+		 * One work per worker, each a whole number of pages: a
+		 * swap-out of 32 pages wakes two workers, not eight.
 		 */
 		uint64_t first = off / ZSD_PAGE_SIZE;
 		uint64_t pages = (end - 1) / ZSD_PAGE_SIZE - first + 1;
-		uint64_t parts = workers_count(fs->z->workers) + 1, per;
+		uint64_t parts = workers_count(fs->z->workers), per;
 
 		if (parts > (len + FS_CHUNK - 1) / FS_CHUNK)
 			parts = (len + FS_CHUNK - 1) / FS_CHUNK;
@@ -426,19 +429,32 @@ fs_dispatch(struct fs *fs, fuse_req_t req, enum fs_op op, uint64_t off,
 	}
 	atomic_store(&r->pending, n);
 	r->taken = true;
-	if (op == FS_DISCARD) {
-		/* Freeing a large range takes a while: not in the loop. */
-		workers_queue(fs->z->workers, r->queue, n);
+	if (op == FS_READ && len <= FS_READ_INLINE) {
+		/* fs_readable runs it or queues it before it returns. */
+		fs->held = r->queue[0];
 		return;
 	}
-	/*
-	 * The loop does the last work itself: a swap-in then costs no
-	 * thread wakeup at all, and a long write one worker fewer.  The work
-	 * may reply and free r; r is not touched after it.
-	 */
-	if (n > 1)
-		workers_queue(fs->z->workers, r->queue, n - 1);
-	fs_work(r->queue[n - 1], fs->ctx);
+	workers_queue(fs->z->workers, r->queue, n);
+}
+
+/*
+ * Loop: the held swap-in, if any, run here (nothing else is waiting) or
+ * queued to the workers.  It may reply and free its slot.  True if there
+ * was one.
+ */
+static bool
+fs_release_held(struct fs *fs, bool run_here)
+{
+	struct work *w = fs->held;
+
+	if (w == NULL)
+		return false;
+	fs->held = NULL;
+	if (run_here)
+		fs_work(w, fs->ctx);
+	else
+		workers_queue(fs->z->workers, &w, 1);
+	return true;
 }
 
 static void
@@ -618,9 +634,13 @@ fs_readable(evutil_socket_t fd, short what, void *arg)
 	unsigned int rounds;
 	ssize_t n;
 
-	/* A few requests a wakeup, so signals and timers get their turn. */
+	/*
+	 * A few requests a wakeup, so signals and timers get their turn.
+	 * Every way out releases the held swap-in: its slot must come back.
+	 */
 	for (rounds = 0; rounds < 16; rounds++) {
 		if ((r = fs_req_get(fs)) == NULL) {
+			fs_release_held(fs, false);
 			event_del(fs->ev);
 			return;
 		}
@@ -631,8 +651,16 @@ fs_readable(evutil_socket_t fd, short what, void *arg)
 			fs_req_put(fs, r);
 			if (error == ENOENT || error == EINTR)
 				continue;	/* interrupted: next one */
-			if (error == EAGAIN)
+			if (error == EAGAIN) {
+				/*
+				 * Idle: run what the loop held, then look
+				 * again; requests come meanwhile.
+				 */
+				if (fs_release_held(fs, true))
+					continue;
 				return;
+			}
+			fs_release_held(fs, false);
 			event_del(fs->ev);
 			if (error == ENODEV) {
 				log_info("%s was unmounted", fs->z->cfg.mountpoint);
@@ -646,13 +674,17 @@ fs_readable(evutil_socket_t fd, short what, void *arg)
 			 */
 			if (fs->read_errors++ % 100 == 0) {
 				errno = error;
-				log_warn("reading FUSE requests (%u times); "
-				    "retrying", fs->read_errors);
+				log_warn("reading FUSE requests (failure %u in "
+				    "a row); retrying", fs->read_errors);
 			}
-			event_add(fs->resume, &fs_retry);
+			if (event_add(fs->resume, &fs_retry) != 0 &&
+			    event_add(fs->ev, NULL) != 0)
+				fatalx("cannot go on reading FUSE requests");
 			return;
 		}
 		fs->read_errors = 0;
+		/* Another request: the held one goes to a worker. */
+		fs_release_held(fs, false);
 		if ((size_t)n < sizeof(struct fuse_in_header)) {
 			/* The kernel never does this; do not parse junk. */
 			fs_req_put(fs, r);
@@ -669,6 +701,7 @@ fs_readable(evutil_socket_t fd, short what, void *arg)
 		if (!r->taken)
 			fs_req_put(fs, r);
 	}
+	fs_release_held(fs, false);
 }
 
 /* Loop: a slot came free while reading was paused. */

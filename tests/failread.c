@@ -4,7 +4,7 @@
  * With FAILREAD_AFTER=K and FAILREAD_COUNT=N in the environment, the
  * reads of /dev/fuse after the K-th succeeded fail with FAILREAD_ERRNO
  * (default EIO), N times in all; every other read is the real one.
- * Only tests/fuse.sh uses it, to show zsd serving on through such errors.
+ * tests/readerr.sh uses it, to show zsd serving on through such errors.
  */
 #include <config.h>
 

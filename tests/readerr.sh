@@ -23,18 +23,19 @@ f=$ZSD_MNT/swap0
 pattern=$TEST_DIR/pattern
 seq 1 1000000 | head -c 4M >"$pattern"
 # Enough requests to cross the 50th read and the 25 failures after it.
+ok=0
 for i in 0 1 2 3; do
 	dd if="$pattern" of="$f" bs=16k seek=$((i * 256)) conv=notrunc \
-	    oflag=direct status=none || break
+	    oflag=direct status=none || { ok=1; break; }
 done
-tap_ok $? "16 MiB written in 16 KiB requests across the failed reads"
+tap_ok $ok "16 MiB written in 16 KiB requests across the failed reads"
 ok=0
 for i in 0 1 2 3; do
 	dd if="$f" bs=16k skip=$((i * 256)) count=256 iflag=direct \
 	    status=none | cmp -s - "$pattern" || ok=1
 done
 tap_ok $ok "all of it reads back right"
-grep -q "reading FUSE requests (1 times); retrying" "$ZSD_LOG"
+grep -q "reading FUSE requests (failure 1 in a row); retrying" "$ZSD_LOG"
 tap_ok $? "zsd logged the failed read and went on"
 pid_alive "$ZSD_PID"
 tap_ok $? "zsd is still running"
