@@ -92,8 +92,8 @@ main(int argc, char *argv[])
 		fprintf(stderr, "discard-pages: %s\n", strerror(errno));
 		return 1;
 	}
-	/* Fisher-Yates; xorshift must not start from 0. */
-	seed = seed * 0x9e3779b97f4a7c15ull + 1;
+	/* Fisher-Yates; xorshift must not start from 0: an odd state. */
+	seed = (seed * 0x9e3779b97f4a7c15ull) | 1;
 	for (i = 0; i < nr_pages; i++)
 		order[i] = i;
 	for (i = nr_pages - 1; i > 0; i--) {

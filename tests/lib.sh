@@ -226,11 +226,12 @@ vmstat_get()
 
 # Tests that turn swap on take turns (make check -j runs them side by
 # side): the kernel would spread one test's pages over the other's swap.
-# Held until the test exits.
+# Held until the test exits; 1 after 15 minutes of waiting.  Daemons the
+# tests start do not inherit it (9>&-).
 swap_lock()
 {
 	exec 9>>"$builddir/tests/swap.lock" || return 1
-	flock 9
+	flock -w 900 9
 }
 
 # --- the daemon ------------------------------------------------------------
@@ -269,7 +270,8 @@ zsd_start()
 	# Not /etc/zsd.conf, whatever it holds, and a control socket of our
 	# own; the test's own -c and -o come after and win.
 	"$ZSD" -f -c /dev/null -o mountpoint="$ZSD_MNT" \
-	    -o control="$TEST_DIR/control" "$@" >"$ZSD_LOG" 2>&1 </dev/null &
+	    -o control="$TEST_DIR/control" "$@" >"$ZSD_LOG" 2>&1 </dev/null \
+	    9>&- &
 	ZSD_PID=$!
 	while ! grep -qw ready "$ZSD_LOG"; do
 		if ! pid_alive "$ZSD_PID"; then

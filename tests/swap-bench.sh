@@ -17,8 +17,7 @@ other=$(awk 'NR > 1 && $5 >= 32000 { print $1 }' /proc/swaps)
 setup_cleanup
 
 backends=zsd-lz4,zsd-zstd
-if [ -r /sys/class/zram-control/hot_add ] ||
-    [ "$(cat /sys/block/zram0/initstate 2>/dev/null)" = 0 ]; then
+if [ -r /sys/class/zram-control/hot_add ]; then
 	backends=zram-lz4,$backends
 	zram=yes
 fi
@@ -30,7 +29,7 @@ ZSD=$builddir/daemon/zsd ZSCTL=$builddir/daemon/zsctl \
     SWAP_FILL=$builddir/bench/swap-fill \
     DISCARD_PAGES=$builddir/bench/discard-pages \
     MAKE_CORPUS=$builddir/bench/make-corpus \
-    "$SHELL" "$srcdir/bench/swap-bench" -n -m 64 -l 16 -r 2 -s 256 -e 16 \
+    bash "$srcdir/bench/swap-bench" -n -m 64 -l 16 -r 2 -s 256 -e 16 \
     -b "$backends" -o "$out" >"$TEST_DIR/bench.out" 2>&1
 status=$?
 tap_diag "$(cat "$TEST_DIR/bench.out")"
