@@ -48,6 +48,10 @@ for b in ${backends//,/ }; do
 	held=$(awk -F, -v b="$b" '$1 == b { print $8 }' "$out/swap-median.csv")
 	awk -v h="$held" 'BEGIN { exit !(h > 1) }'
 	tap_ok $? "$b: held $held MiB in the median row"
+	# Progress goes to stderr, run after run; a redirection left on the
+	# shell once hid all of it after the first.
+	grep -q "^$b run 2: fill " "$TEST_DIR/bench.out"
+	tap_ok $? "$b: run 2 reported on stderr"
 done
 
 # The efficiency part: what was stored halves, compaction gives memory back.
