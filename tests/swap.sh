@@ -11,7 +11,7 @@ require_fuse
 require_loop
 require_cgroup_memory
 require_prog swapoff losetup
-swap_lock || tap_bail "cannot take $builddir/tests/swap.lock (waited up to 15 minutes)"
+swap_lock || tap_bail "cannot take $builddir/tests/swap.lock"
 # The kernel fills the highest priority first: another swap at ours or
 # above would take the pages meant for zsd.
 other=$(awk -v p="$prio" 'NR > 1 && $5 >= p { print $1 " (" $5 ")" }' \
