@@ -17,8 +17,8 @@
  * one work that the loop holds: if the fd has nothing more to read, the
  * loop runs it itself, which costs less than waking a worker and being
  * woken by it; otherwise (another request came, no slot is free, the
- * read failed, or the loop has served its share of requests for this
- * wakeup) the held work goes to the workers, so that many tasks swapping
+ * read failed other than with ENOENT or EINTR, or the loop has served its
+ * share of requests for this wakeup) the held work goes to the workers, so that many tasks swapping
  * in at once use every core.
  * Whoever finishes a request's last work sends the reply and frees the
  * slot.  When every slot is busy the loop stops reading the fd until a
@@ -408,9 +408,9 @@ fs_dispatch(struct fs *fs, fuse_req_t req, enum fs_op op, uint64_t off,
 		r->queue[n++] = &r->works[0];
 	} else {
 		/*
-		 * One work per worker, each a whole number of pages: a
-		 * swap-out of 32 pages (eight FS_CHUNKs) is as many works as
-		 * there are workers, not eight.
+		 * One work per worker (but no more than FS_CHUNKs), each a
+		 * whole number of pages: a swap-out of 32 pages (eight
+		 * FS_CHUNKs) is two works with two workers, not eight.
 		 */
 		uint64_t first = off / ZSD_PAGE_SIZE;
 		uint64_t pages = (end - 1) / ZSD_PAGE_SIZE - first + 1;
