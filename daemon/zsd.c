@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -342,8 +343,9 @@ check_mountpoint(const char *path)
 
 /* What a swap server needs to not wait on its own swap; best effort. */
 static void
-harden(void)
+harden(const struct zsd_config *cfg)
 {
+	struct sched_param sp = { .sched_priority = cfg->rt_priority };
 	FILE *f;
 
 	if (prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) != 0)
@@ -355,6 +357,16 @@ harden(void)
 	}
 	if (mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0)
 		log_warn("mlockall: zsd's memory could be swapped out");
+	/*
+	 * Reclaim waits on zsd's I/O: the tasks that fill memory, and keep
+	 * the CPUs busy doing it, must not keep zsd off them.  Every thread
+	 * started after this inherits the policy (so no SCHED_RESET_ON_FORK,
+	 * which threads obey too; zsd starts no programs).
+	 */
+	if (cfg->rt_priority > 0 &&
+	    sched_setscheduler(0, SCHED_FIFO, &sp) != 0)
+		log_warn("real-time priority %d (rt_priority); zsd runs at "
+		    "normal priority", cfg->rt_priority);
 }
 
 static void
@@ -438,8 +450,11 @@ main(int argc, char **argv)
 	}
 	if (check_mountpoint(z->cfg.mountpoint) != 0)
 		return 1;
-	/* Before the first thread: threads inherit PR_SET_IO_FLUSHER. */
-	harden();
+	/*
+	 * Before the first thread: threads inherit PR_SET_IO_FLUSHER and
+	 * the scheduling policy.
+	 */
+	harden(&z->cfg);
 
 	evthread_use_pthreads();
 	if ((z->base = event_base_new()) == NULL)

@@ -64,6 +64,7 @@ struct zsd_config {
 	int		priority;	/* swap priority, -1..32767 */
 	uint64_t	mem_limit;	/* pool bytes; 0: none */
 	unsigned int	workers;	/* 0: one per core */
+	int		rt_priority;	/* SCHED_FIFO priority; 0: normal */
 	char		mountpoint[PATH_MAX];
 	char		name[64];	/* the swap file in the mount */
 	bool		swapon;		/* activate as swap */

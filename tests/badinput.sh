@@ -33,6 +33,12 @@ zsd_fail -o mountpoint="$ZSD_MNT" -o disksize=lots
 [ "$status" -eq 2 ] && echo "$msg" | grep -q disksize
 tap_ok $? "bad value disksize=lots: exit 2, key named"
 
+for bad in 100 -1 high; do
+	zsd_fail -o mountpoint="$ZSD_MNT" -o rt_priority="$bad"
+	[ "$status" -eq 2 ] && echo "$msg" | grep -q rt_priority
+	tap_ok $? "bad value rt_priority=$bad: exit 2, key named"
+done
+
 cfg=$TEST_DIR/zsd.conf
 cat >"$cfg" <<EOF
 # a config with an error on line 3
