@@ -90,7 +90,7 @@ static const struct config_key config_keys[] = {
 	  .help = "compression threads; 0: one per online core" },
 	{ .name = "rt_priority", .type = CONFIG_INT,
 	  .off = FIELD(rt_priority), .min = 0, .max = 99, .def = "10",
-	  .help = "real-time priority of zsd's threads; 0: normal" },
+	  .help = "real-time priority of the I/O threads; 0: normal" },
 	{ .name = "mountpoint", .type = CONFIG_STRING,
 	  .off = FIELD(mountpoint), .size = sizeof(((struct zsd_config *)0)
 	  ->mountpoint), .def = "/run/zsd/mnt", .check = check_mountpoint,

@@ -571,6 +571,8 @@ control_job_run(void *arg)
 	struct control_job *j = &c->job;
 	struct timespec t0, t1;
 
+	(void)pthread_setname_np(pthread_self(), "zsd-job");
+	sched_background();
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (j->kind == JOB_COMPACT) {
 		memset(&j->res, 0, sizeof(j->res));

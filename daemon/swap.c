@@ -146,6 +146,8 @@ swap_on_thread(void *arg)
 	struct store_ctx *ctx;
 	int fd, lfd, error;
 
+	(void)pthread_setname_np(pthread_self(), "zsd-swapon");
+	sched_background();
 	if ((ctx = store_ctx_create(z->store)) == NULL) {
 		error = -ENOMEM;
 		goto out;
@@ -188,6 +190,8 @@ swap_off_thread(void *arg)
 	struct zsd *z = arg;
 	int error = 0;
 
+	(void)pthread_setname_np(pthread_self(), "zsd-swapoff");
+	sched_background();
 	if (swapoff(z->loop_dev) != 0) {
 		error = -errno;
 		log_warn("swapoff %s (zsd keeps serving it)", z->loop_dev);

@@ -43,6 +43,8 @@ worker_run(void *arg)
 	struct workers *ws = me->ws;
 	struct work *w;
 
+	/* (Named for ps -L and top -H; inherits the loop's priority.) */
+	(void)pthread_setname_np(pthread_self(), "zsd-worker");
 	pthread_mutex_lock(&ws->lock);
 	for (;;) {
 		while (ws->count == 0 && !ws->stopping)

@@ -115,9 +115,11 @@ reload(struct zsd *z)
 	    z->cfg.priority || cfg.workers != z->cfg.workers ||
 	    strcmp(cfg.mountpoint, z->cfg.mountpoint) != 0 ||
 	    strcmp(cfg.name, z->cfg.name) != 0 || cfg.swapon !=
-	    z->cfg.swapon || cfg.discard != z->cfg.discard)
+	    z->cfg.swapon || cfg.discard != z->cfg.discard ||
+	    cfg.rt_priority != z->cfg.rt_priority)
 		log_warnx("reload: disksize, priority, workers, mountpoint, "
-		    "name, swapon and discard take effect at restart only");
+		    "name, swapon, discard and rt_priority take effect at "
+		    "restart only");
 	z->cfg.algorithm = cfg.algorithm;
 	z->cfg.zstd_level = cfg.zstd_level;
 	z->cfg.mem_limit = cfg.mem_limit;
@@ -343,9 +345,8 @@ check_mountpoint(const char *path)
 
 /* What a swap server needs to not wait on its own swap; best effort. */
 static void
-harden(const struct zsd_config *cfg)
+harden(void)
 {
-	struct sched_param sp = { .sched_priority = cfg->rt_priority };
 	FILE *f;
 
 	if (prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) != 0)
@@ -357,16 +358,39 @@ harden(const struct zsd_config *cfg)
 	}
 	if (mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0)
 		log_warn("mlockall: zsd's memory could be swapped out");
-	/*
-	 * Reclaim waits on zsd's I/O: the tasks that fill memory, and keep
-	 * the CPUs busy doing it, must not keep zsd off them.  Every thread
-	 * started after this inherits the policy (so no SCHED_RESET_ON_FORK,
-	 * which threads obey too; zsd starts no programs).
-	 */
-	if (cfg->rt_priority > 0 &&
-	    sched_setscheduler(0, SCHED_FIFO, &sp) != 0)
+}
+
+/*
+ * The I/O path at rt_priority: reclaim waits on zsd's swap I/O, and the
+ * tasks that fill memory keep the CPUs busy doing it; they must not keep
+ * zsd off them.  Called by the loop thread before it starts the workers,
+ * which inherit the policy; the pool's own threads, started before, and
+ * the background threads, which call sched_background(), stay normal.
+ * rt_priority 0 asks for normal scheduling, whatever zsd inherited.
+ */
+static void
+sched_io(const struct zsd_config *cfg)
+{
+	struct sched_param sp = { .sched_priority = cfg->rt_priority };
+
+	if (sched_setscheduler(0, cfg->rt_priority > 0 ? SCHED_FIFO :
+	    SCHED_OTHER, &sp) != 0)
 		log_warn("real-time priority %d (rt_priority); zsd runs at "
 		    "normal priority", cfg->rt_priority);
+}
+
+/*
+ * A thread that compacts, shrinks or turns swap on or off: normal
+ * priority, so that it neither holds a CPU from the I/O threads (equal
+ * real-time threads never take turns) nor from the rest of the system.
+ */
+void
+sched_background(void)
+{
+	struct sched_param sp = { .sched_priority = 0 };
+
+	/* Lowering one's own priority needs no privilege. */
+	(void)sched_setscheduler(0, SCHED_OTHER, &sp);
 }
 
 static void
@@ -450,11 +474,8 @@ main(int argc, char **argv)
 	}
 	if (check_mountpoint(z->cfg.mountpoint) != 0)
 		return 1;
-	/*
-	 * Before the first thread: threads inherit PR_SET_IO_FLUSHER and
-	 * the scheduling policy.
-	 */
-	harden(&z->cfg);
+	/* Before the first thread: threads inherit PR_SET_IO_FLUSHER. */
+	harden();
 
 	evthread_use_pthreads();
 	if ((z->base = event_base_new()) == NULL)
@@ -478,6 +499,7 @@ main(int argc, char **argv)
 		fatal("creating a store of %llu pages",
 		    (unsigned long long)(z->cfg.disksize / ZSD_PAGE_SIZE));
 	}
+	sched_io(&z->cfg);
 	nr_workers = z->cfg.workers;
 	if (nr_workers == 0) {
 		ncpu = sysconf(_SC_NPROCESSORS_ONLN);

@@ -233,5 +233,6 @@ struct zsd {
 void		 zsd_fs_ready(struct zsd *z);	/* from fs.c: INIT done */
 void		 zsd_swap_done(struct zsd *z);	/* from swap.c, any thread */
 void		 zsd_shutdown(struct zsd *z, int status);
+void		 sched_background(void);	/* this thread: normal */
 
 #endif /* ZSD_H */

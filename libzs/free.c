@@ -46,6 +46,7 @@ free_worker(void *arg)
 	struct list_head batch;
 	unsigned int n;
 
+	(void)pthread_setname_np(pthread_self(), "zs-free");
 	list_init(&batch);
 	pthread_mutex_lock(&pool->free_lock);
 	for (;;) {

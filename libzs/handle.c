@@ -11,13 +11,14 @@
  *
  * Pinning sets the word's PIN bit.  Whoever holds the pin may read and
  * write the object and knows it stays where the word says.  Readers and
- * freers spin for the pin; movers (compaction) only try, since they hold a
- * class lock that a pin holder may be waiting for.
+ * freers spin for the pin (then yield, then nap); movers (compaction) only
+ * try, since they hold a class lock that a pin holder may be waiting for.
  */
 #include <config.h>
 
 #include <sched.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "zs-internal.h"
 
@@ -144,6 +145,8 @@ handle_bad(void)
 	return -EINVAL;
 }
 
+static const struct timespec pin_nap = { 0, 50 * 1000 };
+
 static inline void
 cpu_relax(void)
 {
@@ -174,10 +177,18 @@ handle_pin(struct zs_pool *pool, zs_handle_t handle, _Atomic uint64_t **wordp,
 		if (!(v & HW_ALLOC) || HW_GEN(v) != gen)
 			return handle_bad();
 		if (v & HW_PIN) {
+			/*
+			 * Pins are short, but the holder may sleep (a
+			 * migration faulting pages in) or run below us: a
+			 * real-time caller's sched_yield() lets only its
+			 * equals run.  After a while, sleep.
+			 */
 			if (++spins < 100)
 				cpu_relax();
-			else
+			else if (spins < 200)
 				sched_yield();
+			else
+				nanosleep(&pin_nap, NULL);
 			v = atomic_load_explicit(w, memory_order_relaxed);
 			continue;
 		}

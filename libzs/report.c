@@ -126,6 +126,7 @@ report_worker(void *arg)
 	struct timespec until;
 	uint64_t ns;
 
+	(void)pthread_setname_np(pthread_self(), "zs-report");
 	pthread_mutex_lock(&pool->report_lock);
 	while (!pool->report_stop) {
 		if (atomic_load_explicit(&pool->report_state,

@@ -35,7 +35,7 @@ tap_ok $? "bad value disksize=lots: exit 2, key named"
 
 for bad in 100 -1 high; do
 	zsd_fail -o mountpoint="$ZSD_MNT" -o rt_priority="$bad"
-	[ "$status" -eq 2 ] && echo "$msg" | grep -q rt_priority
+	[ "$status" -eq 2 ] && echo "$msg" | grep -q "bad value.*rt_priority"
 	tap_ok $? "bad value rt_priority=$bad: exit 2, key named"
 done
 

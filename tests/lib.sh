@@ -11,6 +11,7 @@
 #	require_root, require_fuse, require_loop, require_cgroup_memory,
 #	require_prog PROG...	skip unless the machine has it
 #	tap_ok STATUS DESC	one test point: ok if STATUS is 0
+#	tap_skip N REASON	N points that cannot be checked here
 #	tap_diag TEXT...	a comment line
 #	run_tap DESC CMD...	run a TAP program, its lines as comments,
 #				one point for its exit status
@@ -61,6 +62,18 @@ tap_ok()
 		echo "not ok $tap_count - $*"
 	fi
 	return "$status"
+}
+
+# tap_skip N REASON: N points that cannot be checked here, said so.
+tap_skip()
+{
+	local n=$1 i
+
+	shift
+	for ((i = 0; i < n; i++)); do
+		tap_count=$((tap_count + 1))
+		echo "ok $tap_count # SKIP $*"
+	done
 }
 
 tap_diag()
