@@ -358,14 +358,21 @@ harden(void)
 	}
 	if (mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0)
 		log_warn("mlockall: zsd's memory could be swapped out");
+	/*
+	 * Normal priority for now, whatever zsd was started with (chrt, a
+	 * unit's CPUSchedulingPolicy): the pool's threads, started next,
+	 * inherit it.  sched_io() raises the loop before the workers start.
+	 */
+	sched_background();
 }
 
 /*
  * The I/O path at rt_priority: reclaim waits on zsd's swap I/O, and the
  * tasks that fill memory keep the CPUs busy doing it; they must not keep
  * zsd off them.  Called by the loop thread before it starts the workers,
- * which inherit the policy; the pool's own threads, started before, and
- * the background threads, which call sched_background(), stay normal.
+ * which inherit the policy; the pool's own threads, started before at
+ * normal priority (harden()), and the background threads, which call
+ * sched_background(), stay normal.
  * rt_priority 0 asks for normal scheduling, whatever zsd inherited.
  */
 static void

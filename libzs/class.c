@@ -66,7 +66,7 @@ class_setup(struct size_class *c, unsigned int index, unsigned int size,
 	}
 	c->nr_zspages = 0;
 	c->objs_used = 0;
-	pthread_mutex_init(&c->lock, NULL);
+	pool_mutex_init(&c->lock);
 }
 
 int

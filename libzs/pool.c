@@ -73,10 +73,10 @@ zs_create_pool(const struct zs_pool_config *cfg)
 	    PAGE_SHIFT;
 	nr = (1ull << 32) >> pool->sec_shift;
 	pool->max_sections = (uint32_t)(nr < SECTIONS_MAX ? nr : SECTIONS_MAX);
-	pthread_mutex_init(&pool->grow_lock, NULL);
-	pthread_mutex_init(&pool->page_lock, NULL);
-	pthread_mutex_init(&pool->offline_lock, NULL);
-	pthread_mutex_init(&pool->report_lock, NULL);
+	pool_mutex_init(&pool->grow_lock);
+	pool_mutex_init(&pool->page_lock);
+	pool_mutex_init(&pool->offline_lock);
+	pool_mutex_init(&pool->report_lock);
 	pthread_cond_init(&pool->report_wake, NULL);
 	pthread_cond_init(&pool->report_idle, NULL);
 
@@ -120,6 +120,24 @@ zs_destroy_pool(struct zs_pool *pool)
 	pthread_cond_destroy(&pool->report_wake);
 	pthread_cond_destroy(&pool->report_idle);
 	free(pool);
+}
+
+/*
+ * Every lock of the pool lends priority: a caller at real-time priority
+ * (zsd's I/O threads) that waits for a lock a normal-priority thread
+ * holds (compaction, the free worker) raises that thread to its own
+ * priority until it lets go, instead of waiting behind whatever else
+ * runs.  Costs nothing until a lock is contended.
+ */
+void
+pool_mutex_init(pthread_mutex_t *m)
+{
+	pthread_mutexattr_t attr;
+
+	pthread_mutexattr_init(&attr);
+	(void)pthread_mutexattr_setprotocol(&attr, PTHREAD_PRIO_INHERIT);
+	pthread_mutex_init(m, &attr);
+	pthread_mutexattr_destroy(&attr);
 }
 
 #ifdef ZS_DEBUG

@@ -381,6 +381,9 @@ enum report_state {
 #define STAT_GET(pool, field) \
 	atomic_load_explicit(&(pool)->field, memory_order_relaxed)
 
+/* pool.c */
+void	 pool_mutex_init(pthread_mutex_t *);
+
 /* os.c */
 extern const struct zs_os_ops os_default_ops;
 void	*os_map(struct zs_pool *, size_t);
