@@ -136,7 +136,9 @@ pool_mutex_init(pthread_mutex_t *m)
 
 	pthread_mutexattr_init(&attr);
 	(void)pthread_mutexattr_setprotocol(&attr, PTHREAD_PRIO_INHERIT);
-	pthread_mutex_init(m, &attr);
+	/* No PI futexes here (some emulators, some filters): a plain one. */
+	if (pthread_mutex_init(m, &attr) != 0)
+		pthread_mutex_init(m, NULL);
 	pthread_mutexattr_destroy(&attr);
 }
 

@@ -69,11 +69,16 @@ check rt_priority=42 "1 42" "0 0" "rt_priority=42"
 # Started real-time (chrt, a unit's CPUSchedulingPolicy): rt_priority
 # still decides, and the pool's threads are normal all the same.
 wrapper=$TEST_DIR/zsd-chrt
-printf '#!/bin/sh\nexec chrt -f 5 "%s" "$@"\n' "$ZSD" >"$wrapper"
+printf '#!/bin/sh\nexec chrt -f 5 "%s" "$@"\n' \
+    "$(cd "$(dirname "$ZSD")" && pwd)/$(basename "$ZSD")" >"$wrapper"
 chmod +x "$wrapper"
-ZSD=$wrapper
-check rt_priority=0 "0 0" "0 0" "under chrt -f 5, rt_priority=0"
-check "" "1 10" "0 0" "under chrt -f 5, default"
+if "$wrapper" -V >/dev/null 2>&1; then
+	ZSD=$wrapper
+	check rt_priority=0 "0 0" "0 0" "under chrt -f 5, rt_priority=0"
+	check "" "1 10" "0 0" "under chrt -f 5, default"
+else
+	tap_skip 4 "cannot run a script from $TEST_DIR (noexec?)"
+fi
 
 # Not checked here: the threads that compact, shrink and turn swap on or
 # off (they call sched_background() as they start) live for milliseconds.
