@@ -22,6 +22,7 @@
 #	mm_stat FIELD		one field of $ZSD_MNT/mm_stat, by name
 #	our_loops		loop devices backed by files in our temp dir
 #	cgroup_create NAME BYTES, cgroup_run NAME CMD..., cgroup_remove NAME
+#	swaps_from PRIO [DEV]	swap devices at PRIO or more, but DEV
 #	vmstat_get KEY		a counter of /proc/vmstat
 #	swap_lock		wait for other tests that turn swap on
 #	cleanup_hook		if the caller defines it, cleanup runs it first
@@ -229,6 +230,13 @@ our_loops()
 swap_priority()
 {
 	awk -v d="$1" '$1 == d { print $5; found = 1 } END { exit !found }' \
+	    /proc/swaps
+}
+
+# Swap devices at priority $1 or more, but $2: one a line.
+swaps_from()
+{
+	awk -v p="$1" -v d="${2:-}" 'NR > 1 && $5 >= p && $1 != d { print $1 }' \
 	    /proc/swaps
 }
 

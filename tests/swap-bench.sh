@@ -12,7 +12,7 @@ require_loop
 require_cgroup_memory
 require_prog mkswap swapon swapoff fusermount3 flock
 swap_lock || tap_bail "cannot take $builddir/tests/swap.lock"
-other=$(awk 'NR > 1 && $5 >= 32000 { print $1 }' /proc/swaps)
+other=$(swaps_from 32000)
 [ -z "$other" ] || skip "other swap at priority >= 32000: $other"
 setup_cleanup
 
