@@ -220,7 +220,7 @@ zs_obj_write(struct zs_pool *pool, zs_handle_t handle, const void *src,
 	if (len > p.size)
 		error = -EINVAL;
 	else if (p.huge_page != NULL)
-		memcpy(p.huge_page, src, len);
+		bulk_copy(p.huge_page, src, len);
 	else
 		zspage_copy_in(pool, p.class, p.zspage, p.obj, OBJ_HDR_SIZE,
 		    src, len);
@@ -242,7 +242,7 @@ zs_obj_copy(struct zs_pool *pool, zs_handle_t handle, void *dst, size_t len)
 	if (len > p.size)
 		error = -EINVAL;
 	else if (p.huge_page != NULL)
-		memcpy(dst, p.huge_page, len);
+		bulk_copy(dst, p.huge_page, len);
 	else
 		zspage_copy_out(pool, p.class, p.zspage, p.obj, OBJ_HDR_SIZE,
 		    dst, len);

@@ -119,7 +119,7 @@ zspage_migrate(struct zs_pool *pool, struct size_class *c, struct zspage *z,
 		    0, ALLOC_NOGROW);
 		if (error != 0)
 			break;
-		memcpy(pfn_to_addr(pool, pfn), pfn_to_addr(pool, old),
+		bulk_copy(pfn_to_addr(pool, pfn), pfn_to_addr(pool, old),
 		    PAGE_SIZE);
 		z->pfn[p] = pfn;
 		section_free_pages(pool, &old, 1);
@@ -160,7 +160,7 @@ huge_migrate(struct zs_pool *pool, _Atomic uint64_t *w, uint64_t v)
 	    pg->huge_size, ALLOC_NOGROW);
 	if (error != 0)
 		return error;
-	memcpy(pfn_to_addr(pool, pfn), pfn_to_addr(pool, old), PAGE_SIZE);
+	bulk_copy(pfn_to_addr(pool, pfn), pfn_to_addr(pool, old), PAGE_SIZE);
 	handle_set_unpin(w, (v & ~HW_WHERE_MASK) | hw_where(true, 0, pfn));
 	section_free_pages(pool, &old, 1);
 	STAT_ADD(pool, pages_migrated, 1);

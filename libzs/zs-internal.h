@@ -55,6 +55,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "zs.h"
 
@@ -380,6 +381,20 @@ enum report_state {
 	atomic_fetch_sub_explicit(&(pool)->field, (n), memory_order_relaxed)
 #define STAT_GET(pool, field) \
 	atomic_load_explicit(&(pool)->field, memory_order_relaxed)
+
+/*
+ * memcpy for object and page copies (hundreds to thousands of bytes).
+ * When it can bound the length (a slot is at most a page), GCC inlines
+ * memcpy as "rep movsq", which copied at well under half the speed of the
+ * C library's memcpy in bench/zs-bench.  The empty asm hides the bound, so
+ * the call stays.
+ */
+static inline void
+bulk_copy(void *dst, const void *src, size_t n)
+{
+	__asm__("" : "+r"(n));
+	memcpy(dst, src, n);
+}
 
 /* pool.c */
 void	 pool_mutex_init(pthread_mutex_t *);

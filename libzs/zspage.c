@@ -394,7 +394,8 @@ zspage_copy_in(struct zs_pool *pool, const struct size_class *c,
 
 		if (n > len)
 			n = len;
-		memcpy(pfn_to_addr(pool, z->pfn[pos >> PAGE_SHIFT]) + in, s, n);
+		bulk_copy(pfn_to_addr(pool, z->pfn[pos >> PAGE_SHIFT]) + in, s,
+		    n);
 		pos += n;
 		s += n;
 		len -= n;
@@ -414,7 +415,8 @@ zspage_copy_out(struct zs_pool *pool, const struct size_class *c,
 
 		if (n > len)
 			n = len;
-		memcpy(d, pfn_to_addr(pool, z->pfn[pos >> PAGE_SHIFT]) + in, n);
+		bulk_copy(d, pfn_to_addr(pool, z->pfn[pos >> PAGE_SHIFT]) + in,
+		    n);
 		pos += n;
 		d += n;
 		len -= n;
