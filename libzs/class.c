@@ -66,6 +66,8 @@ class_setup(struct size_class *c, unsigned int index, unsigned int size,
 	}
 	c->nr_zspages = 0;
 	c->objs_used = 0;
+	c->bytes_requested = 0;
+	c->nr_handles = 0;
 	pool_mutex_init(&c->lock);
 }
 

@@ -4,10 +4,11 @@
  * A handle is (generation << 32 | index).  The index names a 64-bit word
  * in a two-level table (a directory of chunks of HANDLE_CHUNK words, each
  * chunk mapped when first needed); the word says where the object is now
- * (see zs-internal.h).  Freed indices go on a LIFO free list threaded
- * through the words, and each reuse bumps the word's 16-bit generation, so
+ * (see zs-internal.h).  Each free bumps the word's 16-bit generation, so
  * a stale handle kept after zs_free() is refused rather than taken for the
- * object that reused its index.
+ * object that reused its index.  Freed indices wait in their class (see
+ * class_handle_get) and, past a few, on a LIFO free list threaded through
+ * the words.
  *
  * Pinning sets the word's PIN bit.  Whoever holds the pin may read and
  * write the object and knows it stays where the word says.  Readers and
@@ -65,73 +66,108 @@ handle_word(struct zs_pool *pool, uint32_t idx)
 }
 
 /*
- * A new handle, not yet live: its word has ALLOC clear until zs_malloc()
- * stores the object's place.  0 + ENOMEM when the table cannot grow.
+ * Up to n free indices, from the table's free list first, then never used
+ * ones; their words have ALLOC clear.  Returns how many; 0 and ENOMEM when
+ * the table is full or cannot grow.
  */
-zs_handle_t
-handle_alloc(struct zs_pool *pool)
+static unsigned int
+handle_take(struct zs_pool *pool, uint32_t *idx, unsigned int n)
 {
-	_Atomic uint64_t *w, *chunk;
-	uint32_t idx, gen;
+	_Atomic uint64_t *chunk;
+	unsigned int got = 0;
+	uint32_t top;
+
+	pthread_mutex_lock(&pool->handle_lock);
+	while (got < n && pool->handle_free != 0) {
+		idx[got] = pool->handle_free;
+		pool->handle_free = HW_LOC(atomic_load_explicit(
+		    handle_word(pool, idx[got]), memory_order_relaxed));
+		got++;
+	}
+	top = atomic_load_explicit(&pool->handle_top, memory_order_relaxed);
+	while (got < n && top < HANDLE_MAX) {
+		chunk = atomic_load_explicit(
+		    &pool->handle_dir[top >> HANDLE_CHUNK_SHIFT],
+		    memory_order_relaxed);
+		if (chunk == NULL) {
+			/* Zero-filled: generation 0, not ALLOC. */
+			chunk = os_map(pool, HANDLE_CHUNK * sizeof(*chunk));
+			if (chunk == NULL)
+				break;
+			atomic_store_explicit(
+			    &pool->handle_dir[top >> HANDLE_CHUNK_SHIFT],
+			    chunk, memory_order_release);
+		}
+		idx[got++] = top++;
+	}
+	atomic_store_explicit(&pool->handle_top, top, memory_order_release);
+	pthread_mutex_unlock(&pool->handle_lock);
+	if (got == 0)
+		errno = ENOMEM;
+	return got;
+}
+
+/* Push n free indices on the table's free list. */
+static void
+handle_give(struct zs_pool *pool, const uint32_t *idx, unsigned int n)
+{
+	_Atomic uint64_t *w;
+	unsigned int i;
 	uint64_t v;
 
 	pthread_mutex_lock(&pool->handle_lock);
-	if (pool->handle_free != 0) {
-		idx = pool->handle_free;
-		w = handle_word(pool, idx);
+	for (i = 0; i < n; i++) {
+		w = handle_word(pool, idx[i]);
 		v = atomic_load_explicit(w, memory_order_relaxed);
-		pool->handle_free = HW_LOC(v);
-		gen = HW_GEN(v);
-	} else {
-		idx = atomic_load_explicit(&pool->handle_top,
+		atomic_store_explicit(w, (v & HW_GEN_MASK) |
+		    (uint64_t)pool->handle_free << HW_LOC_SHIFT,
 		    memory_order_relaxed);
-		if (idx >= HANDLE_MAX)
-			goto nomem;
-		chunk = atomic_load_explicit(
-		    &pool->handle_dir[idx >> HANDLE_CHUNK_SHIFT],
-		    memory_order_relaxed);
-		if (chunk == NULL) {
-			chunk = os_map(pool, HANDLE_CHUNK * sizeof(*chunk));
-			if (chunk == NULL)
-				goto nomem;
-			atomic_store_explicit(
-			    &pool->handle_dir[idx >> HANDLE_CHUNK_SHIFT],
-			    chunk, memory_order_release);
-		}
-		w = &chunk[idx & (HANDLE_CHUNK - 1)];
-		gen = 0;
-		atomic_store_explicit(&pool->handle_top, idx + 1,
-		    memory_order_release);
+		pool->handle_free = idx[i];
 	}
-	atomic_store_explicit(w, (uint64_t)gen << HW_GEN_SHIFT,
-	    memory_order_relaxed);
 	pthread_mutex_unlock(&pool->handle_lock);
-	return (zs_handle_t)gen << 32 | idx;
-
-nomem:
-	pthread_mutex_unlock(&pool->handle_lock);
-	errno = ENOMEM;
-	return 0;
 }
 
 /*
- * Retire an index: clear ALLOC (and PIN), bump the generation, push it on
- * the free list.  The caller holds the pin or the handle never went live.
+ * A free index for a new object of class c, its word's ALLOC clear until
+ * zs_malloc() stores the object's place.  Class lock held.  0 and ENOMEM
+ * when the table cannot grow.
+ *
+ * Each class keeps up to CLASS_HANDLES free indices under its own lock and
+ * goes to the table's list, under handle_lock, for CLASS_HANDLE_BATCH at a
+ * time: malloc and free take the class lock anyway, and threads working on
+ * different classes then share no lock.
+ */
+uint32_t
+class_handle_get(struct zs_pool *pool, struct size_class *c)
+{
+	if (c->nr_handles == 0) {
+		c->nr_handles = handle_take(pool, c->handles,
+		    CLASS_HANDLE_BATCH);
+		if (c->nr_handles == 0)
+			return 0;
+	}
+	return c->handles[--c->nr_handles];
+}
+
+/*
+ * Retire index idx into class c's free indices: clear ALLOC (and PIN),
+ * bump the generation.  Class lock held, and the handle's pin, or the
+ * handle never went live.
  */
 void
-handle_release(struct zs_pool *pool, uint32_t idx)
+class_handle_put(struct zs_pool *pool, struct size_class *c, uint32_t idx)
 {
-	_Atomic uint64_t *w;
-	uint64_t gen;
+	_Atomic uint64_t *w = handle_word(pool, idx);
+	uint64_t gen = (HW_GEN(atomic_load_explicit(w, memory_order_relaxed)) +
+	    1) & 0xffff;
 
-	pthread_mutex_lock(&pool->handle_lock);
-	w = handle_word(pool, idx);
-	gen = (HW_GEN(atomic_load_explicit(w, memory_order_relaxed)) + 1) &
-	    0xffff;
-	atomic_store_explicit(w, gen << HW_GEN_SHIFT |
-	    (uint64_t)pool->handle_free << HW_LOC_SHIFT, memory_order_release);
-	pool->handle_free = idx;
-	pthread_mutex_unlock(&pool->handle_lock);
+	atomic_store_explicit(w, gen << HW_GEN_SHIFT, memory_order_release);
+	if (c->nr_handles == CLASS_HANDLES) {
+		c->nr_handles -= CLASS_HANDLE_BATCH;
+		handle_give(pool, c->handles + c->nr_handles,
+		    CLASS_HANDLE_BATCH);
+	}
+	c->handles[c->nr_handles++] = idx;
 }
 
 /* A handle that is not live: abort in debug builds, else -EINVAL. */
@@ -216,10 +252,18 @@ handle_trypin(_Atomic uint64_t *w, uint64_t *val)
 	return true;
 }
 
+/*
+ * A plain store, not a read-modify-write: while the word is pinned only its
+ * holder writes it (others only try to pin, which fails), so nothing is
+ * lost.  A locked instruction here would wait until every store before it
+ * -- the object just copied into the pool, often into memory not in cache
+ * -- had reached the cache; a store lets the caller go on meanwhile.
+ */
 void
 handle_unpin(_Atomic uint64_t *w)
 {
-	atomic_fetch_and_explicit(w, ~HW_PIN, memory_order_release);
+	atomic_store_explicit(w, atomic_load_explicit(w, memory_order_relaxed) &
+	    ~HW_PIN, memory_order_release);
 }
 
 /* Store a new value into a pinned word, unpinning it. */

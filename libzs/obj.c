@@ -14,63 +14,71 @@
 #include "zs-internal.h"
 
 static zs_handle_t
-malloc_huge(struct zs_pool *pool, zs_handle_t handle, size_t size)
+malloc_huge(struct zs_pool *pool, size_t size)
 {
-	uint32_t hidx = (uint32_t)handle, pfn;
 	struct size_class *c = pool->huge_class;
+	uint32_t hidx, gen, pfn;
 	int error;
 
+	pthread_mutex_lock(&c->lock);
+	hidx = class_handle_get(pool, c);
+	pthread_mutex_unlock(&c->lock);
+	if (hidx == 0)
+		return 0;
 	error = section_alloc_pages(pool, 1, &pfn, PAGE_HUGE, hidx,
 	    (uint16_t)size, 0);
+	pthread_mutex_lock(&c->lock);
 	if (error != 0) {
+		class_handle_put(pool, c, hidx);
+		pthread_mutex_unlock(&c->lock);
 		errno = -error;
 		return 0;
 	}
-	pthread_mutex_lock(&c->lock);
 	c->nr_zspages++;
 	c->objs_used++;
+	c->bytes_requested += size;
+	gen = HW_GEN(atomic_load_explicit(handle_word(pool, hidx),
+	    memory_order_relaxed));
+	atomic_store_explicit(handle_word(pool, hidx), HW_ALLOC |
+	    (uint64_t)gen << HW_GEN_SHIFT | hw_where(true, 0, pfn),
+	    memory_order_release);
 	pthread_mutex_unlock(&c->lock);
 	STAT_ADD(pool, pages_used, 1);
-	STAT_ADD(pool, huge_objects, 1);
-	atomic_store_explicit(handle_word(pool, hidx), HW_ALLOC |
-	    (handle >> 32) << HW_GEN_SHIFT | hw_where(true, 0, pfn),
-	    memory_order_release);
-	return handle;
+	return (zs_handle_t)gen << 32 | hidx;
 }
 
 zs_handle_t
 zs_malloc(struct zs_pool *pool, size_t size)
 {
+	_Atomic uint64_t *w;
 	struct size_class *c;
 	struct zspage *z;
 	zs_handle_t handle;
-	uint32_t hidx;
+	uint32_t hidx, gen;
 	int obj;
 
 	if (size == 0 || size > ZS_MAX_ALLOC_SIZE) {
 		errno = EINVAL;
 		return 0;
 	}
-	handle = handle_alloc(pool);
-	if (handle == 0)
-		goto fail;
-	hidx = (uint32_t)handle;
 	c = class_for_size(pool, size);
 	if (c->huge) {
-		if (malloc_huge(pool, handle, size) == 0)
-			goto fail_handle;
-		goto done;
+		if ((handle = malloc_huge(pool, size)) == 0)
+			goto fail;
+		return handle;
 	}
 
 	pthread_mutex_lock(&c->lock);
+	if ((hidx = class_handle_get(pool, c)) == 0)
+		goto fail_unlock;
 	z = class_fullest_zspage(c);
 	if (z == NULL) {
 		/* Make the zspage without the lock; others may go on. */
 		pthread_mutex_unlock(&c->lock);
 		z = zspage_create(pool, c);
+		pthread_mutex_lock(&c->lock);
 		if (z == NULL)
 			goto fail_handle;
-		pthread_mutex_lock(&c->lock);
 		class_insert_zspage(c, z);
 		c->nr_zspages++;
 	}
@@ -83,33 +91,33 @@ zs_malloc(struct zs_pool *pool, size_t size)
 		} else {
 			z = NULL;
 		}
+		class_handle_put(pool, c, hidx);
 		pthread_mutex_unlock(&c->lock);
 		if (z != NULL)
 			free_release_zspage(pool, z);
-		goto fail_handle;
+		goto fail;
 	}
 	class_regroup_zspage(c, z);
-	atomic_store_explicit(handle_word(pool, hidx), HW_ALLOC |
-	    (handle >> 32) << HW_GEN_SHIFT | hw_where(false, (uint32_t)obj,
-	    z->id), memory_order_release);
+	c->bytes_requested += size;
+	w = handle_word(pool, hidx);
+	gen = HW_GEN(atomic_load_explicit(w, memory_order_relaxed));
+	atomic_store_explicit(w, HW_ALLOC | (uint64_t)gen << HW_GEN_SHIFT |
+	    hw_where(false, (uint32_t)obj, z->id), memory_order_release);
 	pthread_mutex_unlock(&c->lock);
-
-done:
-	STAT_ADD(pool, objects, 1);
-	STAT_ADD(pool, bytes_requested, size);
-	STAT_ADD(pool, bytes_held, c->size);
-	return handle;
+	return (zs_handle_t)gen << 32 | hidx;
 
 fail_handle:
-	handle_release(pool, hidx);
+	class_handle_put(pool, c, hidx);
+fail_unlock:
+	pthread_mutex_unlock(&c->lock);
 fail:
 	STAT_ADD(pool, malloc_failures, 1);
 	errno = ENOMEM;
 	return 0;
 }
 
-static int
-free_huge(struct zs_pool *pool, uint64_t v)
+static void
+free_huge(struct zs_pool *pool, uint64_t v, uint32_t hidx)
 {
 	struct size_class *c = pool->huge_class;
 	uint32_t pfn = HW_LOC(v);
@@ -121,53 +129,50 @@ free_huge(struct zs_pool *pool, uint64_t v)
 	pthread_mutex_lock(&c->lock);
 	c->nr_zspages--;
 	c->objs_used--;
+	c->bytes_requested -= size;
+	class_handle_put(pool, c, hidx);
 	pthread_mutex_unlock(&c->lock);
 	STAT_SUB(pool, pages_used, 1);
-	STAT_SUB(pool, huge_objects, 1);
-	return (int)size;
 }
 
 int
 zs_free(struct zs_pool *pool, zs_handle_t handle)
 {
+	uint32_t hidx = (uint32_t)handle;
 	_Atomic uint64_t *w;
 	struct size_class *c;
 	struct zspage *z;
 	struct obj_hdr *hdr;
 	uint64_t v;
-	size_t size;
 	bool empty = false;
 
 	if (handle_pin(pool, handle, &w, &v) != 0)
 		return -EINVAL;
 	if (v & HW_HUGE) {
-		c = pool->huge_class;
-		size = (size_t)free_huge(pool, v);
-	} else {
-		z = zspage_of(pool, HW_LOC(v));
-		c = &pool->class_store[z->class_idx];
-		pthread_mutex_lock(&c->lock);
-		hdr = zspage_slot(pool, c, z, HW_OBJ(v), NULL);
-		zs_assert(hdr->tag == ((uint32_t)handle << 1 | 1));
-		size = hdr->size;
-		zspage_free_slot(pool, c, z, HW_OBJ(v));
-		if (z->inuse == 0 && !(z->flags & ZSPAGE_ISOLATED)) {
-			/* (An isolated zspage is freed by its putback.) */
-			class_remove_zspage(c, z);
-			c->nr_zspages--;
-			z->flags |= ZSPAGE_FREEING;
-			empty = true;
-		} else {
-			class_regroup_zspage(c, z);
-		}
-		pthread_mutex_unlock(&c->lock);
-		if (empty)
-			free_release_zspage(pool, z);
+		free_huge(pool, v, hidx);
+		return 0;
 	}
-	STAT_SUB(pool, objects, 1);
-	STAT_SUB(pool, bytes_requested, size);
-	STAT_SUB(pool, bytes_held, c->size);
-	handle_release(pool, (uint32_t)handle);
+	z = zspage_of(pool, HW_LOC(v));
+	c = &pool->class_store[z->class_idx];
+	pthread_mutex_lock(&c->lock);
+	hdr = zspage_slot(pool, c, z, HW_OBJ(v), NULL);
+	zs_assert(hdr->tag == (hidx << 1 | 1));
+	c->bytes_requested -= hdr->size;
+	zspage_free_slot(pool, c, z, HW_OBJ(v));
+	/* Retiring the handle unpins it. */
+	class_handle_put(pool, c, hidx);
+	if (z->inuse == 0 && !(z->flags & ZSPAGE_ISOLATED)) {
+		/* (An isolated zspage is freed by its putback.) */
+		class_remove_zspage(c, z);
+		c->nr_zspages--;
+		z->flags |= ZSPAGE_FREEING;
+		empty = true;
+	} else {
+		class_regroup_zspage(c, z);
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (empty)
+		free_release_zspage(pool, z);
 	return 0;
 }
 

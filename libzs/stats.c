@@ -13,6 +13,26 @@ pages_for(uint64_t bytes)
 	return (bytes + PAGE_SIZE - 1) / PAGE_SIZE;
 }
 
+/* The object counters: each class's, summed under its lock. */
+void
+pool_obj_totals(struct zs_pool *pool, struct obj_totals *t)
+{
+	struct size_class *c;
+	unsigned int i;
+
+	memset(t, 0, sizeof(*t));
+	for (i = 0; i < pool->nr_classes; i++) {
+		c = pool->classes[i];
+		pthread_mutex_lock(&c->lock);
+		t->objects += c->objs_used;
+		t->bytes_requested += c->bytes_requested;
+		t->bytes_held += c->objs_used * c->size;
+		if (c->huge)
+			t->huge_objects += c->objs_used;
+		pthread_mutex_unlock(&c->lock);
+	}
+}
+
 uint64_t
 zs_pool_pages_used(struct zs_pool *pool)
 {
@@ -23,6 +43,7 @@ void
 zs_pool_stats(struct zs_pool *pool, struct zs_pool_stats *st)
 {
 	uint64_t handles, zspage_descs;
+	struct obj_totals t;
 
 	memset(st, 0, sizeof(*st));
 	pthread_mutex_lock(&pool->page_lock);
@@ -47,10 +68,11 @@ zs_pool_stats(struct zs_pool *pool, struct zs_pool_stats *st)
 
 	st->pages_used = STAT_GET(pool, pages_used);
 	st->zspages = STAT_GET(pool, nr_zspages);
-	st->objects = STAT_GET(pool, objects);
-	st->huge_objects = STAT_GET(pool, huge_objects);
-	st->bytes_requested = STAT_GET(pool, bytes_requested);
-	st->bytes_held = STAT_GET(pool, bytes_held);
+	pool_obj_totals(pool, &t);
+	st->objects = t.objects;
+	st->huge_objects = t.huge_objects;
+	st->bytes_requested = t.bytes_requested;
+	st->bytes_held = t.bytes_held;
 	st->pages_compacted = STAT_GET(pool, pages_compacted);
 	st->objs_compacted = STAT_GET(pool, objs_compacted);
 	st->malloc_failures = STAT_GET(pool, malloc_failures);

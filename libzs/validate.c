@@ -26,6 +26,7 @@ struct walk {
 	uint64_t	 objects;
 	uint64_t	 bytes_requested;
 	uint64_t	 bytes_held;
+	uint64_t	 class_handles;	/* free handles the classes keep */
 };
 
 static int __attribute__((format(printf, 2, 3)))
@@ -217,13 +218,37 @@ check_zspage(struct walk *wk, struct size_class *c, struct zspage *z,
 	return 0;
 }
 
+/* The free handle indices a class keeps (class lock held). */
+static int
+check_class_handles(struct walk *wk, struct size_class *c)
+{
+	struct zs_pool *pool = wk->pool;
+	uint32_t top = atomic_load(&pool->handle_top);
+	unsigned int i;
+	uint64_t v;
+
+	CHECK(wk, c->nr_handles <= CLASS_HANDLES, "class %u keeps %u free "
+	    "handles", c->size, c->nr_handles);
+	for (i = 0; i < c->nr_handles; i++) {
+		CHECK(wk, c->handles[i] > 0 && c->handles[i] < top,
+		    "class %u: free handle index %u", c->size, c->handles[i]);
+		v = atomic_load(handle_word(pool, c->handles[i]));
+		CHECK(wk, !(v & (HW_ALLOC | HW_PIN)), "class %u: free handle "
+		    "%u is live", c->size, c->handles[i]);
+	}
+	wk->class_handles += c->nr_handles;
+	return 0;
+}
+
 static int
 check_class(struct walk *wk, struct size_class *c)
 {
-	uint64_t zspages = 0, used = 0;
+	uint64_t zspages = 0, used = 0, requested = wk->bytes_requested;
 	unsigned int g;
 	int error;
 
+	if ((error = check_class_handles(wk, c)) != 0)
+		return error;
 	if (c->huge) {
 		CHECK(wk, c->nr_zspages == c->objs_used, "huge class: %ju pages"
 		    ", %ju objects", (uintmax_t)c->nr_zspages,
@@ -255,6 +280,10 @@ check_class(struct walk *wk, struct size_class *c)
 	    "class %u: %ju zspages / %ju objects, counted %ju / %ju", c->size,
 	    (uintmax_t)zspages, (uintmax_t)used, (uintmax_t)c->nr_zspages,
 	    (uintmax_t)c->objs_used);
+	requested = wk->bytes_requested - requested;
+	CHECK(wk, requested == c->bytes_requested, "class %u: %ju bytes "
+	    "requested, counted %ju", c->size, (uintmax_t)c->bytes_requested,
+	    (uintmax_t)requested);
 	return 0;
 }
 
@@ -280,8 +309,9 @@ check_handles(struct walk *wk)
 		    "free list", i);
 		i = HW_LOC(v);
 	}
-	CHECK(wk, live + chain == top - 1, "%ju live + %u free handles != %u",
-	    (uintmax_t)live, chain, top - 1);
+	CHECK(wk, live + chain + wk->class_handles == top - 1, "%ju live + "
+	    "%u free + %ju kept by classes handles != %u", (uintmax_t)live,
+	    chain, (uintmax_t)wk->class_handles, top - 1);
 	return 0;
 }
 
@@ -336,25 +366,23 @@ check_free_queue(struct walk *wk)
 }
 
 static int
-check_totals(struct walk *wk)
+check_totals(struct walk *wk, const struct obj_totals *t)
 {
 	struct zs_pool *pool = wk->pool;
 
 	CHECK(wk, wk->huge_pages == pool->huge_class->nr_zspages,
 	    "%ju huge pages, huge class has %ju", (uintmax_t)wk->huge_pages,
 	    (uintmax_t)pool->huge_class->nr_zspages);
-	CHECK(wk, wk->objects == STAT_GET(pool, objects) &&
-	    wk->huge_pages == STAT_GET(pool, huge_objects),
+	CHECK(wk, wk->objects == t->objects &&
+	    wk->huge_pages == t->huge_objects,
 	    "counted %ju objects (%ju huge), stats say %ju (%ju)",
 	    (uintmax_t)wk->objects, (uintmax_t)wk->huge_pages,
-	    (uintmax_t)STAT_GET(pool, objects),
-	    (uintmax_t)STAT_GET(pool, huge_objects));
-	CHECK(wk, wk->bytes_requested == STAT_GET(pool, bytes_requested) &&
-	    wk->bytes_held == STAT_GET(pool, bytes_held),
+	    (uintmax_t)t->objects, (uintmax_t)t->huge_objects);
+	CHECK(wk, wk->bytes_requested == t->bytes_requested &&
+	    wk->bytes_held == t->bytes_held,
 	    "counted %ju bytes requested, %ju held; stats say %ju, %ju",
 	    (uintmax_t)wk->bytes_requested, (uintmax_t)wk->bytes_held,
-	    (uintmax_t)STAT_GET(pool, bytes_requested),
-	    (uintmax_t)STAT_GET(pool, bytes_held));
+	    (uintmax_t)t->bytes_requested, (uintmax_t)t->bytes_held);
 	CHECK(wk, wk->zspage_pages + wk->huge_pages ==
 	    STAT_GET(pool, pages_used) && wk->zspages ==
 	    STAT_GET(pool, nr_zspages), "counted %ju pages used in %ju "
@@ -373,6 +401,7 @@ check_totals(struct walk *wk)
 int
 zs_pool_validate(struct zs_pool *pool, char *why, size_t whylen)
 {
+	struct obj_totals t;
 	struct walk wk;
 	unsigned int i;
 	int error;
@@ -412,8 +441,9 @@ zs_pool_validate(struct zs_pool *pool, char *why, size_t whylen)
 		pthread_mutex_unlock(&pool->handle_lock);
 	}
 	if (error == 0) {
+		pool_obj_totals(pool, &t);
 		pthread_mutex_lock(&pool->huge_class->lock);
-		error = check_totals(&wk);
+		error = check_totals(&wk, &t);
 		pthread_mutex_unlock(&pool->huge_class->lock);
 	}
 	return error;

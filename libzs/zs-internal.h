@@ -31,20 +31,23 @@
  *      moves an object (compaction) holds the class lock and may only
  *      *try* to pin; it skips objects it cannot pin.
  *   2. class->lock     -- the class's fullness lists, its zspages' inuse,
- *      freeobj, fullness and flags, every slot header in them, and the
- *      class counters.
+ *      freeobj, fullness and flags, every slot header in them, the
+ *      class counters and the class's free handles.
  *   3. pool->grow_lock -- serialises mapping new sections.
  *   4. leaf locks, never nested with each other except page_lock under
  *      grow_lock: pool->page_lock (section free lists, page descriptors,
- *      section states), pool->handle_lock (handle free list), pool->
+ *      section states), pool->handle_lock (the handle table's free
+ *      list and growth; taken under a class lock to refill or drain the
+ *      class's own free handles), pool->
  *      zspage_lock (zspage id free list), pool->free_lock (async free
  *      queue), pool->report_lock (reporting state).
  *
  * pool->offline_lock comes before all of these: it is held across a whole
  * section offline, which takes class locks.
  *
- * A handle word is only changed with its PIN bit held, or by the owner of
- * handle_lock while the handle is not allocated.
+ * A handle word is only changed with its PIN bit held, or, while the
+ * handle is not allocated, by the owner of handle_lock or of the lock of
+ * the class that keeps it.
  */
 #ifndef ZS_INTERNAL_H
 #define ZS_INTERNAL_H
@@ -219,9 +222,16 @@ struct zspage {
 				   or migrated */
 #define ZSPAGE_FREEING	0x02	/* empty, off its list, about to be freed */
 
+#define CLASS_HANDLES		32	/* free handles a class keeps */
+#define CLASS_HANDLE_BATCH	16	/* moved to or from the table's list */
+
 /*
  * A size class.  size, objs_per_zspage, pages_per_zspage, index and huge
  * are constant after pool creation; the rest is under lock.
+ *
+ * The class keeps the counters of its objects (the pool's totals are their
+ * sums) and a few free handle indices of its own, so that malloc and free
+ * take no other lock and touch no counter shared by every class.
  */
 struct size_class {
 	pthread_mutex_t		lock;
@@ -234,7 +244,10 @@ struct size_class {
 	uint64_t		nr_zspages;	/* on the fullness lists (or huge
 						   pages) and isolated */
 	uint64_t		objs_used;
+	uint64_t		bytes_requested;	/* by the objs_used */
 	uint64_t		nr_in_group[ZS_FULLNESS_GROUPS];
+	unsigned int		nr_handles;
+	uint32_t		handles[CLASS_HANDLES];	/* free, ALLOC clear */
 };
 
 /* The header at the start of every slot of a zspage. */
@@ -354,13 +367,9 @@ struct zs_pool {
 					   queue and its lock exist */
 	pthread_t		 free_thread;
 
-	/* counters, updated with relaxed atomics */
+	/* counters, updated with relaxed atomics (objects: per class) */
 	_Atomic uint64_t	 pages_used;
 	_Atomic uint64_t	 nr_zspages;
-	_Atomic uint64_t	 objects;
-	_Atomic uint64_t	 huge_objects;
-	_Atomic uint64_t	 bytes_requested;
-	_Atomic uint64_t	 bytes_held;
 	_Atomic uint64_t	 pages_compacted;
 	_Atomic uint64_t	 objs_compacted;
 	_Atomic uint64_t	 malloc_failures;
@@ -398,6 +407,12 @@ bulk_copy(void *dst, const void *src, size_t n)
 
 /* pool.c */
 void	 pool_mutex_init(pthread_mutex_t *);
+
+/* stats.c */
+struct obj_totals {
+	uint64_t	objects, huge_objects, bytes_requested, bytes_held;
+};
+void	 pool_obj_totals(struct zs_pool *, struct obj_totals *);
 
 /* os.c */
 extern const struct zs_os_ops os_default_ops;
@@ -446,8 +461,8 @@ struct zspage *class_emptiest_zspage(struct size_class *);
 /* handle.c */
 int	 handle_table_init(struct zs_pool *);
 void	 handle_table_destroy(struct zs_pool *);
-zs_handle_t handle_alloc(struct zs_pool *);
-void	 handle_release(struct zs_pool *, uint32_t);
+uint32_t class_handle_get(struct zs_pool *, struct size_class *);
+void	 class_handle_put(struct zs_pool *, struct size_class *, uint32_t);
 _Atomic uint64_t *handle_word(struct zs_pool *, uint32_t);
 int	 handle_pin(struct zs_pool *, zs_handle_t, _Atomic uint64_t **,
 	    uint64_t *);

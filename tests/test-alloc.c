@@ -233,6 +233,42 @@ bad_handles(void)
 	zs_destroy_pool(pool);
 }
 
+/*
+ * Handles freed by one class serve the others: each class keeps only a few
+ * free handles and gives the rest back to the table, so a pool whose mix
+ * of sizes changes does not grow its handle table.  (A handle's index is
+ * its low 32 bits.)
+ */
+static void
+handles_shared(void)
+{
+	struct zs_pool *pool = new_pool(1);
+	static zs_handle_t h[4000];
+	uint32_t top = 0, top2 = 0;
+	unsigned int i, bad = 0;
+
+	for (i = 0; i < 4000; i++) {
+		h[i] = zs_malloc(pool, 100);
+		bad += h[i] == 0;
+		if ((uint32_t)h[i] > top)
+			top = (uint32_t)h[i];
+	}
+	for (i = 0; i < 4000; i++)
+		bad += zs_free(pool, h[i]) != 0;
+	for (i = 0; i < 4000; i++) {
+		h[i] = zs_malloc(pool, 3000);
+		bad += h[i] == 0;
+		if ((uint32_t)h[i] > top2)
+			top2 = (uint32_t)h[i];
+	}
+	ok(bad == 0 && top2 <= top + 64, "4000 handles freed from one class "
+	    "serve another: highest index %u, then %u", top, top2);
+	ok(pool_valid(pool), "pool valid");
+	for (i = 0; i < 4000; i++)
+		zs_free(pool, h[i]);
+	zs_destroy_pool(pool);
+}
+
 int
 main(void)
 {
@@ -242,5 +278,6 @@ main(void)
 	partial_access();
 	bad_sizes();
 	bad_handles();
+	handles_shared();
 	return done_testing();
 }
