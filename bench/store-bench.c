@@ -18,7 +18,7 @@
  * The table shows the median of the runs, store / codec, and the store's
  * throughput with T threads per thread relative to the bare codec.
  *
- *	store-bench [-q] [-b MiB] [-t threads] [-r runs]
+ *	store-bench [-qw] [-b MiB] [-t threads] [-r runs] [-c codec]...
  */
 #include <config.h>
 
@@ -94,6 +94,7 @@ struct worker {
 };
 
 static bool	 warm;		/* -w: write into a warmed pool */
+static unsigned int codec_mask = ~0u;	/* -c: the codecs to run */
 
 static __attribute__((format(printf, 1, 2), noreturn)) void
 die(const char *fmt, ...)
@@ -430,13 +431,15 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: store-bench [-qw] [-b MiB] [-t threads] "
-	    "[-r runs]\n"
+	    "[-r runs] [-c codec]...\n"
 	    "  -b MiB      pages to use (default 256)\n"
 	    "  -t threads  threads of the parallel store runs "
 	    "(default: cores)\n"
 	    "  -r runs     runs; the median is shown (default 3)\n"
 	    "  -q          quick: 32 MiB, 1 run\n"
-	    "  -w          warm pool: time writes into a store in use\n");
+	    "  -w          warm pool: time writes into a store in use\n"
+	    "  -c codec    only this codec: lz4, zstd-1 or zstd-3 (repeatable;\n"
+	    "              default: all three)\n");
 	exit(2);
 }
 
@@ -471,8 +474,21 @@ main(int argc, char **argv)
 	long cores;
 	int ch;
 
-	while ((ch = getopt(argc, argv, "b:t:r:qwh")) != -1) {
+	while ((ch = getopt(argc, argv, "b:t:r:c:qwh")) != -1) {
 		switch (ch) {
+		case 'c':
+			for (k = 0; k < NR_CODECS; k++)
+				if (strcmp(optarg, bench_codecs[k].name) == 0)
+					break;
+			if (k == NR_CODECS) {
+				fprintf(stderr, "store-bench: unknown codec "
+				    "'%s' (lz4, zstd-1, zstd-3)\n", optarg);
+				usage();
+			}
+			if (codec_mask == ~0u)
+				codec_mask = 0;
+			codec_mask |= 1u << k;
+			break;
 		case 'w':
 			warm = true;
 			break;
@@ -523,6 +539,8 @@ main(int argc, char **argv)
 
 	for (r = 0; r < runs; r++) {
 		for (k = 0; k < NR_CODECS; k++) {
+			if (!(codec_mask & 1u << k))
+				continue;
 			bc = &bench_codecs[k];
 			m[k][M_RAW_C][r] = raw_compress(bc, &c, &pk,
 			    &raw_bytes[k]);
@@ -549,6 +567,8 @@ main(int argc, char **argv)
 	printf("%-7s %-6s %9s %9s %7s %9s %9s %9s\n", "codec", "op", "raw",
 	    "store 1T", "st/raw", "store T", "per core", "raw T");
 	for (k = 0; k < NR_CODECS; k++) {
+		if (!(codec_mask & 1u << k))
+			continue;
 		for (j = 0; j < NR_MEASURES; j++)
 			med[j] = median(m[k][j], (unsigned int)runs);
 		printf("%-7s %-6s %9.1f %9.1f %7.2f %9.1f %9.2f %9.1f\n",
@@ -572,6 +592,8 @@ main(int argc, char **argv)
 	for (k = 0; k < NR_CODECS; k++) {
 		double orig = (double)c.nr * PG;
 
+		if (!(codec_mask & 1u << k))
+			continue;
 		printf("%-7s %6.1f%% %7.1f%% %6.1f%% %6" PRIu64 " %6" PRIu64
 		    "\n", bench_codecs[k].name, 100 * raw_bytes[k] / orig,
 		    100 * (double)stats[k].compr_data_size / orig,
