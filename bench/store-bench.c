@@ -378,12 +378,16 @@ store_run(const struct bench_codec *bc, const struct corpus *c,
     struct store_stats *ss)
 {
 	struct store_options opt = { bc->id, bc->level, 0 };
+	struct zs_pool_config pcfg;
 	struct zs_pool *pool;
 	struct store *st;
 	unsigned int i;
 	int error = 0;
 
-	if ((pool = zs_create_pool(NULL)) == NULL)
+	/* The pool as zsd makes it at its default rt_priority. */
+	zs_pool_config_init(&pcfg);
+	pcfg.priority_inherit = 1;
+	if ((pool = zs_create_pool(&pcfg)) == NULL)
 		die("zs_create_pool: %s", strerror(errno));
 	if ((st = store_create(pool, c->nr, &opt, &error)) == NULL)
 		die("store_create: %s", strerror(-error));

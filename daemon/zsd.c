@@ -496,6 +496,8 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	zs_pool_config_init(&pcfg);
+	/* I/O threads at real-time priority wait on locks normal ones hold. */
+	pcfg.priority_inherit = z->cfg.rt_priority > 0;
 	if ((z->pool = zs_create_pool(&pcfg)) == NULL)
 		fatal("creating the pool");
 	store_options_of(&z->cfg, &opt);

@@ -50,8 +50,8 @@ class_geometry(unsigned int size, unsigned int max_chain,
 }
 
 static void
-class_setup(struct size_class *c, unsigned int index, unsigned int size,
-    unsigned int pages, unsigned int objs, bool huge)
+class_setup(struct zs_pool *pool, struct size_class *c, unsigned int index,
+    unsigned int size, unsigned int pages, unsigned int objs, bool huge)
 {
 	unsigned int g;
 
@@ -68,7 +68,7 @@ class_setup(struct size_class *c, unsigned int index, unsigned int size,
 	c->objs_used = 0;
 	c->bytes_requested = 0;
 	c->nr_handles = 0;
-	pool_mutex_init(&c->lock);
+	pool_mutex_init(pool, &c->lock);
 }
 
 int
@@ -93,12 +93,14 @@ class_init_all(struct zs_pool *pool)
 			continue;
 		}
 		above = &pool->class_store[idx];
-		class_setup(above, (unsigned int)idx, size, pages, objs, false);
+		class_setup(pool, above, (unsigned int)idx, size, pages, objs,
+		    false);
 		pool->size_class[idx] = above;
 	}
 
 	pool->huge_class = &pool->class_store[NR_SIZE_SLOTS];
-	class_setup(pool->huge_class, NR_SIZE_SLOTS, PAGE_SIZE, 1, 1, true);
+	class_setup(pool, pool->huge_class, NR_SIZE_SLOTS, PAGE_SIZE, 1, 1,
+	    true);
 	pool->huge_size = PAGE_SIZE - OBJ_HDR_SIZE + 1;
 
 	/* The distinct classes, in increasing size, huge last. */

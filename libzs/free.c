@@ -77,7 +77,7 @@ free_worker_start(struct zs_pool *pool)
 {
 	int error;
 
-	pool_mutex_init(&pool->free_lock);
+	pool_mutex_init(pool, &pool->free_lock);
 	pthread_cond_init(&pool->free_wake, NULL);
 	pthread_cond_init(&pool->free_idle, NULL);
 	list_init(&pool->free_queue);

@@ -29,7 +29,7 @@ handle_table_init(struct zs_pool *pool)
 	pool->handle_dir = calloc(HANDLE_DIR, sizeof(*pool->handle_dir));
 	if (pool->handle_dir == NULL)
 		return -ENOMEM;
-	pool_mutex_init(&pool->handle_lock);
+	pool_mutex_init(pool, &pool->handle_lock);
 	pool->handle_free = 0;
 	atomic_init(&pool->handle_top, 1);	/* index 0 is never issued */
 	return 0;

@@ -24,6 +24,7 @@ zs_pool_config_init(struct zs_pool_config *cfg)
 	cfg->async_free = 1;
 	cfg->free_page_reporting = 1;
 	cfg->report_delay_ms = 2000;
+	cfg->priority_inherit = 0;
 	cfg->os_ops = NULL;
 }
 
@@ -73,10 +74,10 @@ zs_create_pool(const struct zs_pool_config *cfg)
 	    PAGE_SHIFT;
 	nr = (1ull << 32) >> pool->sec_shift;
 	pool->max_sections = (uint32_t)(nr < SECTIONS_MAX ? nr : SECTIONS_MAX);
-	pool_mutex_init(&pool->grow_lock);
-	pool_mutex_init(&pool->page_lock);
-	pool_mutex_init(&pool->offline_lock);
-	pool_mutex_init(&pool->report_lock);
+	pool_mutex_init(pool, &pool->grow_lock);
+	pool_mutex_init(pool, &pool->page_lock);
+	pool_mutex_init(pool, &pool->offline_lock);
+	pool_mutex_init(pool, &pool->report_lock);
 	pthread_cond_init(&pool->report_wake, NULL);
 	pthread_cond_init(&pool->report_idle, NULL);
 
@@ -123,19 +124,23 @@ zs_destroy_pool(struct zs_pool *pool)
 }
 
 /*
- * Every lock of the pool lends priority: a caller at real-time priority
- * (zsd's I/O threads) that waits for a lock a normal-priority thread
- * holds (compaction, the free worker) raises that thread to its own
- * priority until it lets go, instead of waiting behind whatever else
- * runs.  Costs nothing until a lock is contended.
+ * With cfg.priority_inherit, every lock of the pool lends priority: a
+ * caller at real-time priority (zsd's I/O threads) that waits for a lock
+ * a normal-priority thread holds (compaction, the free worker) raises
+ * that thread to its own priority until it lets go, instead of waiting
+ * behind whatever else runs.  It is not free: glibc takes and releases
+ * such a mutex on a slower path even when nobody waits, and
+ * bench/zs-bench's fills and frees ran about 5% slower with it.
  */
 void
-pool_mutex_init(pthread_mutex_t *m)
+pool_mutex_init(struct zs_pool *pool, pthread_mutex_t *m)
 {
 	pthread_mutexattr_t attr;
 
 	pthread_mutexattr_init(&attr);
-	(void)pthread_mutexattr_setprotocol(&attr, PTHREAD_PRIO_INHERIT);
+	if (pool->cfg.priority_inherit)
+		(void)pthread_mutexattr_setprotocol(&attr,
+		    PTHREAD_PRIO_INHERIT);
 	/* No PI futexes here (some emulators, some filters): a plain one. */
 	if (pthread_mutex_init(m, &attr) != 0)
 		pthread_mutex_init(m, NULL);

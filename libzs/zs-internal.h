@@ -406,7 +406,7 @@ bulk_copy(void *dst, const void *src, size_t n)
 }
 
 /* pool.c */
-void	 pool_mutex_init(pthread_mutex_t *);
+void	 pool_mutex_init(struct zs_pool *, pthread_mutex_t *);
 
 /* stats.c */
 struct obj_totals {

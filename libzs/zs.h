@@ -61,6 +61,11 @@ struct zs_pool_config {
 	 * 2000 ms. */
 	int			 free_page_reporting;
 	unsigned int		 report_delay_ms;
+	/* Non-zero: the pool's mutexes inherit priority
+	 * (PTHREAD_PRIO_INHERIT), for callers at real-time priority
+	 * sharing the pool with normal ones.  Default 0: such mutexes
+	 * cost more to take even when free. */
+	int			 priority_inherit;
 	/* NULL: the default OS calls. */
 	const struct zs_os_ops	*os_ops;
 };

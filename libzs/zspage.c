@@ -23,7 +23,7 @@ zspage_table_init(struct zs_pool *pool)
 	pool->zspage_dir = calloc(ZSPAGE_DIR, sizeof(*pool->zspage_dir));
 	if (pool->zspage_dir == NULL)
 		return -ENOMEM;
-	pool_mutex_init(&pool->zspage_lock);
+	pool_mutex_init(pool, &pool->zspage_lock);
 	list_init(&pool->zspage_free);
 	pool->zspage_top = 0;
 	return 0;

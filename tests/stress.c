@@ -15,10 +15,11 @@
  * reads every live object back.  Output is TAP, one line per phase.
  *
  *   stress [-s seed] [-t threads] [-n ops] [-p phases] [-o objects]
- *          [-S section_kib] [-M]
+ *          [-S section_kib] [-M] [-P]
  *
  * -n is operations per worker per phase, -o the slots per worker, -M turns
- * the mobility thread off.
+ * the mobility thread off, -P makes the pool's mutexes priority-inheriting
+ * (as zsd's are at real-time priority).
  */
 #include <config.h>
 
@@ -351,7 +352,7 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: stress [-s seed] [-t threads] [-n ops] "
-	    "[-p phases] [-o objects] [-S section_kib] [-M]\n");
+	    "[-p phases] [-o objects] [-S section_kib] [-M] [-P]\n");
 	exit(2);
 }
 
@@ -386,7 +387,7 @@ main(int argc, char **argv)
 	zs_pool_config_init(&cfg);
 	cfg.section_size = 256 << 10;	/* many sections to move around */
 	cfg.report_delay_ms = 5;
-	while ((c = getopt(argc, argv, "s:t:n:p:o:S:M")) != -1) {
+	while ((c = getopt(argc, argv, "s:t:n:p:o:S:MP")) != -1) {
 		switch (c) {
 		case 's': seed = number(optarg, 0, ULONG_MAX); break;
 		case 't': nr_threads = number(optarg, 1, 64); break;
@@ -396,6 +397,7 @@ main(int argc, char **argv)
 		case 'S': cfg.section_size = number(optarg, 256, 1 << 20) << 10;
 			break;
 		case 'M': mobility = false; break;
+		case 'P': cfg.priority_inherit = 1; break;
 		default: usage();
 		}
 	}
