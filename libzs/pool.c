@@ -129,8 +129,8 @@ zs_destroy_pool(struct zs_pool *pool)
  * a normal-priority thread holds (compaction, the free worker) raises
  * that thread to its own priority until it lets go, instead of waiting
  * behind whatever else runs.  It is not free: glibc takes and releases
- * such a mutex on a slower path even when nobody waits, and
- * bench/zs-bench's fills and frees ran about 5% slower with it.
+ * such a mutex on a slower path even when nobody waits (in alternating
+ * runs of bench/zs-bench, fills and frees about 5% slower with it).
  */
 void
 pool_mutex_init(struct zs_pool *pool, pthread_mutex_t *m)

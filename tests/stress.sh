@@ -6,5 +6,5 @@
 # priority-inheriting as zsd's are by default (the unit tests use plain
 # ones, libzs's default).  STRESS_ARGS
 # replaces the arguments (e.g. a longer run by hand:
-# STRESS_ARGS='-s 7 -t 8 -n 500000 -p 5' make check TESTS=tests/stress.sh).
+# STRESS_ARGS='-s 7 -t 8 -n 500000 -p 5 -P' make check TESTS=tests/stress.sh).
 exec "${builddir:-.}/tests/stress" ${STRESS_ARGS:--s 1 -t 4 -n 100000 -p 4 -P}
