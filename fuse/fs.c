@@ -18,8 +18,8 @@
  * loop runs it itself, which costs less than waking a worker and being
  * woken by it; otherwise (another request came, no slot is free, the
  * read failed other than with ENOENT or EINTR, or the loop has served its
- * share of requests for this wakeup) the held work goes to the workers, so that many tasks swapping
- * in at once use every core.
+ * share of requests for this wakeup) the held work goes to the workers,
+ * so that many tasks swapping in at once use every core.
  * Whoever finishes a request's last work sends the reply and frees the
  * slot.  When every slot is busy the loop stops reading the fd until a
  * worker frees one.
