@@ -184,6 +184,8 @@ zs_compact(struct zs_pool *pool, struct zs_compact_result *result)
 	struct compact_ctl ctl = { 0, 0, 0 };
 	unsigned int i;
 
+	/* A dead object waiting in a batch would block its class. */
+	free_drain(pool);
 	for (i = 0; i < pool->nr_classes; i++)
 		if (!pool->classes[i]->huge)
 			compact_class(pool, pool->classes[i], &ctl);

@@ -1,16 +1,32 @@
 /*
- * free.c - asynchronous free of emptied zspages.
+ * free.c - batched frees of objects, asynchronous free of emptied zspages.
+ *
+ * Freeing an object touches three cache lines that are rarely in cache,
+ * each found through the one before: the handle word, the zspage, the
+ * slot's header.  With free_batch set, zs_free() only pins the handle and
+ * marks it dead, then adds it to the list of the CPU it runs on; every
+ * free_batch frees, the thread that fills the list frees them all,
+ * prefetching each step for the whole batch before taking the next, so
+ * the misses overlap instead of following one another.  Anything that
+ * needs the slots back, or exact counts, drains the lists first
+ * (free_drain).
  *
  * Freeing the last object of a zspage takes the zspage off its class, but
  * giving its pages back means the page lock and the descriptor table lock:
  * with async_free set that work is queued and a worker thread does it in
- * batches, outside the hot path.  zs_pool_flush() waits for the queue.
+ * batches, outside the hot path.  zs_pool_flush() drains the lists and
+ * waits for the queue.
  */
 #include <config.h>
 
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
 #include "zs-internal.h"
 
-#define FREE_BATCH	64
+#define WORKER_BATCH	64	/* zspages the worker frees at a time */
 
 /* Free a list of empty zspages now. */
 void
@@ -54,7 +70,7 @@ free_worker(void *arg)
 			pthread_cond_wait(&pool->free_wake, &pool->free_lock);
 		if (list_empty(&pool->free_queue))
 			break;	/* stopping, and nothing left */
-		for (n = 0; n < FREE_BATCH && !list_empty(&pool->free_queue);
+		for (n = 0; n < WORKER_BATCH && !list_empty(&pool->free_queue);
 		    n++) {
 			struct list_head *e = pool->free_queue.next;
 
@@ -110,9 +126,132 @@ free_worker_stop(struct zs_pool *pool)
 	pool->nr_queued = 0;
 }
 
+/* A list per CPU the system may have, a power of two, at most 64. */
+int
+free_batch_init(struct zs_pool *pool)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_CONF);
+	unsigned int n = 1, i;
+
+	if (pool->cfg.free_batch < 2)
+		return 0;
+	while (n < 64 && (long)n < cpus)
+		n <<= 1;
+	pool->free_shards = aligned_alloc(64, n * sizeof(*pool->free_shards));
+	if (pool->free_shards == NULL)
+		return -ENOMEM;
+	memset(pool->free_shards, 0, n * sizeof(*pool->free_shards));
+	for (i = 0; i < n; i++)
+		pool_mutex_init(pool, &pool->free_shards[i].lock);
+	pool->free_shard_mask = n - 1;
+	return 0;
+}
+
+void
+free_batch_destroy(struct zs_pool *pool)
+{
+	unsigned int i;
+
+	if (pool->free_shards == NULL)
+		return;
+	for (i = 0; i <= pool->free_shard_mask; i++)
+		pthread_mutex_destroy(&pool->free_shards[i].lock);
+	free(pool->free_shards);
+	pool->free_shards = NULL;
+}
+
+/*
+ * Free the slots of n dead handles.  Each step is begun for all of them
+ * before any waits on it: the zspage of every object, then the header of
+ * every object (found through its zspage), then the frees themselves.  A
+ * dead handle's object cannot move, so its header page is read without
+ * the class lock, as a pin holder would.
+ */
+static void
+free_run(struct zs_pool *pool, const uint32_t *hidx, unsigned int n)
+{
+	uint64_t v[ZS_MAX_FREE_BATCH];
+	const struct zspage *z;
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		v[i] = atomic_load_explicit(handle_word(pool, hidx[i]),
+		    memory_order_relaxed);
+		__builtin_prefetch(zspage_of(pool, HW_LOC(v[i])), 1);
+	}
+	for (i = 0; i < n; i++) {
+		z = zspage_of(pool, HW_LOC(v[i]));
+		__builtin_prefetch(zspage_slot(pool,
+		    &pool->class_store[z->class_idx], z, HW_OBJ(v[i]), NULL),
+		    1);
+	}
+	for (i = 0; i < n; i++)
+		obj_free_slot(pool, hidx[i], v[i]);
+}
+
+/* Empty list s into out; its lock held.  Returns how many. */
+static unsigned int
+shard_take(struct free_shard *s, uint32_t *out)
+{
+	unsigned int n = s->n;
+
+	memcpy(out, s->hidx, n * sizeof(*out));
+	s->n = 0;
+	return n;
+}
+
+/*
+ * Add dead handle hidx to this CPU's list; free the list once full.  The
+ * list's lock is held until its batch is freed, so that a drain that finds
+ * the list empty knows every free taken off it is done.
+ */
+void
+free_defer(struct zs_pool *pool, uint32_t hidx)
+{
+	struct free_shard *s;
+	uint32_t batch[ZS_MAX_FREE_BATCH];
+	unsigned int n;
+	int cpu = sched_getcpu();
+
+	s = &pool->free_shards[(cpu < 0 ? 0 : (unsigned int)cpu) &
+	    pool->free_shard_mask];
+	pthread_mutex_lock(&s->lock);
+	s->hidx[s->n++] = hidx;
+	if (s->n >= pool->cfg.free_batch) {
+		n = shard_take(s, batch);
+		free_run(pool, batch, n);
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+/*
+ * Free everything on the lists now, and wait for batches being freed.
+ * Returns how many objects this call freed.
+ */
+unsigned int
+free_drain(struct zs_pool *pool)
+{
+	uint32_t batch[ZS_MAX_FREE_BATCH];
+	unsigned int i, n, done = 0;
+
+	if (pool->free_shards == NULL)
+		return 0;
+	for (i = 0; i <= pool->free_shard_mask; i++) {
+		struct free_shard *s = &pool->free_shards[i];
+
+		pthread_mutex_lock(&s->lock);
+		n = shard_take(s, batch);
+		free_run(pool, batch, n);
+		pthread_mutex_unlock(&s->lock);
+		done += n;
+	}
+	return done;
+}
+
 void
 zs_pool_flush(struct zs_pool *pool)
 {
+	free_drain(pool);
 	pthread_mutex_lock(&pool->free_lock);
 	while (pool->nr_queued > 0)
 		pthread_cond_wait(&pool->free_idle, &pool->free_lock);

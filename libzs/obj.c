@@ -47,8 +47,8 @@ malloc_huge(struct zs_pool *pool, size_t size)
 	return (zs_handle_t)gen << 32 | hidx;
 }
 
-zs_handle_t
-zs_malloc(struct zs_pool *pool, size_t size)
+static zs_handle_t
+malloc_once(struct zs_pool *pool, size_t size)
 {
 	_Atomic uint64_t *w;
 	struct size_class *c;
@@ -57,10 +57,6 @@ zs_malloc(struct zs_pool *pool, size_t size)
 	uint32_t hidx, gen;
 	int obj;
 
-	if (size == 0 || size > ZS_MAX_ALLOC_SIZE) {
-		errno = EINVAL;
-		return 0;
-	}
 	c = class_for_size(pool, size);
 	if (c->huge) {
 		if ((handle = malloc_huge(pool, size)) == 0)
@@ -111,9 +107,33 @@ fail_handle:
 fail_unlock:
 	pthread_mutex_unlock(&c->lock);
 fail:
-	STAT_ADD(pool, malloc_failures, 1);
 	errno = ENOMEM;
 	return 0;
+}
+
+zs_handle_t
+zs_malloc(struct zs_pool *pool, size_t size)
+{
+	zs_handle_t handle;
+
+	if (size == 0 || size > ZS_MAX_ALLOC_SIZE) {
+		errno = EINVAL;
+		return 0;
+	}
+	handle = malloc_once(pool, size);
+	/*
+	 * Frees waiting in a batch may hold what is missing: the slots, or
+	 * (once their zspages are freed) the pages.
+	 */
+	if (handle == 0 && free_drain(pool) > 0) {
+		zs_pool_flush(pool);
+		handle = malloc_once(pool, size);
+	}
+	if (handle == 0) {
+		STAT_ADD(pool, malloc_failures, 1);
+		errno = ENOMEM;
+	}
+	return handle;
 }
 
 static void
@@ -135,23 +155,19 @@ free_huge(struct zs_pool *pool, uint64_t v, uint32_t hidx)
 	STAT_SUB(pool, pages_used, 1);
 }
 
-int
-zs_free(struct zs_pool *pool, zs_handle_t handle)
+/*
+ * Give back the slot of zspage object hidx, whose word v says where it is;
+ * the handle is pinned, or dead with the place still in its word (a
+ * batched free), so that the object cannot move meanwhile.
+ */
+void
+obj_free_slot(struct zs_pool *pool, uint32_t hidx, uint64_t v)
 {
-	uint32_t hidx = (uint32_t)handle;
-	_Atomic uint64_t *w;
 	struct size_class *c;
 	struct zspage *z;
 	struct obj_hdr *hdr;
-	uint64_t v;
 	bool empty = false;
 
-	if (handle_pin(pool, handle, &w, &v) != 0)
-		return -EINVAL;
-	if (v & HW_HUGE) {
-		free_huge(pool, v, hidx);
-		return 0;
-	}
 	z = zspage_of(pool, HW_LOC(v));
 	c = &pool->class_store[z->class_idx];
 	pthread_mutex_lock(&c->lock);
@@ -173,6 +189,32 @@ zs_free(struct zs_pool *pool, zs_handle_t handle)
 	pthread_mutex_unlock(&c->lock);
 	if (empty)
 		free_release_zspage(pool, z);
+}
+
+int
+zs_free(struct zs_pool *pool, zs_handle_t handle)
+{
+	uint32_t hidx = (uint32_t)handle;
+	_Atomic uint64_t *w;
+	uint64_t v;
+
+	if (handle_pin(pool, handle, &w, &v) != 0)
+		return -EINVAL;
+	if (v & HW_HUGE) {
+		free_huge(pool, v, hidx);
+		return 0;
+	}
+	if (pool->free_shards == NULL) {
+		obj_free_slot(pool, hidx, v);
+		return 0;
+	}
+	/*
+	 * Dead from here on (ALLOC clear): no one can pin the object, so it
+	 * stays where the word says until the batch frees its slot.
+	 */
+	atomic_store_explicit(w, v & ~(HW_PIN | HW_ALLOC),
+	    memory_order_release);
+	free_defer(pool, hidx);
 	return 0;
 }
 

@@ -176,6 +176,8 @@ zs_obj_migrate(struct zs_pool *pool, zs_handle_t handle)
 	uint64_t v;
 	int moved;
 
+	/* Dead objects waiting in a batch would fail it with -EAGAIN. */
+	free_drain(pool);
 	if (handle_pin(pool, handle, &w, &v) != 0)
 		return -EINVAL;
 	if (v & HW_HUGE) {
@@ -292,6 +294,7 @@ section_move_out(struct zs_pool *pool, unsigned int slot, bool unmap)
 	int error;
 
 	pthread_mutex_lock(&pool->offline_lock);
+	free_drain(pool);
 	error = section_isolate(pool, slot, &sec);
 	if (error != 0) {
 		pthread_mutex_unlock(&pool->offline_lock);

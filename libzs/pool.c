@@ -25,6 +25,7 @@ zs_pool_config_init(struct zs_pool_config *cfg)
 	cfg->free_page_reporting = 1;
 	cfg->report_delay_ms = 2000;
 	cfg->priority_inherit = 0;
+	cfg->free_batch = 16;
 	cfg->os_ops = NULL;
 }
 
@@ -36,6 +37,8 @@ config_valid(const struct zs_pool_config *cfg)
 	if (s < SECTION_MIN || s > SECTION_MAX || (s & (s - 1)) != 0)
 		return false;
 	if (cfg->max_chain < 1 || cfg->max_chain > ZS_MAX_CHAIN)
+		return false;
+	if (cfg->free_batch > ZS_MAX_FREE_BATCH)
 		return false;
 	if (cfg->os_ops != NULL && (cfg->os_ops->map == NULL ||
 	    cfg->os_ops->unmap == NULL || cfg->os_ops->advise == NULL))
@@ -89,6 +92,7 @@ zs_create_pool(const struct zs_pool_config *cfg)
 	    (error = handle_table_init(pool)) != 0 ||
 	    (error = zspage_table_init(pool)) != 0 ||
 	    (error = free_worker_start(pool)) != 0 ||
+	    (error = free_batch_init(pool)) != 0 ||
 	    (error = report_start(pool)) != 0)
 		goto fail;
 	return pool;
@@ -108,6 +112,8 @@ zs_destroy_pool(struct zs_pool *pool)
 	/* (Not free_queue.next: the worker writes it, under free_lock.) */
 	if (pool->free_ready)
 		free_worker_stop(pool);
+	/* Frees still waiting in a batch go with the rest. */
+	free_batch_destroy(pool);
 	report_stop(pool);
 	section_destroy_all(pool);
 	handle_table_destroy(pool);

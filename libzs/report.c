@@ -93,6 +93,7 @@ report_all(struct zs_pool *pool)
 long
 zs_pool_report(struct zs_pool *pool)
 {
+	free_drain(pool);
 	return report_all(pool);
 }
 

@@ -45,6 +45,7 @@ zs_pool_stats(struct zs_pool *pool, struct zs_pool_stats *st)
 	uint64_t handles, zspage_descs;
 	struct obj_totals t;
 
+	free_drain(pool);	/* counts as if every zs_free() were done */
 	memset(st, 0, sizeof(*st));
 	pthread_mutex_lock(&pool->page_lock);
 	st->pages_free = pool->nr_free_pages;
@@ -96,6 +97,7 @@ zs_class_stats(struct zs_pool *pool, unsigned int index,
 
 	if (index >= pool->nr_classes)
 		return -ENOENT;
+	free_drain(pool);
 	c = pool->classes[index];
 	memset(st, 0, sizeof(*st));
 	st->index = index;

@@ -30,6 +30,9 @@
  *      object's bytes are read or written and while it is freed.  Whoever
  *      moves an object (compaction) holds the class lock and may only
  *      *try* to pin; it skips objects it cannot pin.
+ *   1b. a free_shard's lock -- a list of batched frees; held while its
+ *      batch is freed, so that a drain waits for batches under way.
+ *      Taken with no pin held (the handles on it are dead).
  *   2. class->lock     -- the class's fullness lists, its zspages' inuse,
  *      freeobj, fullness and flags, every slot header in them, the
  *      class counters and the class's free handles.
@@ -47,7 +50,10 @@
  *
  * A handle word is only changed with its PIN bit held, or, while the
  * handle is not allocated, by the owner of handle_lock or of the lock of
- * the class that keeps it.
+ * the class that keeps it.  A handle whose free waits in a batch is dead
+ * (ALLOC clear, the object's place kept) and on no free list: no one can
+ * pin it, and its slot still reads as live, so its object stays put until
+ * the batch frees the slot under the class lock.
  */
 #ifndef ZS_INTERNAL_H
 #define ZS_INTERNAL_H
@@ -222,6 +228,20 @@ struct zspage {
 				   or migrated */
 #define ZSPAGE_FREEING	0x02	/* empty, off its list, about to be freed */
 
+/*
+ * Frees waiting to be carried out together (free.c): a list per CPU (CPUs
+ * beyond 64 share), on cache lines of its own, all under its lock, which
+ * is also held while a batch taken off it is freed.  Each entry is the
+ * index of a handle whose word has ALLOC clear but still says where the
+ * object is; its slot still holds the object's header, so no one can pin,
+ * move or free it again.
+ */
+struct free_shard {
+	pthread_mutex_t		lock;
+	unsigned int		n;		/* entries */
+	uint32_t		hidx[ZS_MAX_FREE_BATCH];
+} __attribute__((aligned(64)));
+
 #define CLASS_HANDLES		32	/* free handles a class keeps */
 #define CLASS_HANDLE_BATCH	16	/* moved to or from the table's list */
 
@@ -367,6 +387,10 @@ struct zs_pool {
 					   queue and its lock exist */
 	pthread_t		 free_thread;
 
+	/* batched frees (free.c): NULL when cfg.free_batch < 2 */
+	struct free_shard	*free_shards;
+	unsigned int		 free_shard_mask;	/* shards - 1 */
+
 	/* counters, updated with relaxed atomics (objects: per class) */
 	_Atomic uint64_t	 pages_used;
 	_Atomic uint64_t	 nr_zspages;
@@ -510,5 +534,12 @@ int	 free_worker_start(struct zs_pool *);
 void	 free_worker_stop(struct zs_pool *);
 void	 free_release_zspage(struct zs_pool *, struct zspage *);
 void	 free_zspages_now(struct zs_pool *, struct list_head *);
+int	 free_batch_init(struct zs_pool *);
+void	 free_batch_destroy(struct zs_pool *);
+void	 free_defer(struct zs_pool *, uint32_t);
+unsigned int free_drain(struct zs_pool *);
+
+/* obj.c */
+void	 obj_free_slot(struct zs_pool *, uint32_t, uint64_t);
 
 #endif /* ZS_INTERNAL_H */

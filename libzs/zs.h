@@ -26,6 +26,7 @@ extern "C" {
 #define ZS_MAX_ALLOC_SIZE	ZS_PAGE_SIZE	/* largest object */
 #define ZS_MAX_CHAIN		16		/* most pages in one zspage */
 #define ZS_FULLNESS_GROUPS	12		/* empty, 1..10 (0-99%), full */
+#define ZS_MAX_FREE_BATCH	64		/* largest free_batch */
 
 /* 0 is never a valid handle. */
 typedef uint64_t zs_handle_t;
@@ -66,6 +67,16 @@ struct zs_pool_config {
 	 * sharing the pool with normal ones.  Default 0: such mutexes
 	 * cost more to take even when free. */
 	int			 priority_inherit;
+	/* Frees of zspage objects (not huge ones) are gathered per CPU
+	 * and carried out this many at a time, so that the cache misses
+	 * of one overlap those of the others.  Up to free_batch - 1 of
+	 * them per CPU wait for the next zs_free() on that CPU or for a
+	 * call that needs them done: zs_pool_stats, zs_class_stats,
+	 * zs_compact, zs_pool_flush, zs_pool_report, migration and
+	 * offline, a zs_malloc() short of memory.  0 or 1: every
+	 * zs_free() is done before it returns.  At most
+	 * ZS_MAX_FREE_BATCH.  Default 16. */
+	unsigned int		 free_batch;
 	/* NULL: the default OS calls. */
 	const struct zs_os_ops	*os_ops;
 };
@@ -86,7 +97,11 @@ void		 zs_destroy_pool(struct zs_pool *pool);
  * usable either way.
  */
 zs_handle_t	 zs_malloc(struct zs_pool *pool, size_t size);
-/* -EINVAL for a handle that is not live (freed, never issued). */
+/*
+ * -EINVAL for a handle that is not live (freed, never issued).  The handle
+ * is dead when it returns, though with free_batch the slot may be given
+ * back a little later (see struct zs_pool_config).
+ */
 int		 zs_free(struct zs_pool *pool, zs_handle_t handle);
 
 /*
@@ -134,7 +149,10 @@ struct zs_compact_result {
  */
 long		 zs_compact(struct zs_pool *pool, struct zs_compact_result *result);
 
-/* Wait until every zspage queued for asynchronous free has been freed. */
+/*
+ * Carry out the frees waiting in batches, then wait until every zspage
+ * queued for asynchronous free has been freed.
+ */
 void		 zs_pool_flush(struct zs_pool *pool);
 
 /*

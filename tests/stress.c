@@ -15,11 +15,12 @@
  * reads every live object back.  Output is TAP, one line per phase.
  *
  *   stress [-s seed] [-t threads] [-n ops] [-p phases] [-o objects]
- *          [-S section_kib] [-M] [-P]
+ *          [-S section_kib] [-M] [-P] [-B free_batch]
  *
  * -n is operations per worker per phase, -o the slots per worker, -M turns
  * the mobility thread off, -P makes the pool's mutexes priority-inheriting
- * (as zsd's are at real-time priority).
+ * (as zsd's are at real-time priority), -B sets the pool's free_batch
+ * (default libzs's).
  */
 #include <config.h>
 
@@ -352,7 +353,8 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: stress [-s seed] [-t threads] [-n ops] "
-	    "[-p phases] [-o objects] [-S section_kib] [-M] [-P]\n");
+	    "[-p phases] [-o objects] [-S section_kib] [-M] [-P] "
+	    "[-B free_batch]\n");
 	exit(2);
 }
 
@@ -387,7 +389,7 @@ main(int argc, char **argv)
 	zs_pool_config_init(&cfg);
 	cfg.section_size = 256 << 10;	/* many sections to move around */
 	cfg.report_delay_ms = 5;
-	while ((c = getopt(argc, argv, "s:t:n:p:o:S:MP")) != -1) {
+	while ((c = getopt(argc, argv, "s:t:n:p:o:S:MPB:")) != -1) {
 		switch (c) {
 		case 's': seed = number(optarg, 0, ULONG_MAX); break;
 		case 't': nr_threads = number(optarg, 1, 64); break;
@@ -398,6 +400,9 @@ main(int argc, char **argv)
 			break;
 		case 'M': mobility = false; break;
 		case 'P': cfg.priority_inherit = 1; break;
+		case 'B': cfg.free_batch = (unsigned int)number(optarg, 0,
+			    ZS_MAX_FREE_BATCH);
+			break;
 		default: usage();
 		}
 	}
@@ -406,9 +411,9 @@ main(int argc, char **argv)
 
 	printf("1..%u\n", nr_phases + 1);
 	printf("# seed %" PRIu64 ", %u threads, %lu ops each per phase, "
-	    "%u phases, %u slots each, %zu KiB sections, mobility %s\n",
-	    seed, nr_threads, nr_ops, nr_phases, nr_objs,
-	    cfg.section_size >> 10, mobility ? "on" : "off");
+	    "%u phases, %u slots each, %zu KiB sections, mobility %s, "
+	    "free_batch %u\n", seed, nr_threads, nr_ops, nr_phases, nr_objs,
+	    cfg.section_size >> 10, mobility ? "on" : "off", cfg.free_batch);
 	if ((pool = zs_create_pool(&cfg)) == NULL) {
 		printf("Bail out! zs_create_pool: %s\n", strerror(errno));
 		return 1;

@@ -1,9 +1,11 @@
 /*
  * test-alloc.c - allocate, write, read back and free at every object size,
- * statistics that add up, and bad input refused without harm.
+ * statistics that add up, batched frees, and bad input refused without
+ * harm.
  */
 #include <config.h>
 
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -13,13 +15,16 @@
 
 #define PER_SIZE	9	/* objects per size: enough to straddle pages */
 
+#define BATCH		16	/* libzs's default free_batch */
+
 static struct zs_pool *
-new_pool(int async_free)
+new_pool(int async_free, unsigned int free_batch)
 {
 	struct zs_pool_config cfg;
 
 	zs_pool_config_init(&cfg);
 	cfg.async_free = async_free;
+	cfg.free_batch = free_batch;
 	return zs_create_pool(&cfg);
 }
 
@@ -42,9 +47,9 @@ read_ok(struct zs_pool *pool, const struct tobj *o)
 }
 
 static void
-round_trips(int async_free)
+round_trips(int async_free, unsigned int free_batch)
 {
-	struct zs_pool *pool = new_pool(async_free);
+	struct zs_pool *pool = new_pool(async_free, free_batch);
 	struct tobj *objs = calloc(ZS_MAX_ALLOC_SIZE * PER_SIZE,
 	    sizeof(*objs));
 	struct zs_pool_stats st;
@@ -58,8 +63,8 @@ round_trips(int async_free)
 				bad_put++;
 			bytes += size;
 		}
-	ok(bad_put == 0, "async_free %d: %u objects of every size 1..4096 "
-	    "allocated and written", async_free, n);
+	ok(bad_put == 0, "async_free %d, free_batch %u: %u objects of every "
+	    "size 1..4096 allocated and written", async_free, free_batch, n);
 	for (i = 0; i < n; i++) {
 		bad_copy += !tobj_intact(pool, &objs[i]);
 		bad_read += !read_ok(pool, &objs[i]);
@@ -122,7 +127,7 @@ round_trips(int async_free)
 static void
 partial_access(void)
 {
-	struct zs_pool *pool = new_pool(1);
+	struct zs_pool *pool = new_pool(1, BATCH);
 	uint8_t buf[ZS_MAX_ALLOC_SIZE + 1], want[ZS_MAX_ALLOC_SIZE];
 	struct tobj o;
 
@@ -147,7 +152,7 @@ partial_access(void)
 static void
 bad_sizes(void)
 {
-	struct zs_pool *pool = new_pool(1);
+	struct zs_pool *pool = new_pool(1, BATCH);
 	struct zs_pool_stats st;
 
 	errno = 0;
@@ -163,6 +168,141 @@ bad_sizes(void)
 	zs_destroy_pool(pool);
 }
 
+/* The class objects of size bytes go to. */
+static int
+class_of(struct zs_pool *pool, size_t size, struct zs_class_stats *cs)
+{
+	unsigned int i;
+
+	for (i = 0; zs_class_stats(pool, i, cs) == 0; i++)
+		if (cs->size >= size + 8)	/* the slot header */
+			return 0;
+	return -1;
+}
+
+/*
+ * Frees gathered per CPU: the handle dies at once, the slot comes back
+ * with the batch's last free or when something needs it, and statistics
+ * never show the difference.  The thread stays on one CPU so that its
+ * frees share one list.
+ */
+static void
+batched_frees(void)
+{
+	struct zs_pool *pool = new_pool(0, BATCH), *now = new_pool(0, 0);
+	struct zs_class_stats cs;
+	struct zs_pool_stats st;
+	struct tobj objs[BATCH];
+	cpu_set_t one;
+	uint64_t held;
+	unsigned int i, bad = 0;
+	int found, cpu = sched_getcpu();
+
+	CPU_ZERO(&one);
+	CPU_SET(cpu < 0 ? 0 : cpu, &one);
+	ok(sched_setaffinity(0, sizeof(one), &one) == 0,
+	    "the test thread stays on CPU %d", cpu);
+	found = class_of(pool, 100, &cs);
+	ok(found == 0 && cs.objs_per_zspage >= BATCH, "class of 100-byte "
+	    "objects: %u per zspage of %u pages", cs.objs_per_zspage,
+	    cs.pages_per_zspage);
+
+	/* They share one zspage, of held pages (those its slots reach). */
+	for (i = 0; i < BATCH; i++)
+		bad += tobj_put(pool, &objs[i], i, 100) != 0;
+	zs_pool_stats(pool, &st);
+	held = st.pages_used;
+	ok(bad == 0 && st.zspages == 1 && held > 0,
+	    "%u objects in one zspage of %llu pages", BATCH,
+	    (unsigned long long)held);
+	for (i = 0; i < 5; i++)
+		tobj_drop(pool, &objs[i]);
+	zs_pool_stats(pool, &st);
+	ok(st.objects == BATCH - 5 && st.bytes_requested == (BATCH - 5) * 100,
+	    "pool stats count frees waiting in a batch as done: %llu "
+	    "objects, %llu bytes", (unsigned long long)st.objects,
+	    (unsigned long long)st.bytes_requested);
+	for (; i < 10; i++)
+		tobj_drop(pool, &objs[i]);
+	found = class_of(pool, 100, &cs);
+	ok(found == 0 && cs.objs_used == BATCH - 10, "class stats too: %llu "
+	    "objects", (unsigned long long)cs.objs_used);
+
+	/* Those calls carried the frees out; the next ones wait. */
+	for (; i < BATCH; i++)
+		tobj_drop(pool, &objs[i]);
+	ok(zs_pool_pages_used(pool) == held,
+	    "after the last %u frees the zspage is still held", BATCH - 10);
+	zs_pool_flush(pool);
+	ok(zs_pool_pages_used(pool) == 0, "zs_pool_flush frees it");
+
+	/* The free that fills the list frees the batch. */
+	for (i = 0, bad = 0; i < BATCH; i++)
+		bad += tobj_put(pool, &objs[i], i, 100) != 0;
+	for (i = 0; i < BATCH - 1; i++)
+		tobj_drop(pool, &objs[i]);
+	ok(bad == 0 && zs_pool_pages_used(pool) == held,
+	    "%u objects, %u of them freed: the zspage is held", BATCH,
+	    BATCH - 1);
+	tobj_drop(pool, &objs[BATCH - 1]);
+	ok(zs_pool_pages_used(pool) == 0, "free number %u gives it back",
+	    BATCH);
+	for (i = 0, bad = 0; i < 3; i++)
+		bad += tobj_put(pool, &objs[i], i, 100) != 0;
+	for (i = 0; i < 3; i++)
+		tobj_drop(pool, &objs[i]);
+	ok(bad == 0 && zs_pool_report(pool) > 0 &&
+	    zs_pool_pages_used(pool) == 0,
+	    "zs_pool_report frees what waits and gives the pages back");
+	ok(pool_valid(pool), "pool valid");
+
+	/* free_batch 0: each free is done before it returns. */
+	for (i = 0, bad = 0; i < 3; i++)
+		bad += tobj_put(now, &objs[i], i, 100) != 0;
+	for (i = 0; i < 3; i++)
+		tobj_drop(now, &objs[i]);
+	ok(bad == 0 && zs_pool_pages_used(now) == 0,
+	    "free_batch 0: the zspage goes with the last free");
+	zs_destroy_pool(now);
+	zs_destroy_pool(pool);
+}
+
+/*
+ * A pool at its max_size whose free slots all wait in a batch: zs_malloc
+ * carries the batch out rather than fail.
+ */
+static void
+batch_holds_memory(void)
+{
+	struct zs_pool_config cfg;
+	struct zs_pool_stats st;
+	struct zs_pool *pool;
+	struct tobj *objs = calloc(8192, sizeof(*objs)), extra;
+	unsigned int n = 0;
+	int error = 0;
+
+	zs_pool_config_init(&cfg);
+	cfg.section_size = 256 << 10;
+	cfg.max_size = 256 << 10;
+	pool = zs_create_pool(&cfg);
+	while (n < 8192 && (error = tobj_put(pool, &objs[n], n, 100)) == 0)
+		n++;
+	ok(n > 0 && error == -ENOMEM, "a one-section pool is full after %u "
+	    "objects (%s)", n, strerror(-error));
+	tobj_drop(pool, &objs[0]);
+	tobj_drop(pool, &objs[1]);
+	ok(tobj_put(pool, &extra, 99999, 100) == 0,
+	    "zs_malloc finds the slots of frees waiting in a batch");
+	zs_pool_stats(pool, &st);
+	ok(st.malloc_failures == 1, "malloc_failures counts only the real "
+	    "failure (%llu)", (unsigned long long)st.malloc_failures);
+	ok(tobj_count_bad(pool, objs, n) == 0 && tobj_intact(pool, &extra),
+	    "every object intact");
+	ok(pool_valid(pool), "pool valid");
+	zs_destroy_pool(pool);
+	free(objs);
+}
+
 /* Bad handles: each is tried in a child; the parent's pool is checked. */
 static const char *const bad_ops[] = {
 	"free of a freed handle",
@@ -170,6 +310,8 @@ static const char *const bad_ops[] = {
 	"copy from a freed handle",
 	"write to a freed handle, slot reused",
 	"free of handle 0",
+	"free of a handle whose free waits in a batch",
+	"copy from a handle whose free waits in a batch",
 };
 
 static int
@@ -177,7 +319,17 @@ bad_handle_op(struct zs_pool *pool, unsigned int which, zs_handle_t freed,
     zs_handle_t live)
 {
 	uint8_t buf[64] = { 0 };
+	zs_handle_t waiting;
 
+	if (which >= 5) {
+		/* (Beside a live object: its zspage stays.) */
+		waiting = zs_malloc(pool, 500);
+		if (waiting == 0 || zs_free(pool, waiting) != 0)
+			return 0;
+		if (which == 5)
+			return zs_free(pool, waiting);
+		return zs_obj_copy(pool, waiting, buf, 1);
+	}
 	switch (which) {
 	case 0: return zs_free(pool, freed);
 	case 1: return zs_free(pool, (live & 0xffffffffull) + 12345);
@@ -190,7 +342,7 @@ bad_handle_op(struct zs_pool *pool, unsigned int which, zs_handle_t freed,
 static void
 bad_handles(void)
 {
-	struct zs_pool *pool = new_pool(1);
+	struct zs_pool *pool = new_pool(1, BATCH);
 	struct tobj objs[64], gone;
 	unsigned int i, which;
 
@@ -242,7 +394,7 @@ bad_handles(void)
 static void
 handles_shared(void)
 {
-	struct zs_pool *pool = new_pool(1);
+	struct zs_pool *pool = new_pool(1, BATCH);
 	static zs_handle_t h[4000];
 	uint32_t top = 0, top2 = 0;
 	unsigned int i, bad = 0;
@@ -273,8 +425,11 @@ int
 main(void)
 {
 	tap_watchdog(600);
-	round_trips(1);
-	round_trips(0);
+	round_trips(1, BATCH);
+	round_trips(0, BATCH);
+	round_trips(1, 0);
+	batched_frees();
+	batch_holds_memory();
 	partial_access();
 	bad_sizes();
 	bad_handles();

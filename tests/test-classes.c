@@ -139,6 +139,18 @@ check_bad_config(void)
 		zs_destroy_pool(pool);
 	}
 	zs_pool_config_init(&cfg);
+	cfg.free_batch = ZS_MAX_FREE_BATCH + 1;
+	errno = 0;
+	pool = zs_create_pool(&cfg);
+	ok(pool == NULL && errno == EINVAL, "refused with EINVAL: free_batch "
+	    "%u", ZS_MAX_FREE_BATCH + 1);
+	zs_destroy_pool(pool);
+	zs_pool_config_init(&cfg);
+	cfg.free_batch = ZS_MAX_FREE_BATCH;
+	pool = zs_create_pool(&cfg);
+	ok(pool != NULL, "free_batch %u is accepted", ZS_MAX_FREE_BATCH);
+	zs_destroy_pool(pool);
+	zs_pool_config_init(&cfg);
 	cfg.section_size = 1 << 30;
 	cfg.max_chain = 1;
 	pool = zs_create_pool(&cfg);

@@ -106,6 +106,27 @@ test_obj_migrate(void)
 	zs_destroy_pool(pool);
 }
 
+/*
+ * A free still waiting in a batch does not hold up moving its zspage: the
+ * object is dead, so zs_obj_migrate carries the batch out first.
+ */
+static void
+test_migrate_beside_batched_free(void)
+{
+	struct zs_pool *pool = new_pool(0);
+	struct tobj objs[10];
+	unsigned int i, bad = 0;
+
+	for (i = 0; i < 10; i++)
+		bad += tobj_put(pool, &objs[i], i, 200) != 0;
+	tobj_drop(pool, &objs[4]);
+	ok(bad == 0 && zs_obj_migrate(pool, objs[5].handle) == 0,
+	    "zs_obj_migrate beside an object whose free waits in a batch");
+	ok(tobj_count_bad(pool, objs, 10) == 0, "the others intact");
+	ok(pool_valid(pool), "pool valid");
+	zs_destroy_pool(pool);
+}
+
 static void
 test_offline_full(void)
 {
@@ -271,6 +292,7 @@ main(void)
 	tap_watchdog(600);
 	srand(7);
 	test_obj_migrate();
+	test_migrate_beside_batched_free();
 	test_offline_full();
 	test_offline_no_room();
 	test_offline_pinned();
