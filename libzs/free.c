@@ -189,13 +189,13 @@ free_run(struct zs_pool *pool, const uint32_t *hidx, unsigned int n)
 		obj_free_slot(pool, hidx[i], v[i]);
 }
 
-/* Empty list s into out; its lock held.  Returns how many. */
+/* Free what list s holds, its lock held.  Returns how many. */
 static unsigned int
-shard_take(struct free_shard *s, uint32_t *out)
+shard_run(struct zs_pool *pool, struct free_shard *s)
 {
 	unsigned int n = s->n;
 
-	memcpy(out, s->hidx, n * sizeof(*out));
+	free_run(pool, s->hidx, n);
 	s->n = 0;
 	return n;
 }
@@ -209,18 +209,14 @@ void
 free_defer(struct zs_pool *pool, uint32_t hidx)
 {
 	struct free_shard *s;
-	uint32_t batch[ZS_MAX_FREE_BATCH];
-	unsigned int n;
 	int cpu = sched_getcpu();
 
 	s = &pool->free_shards[(cpu < 0 ? 0 : (unsigned int)cpu) &
 	    pool->free_shard_mask];
 	pthread_mutex_lock(&s->lock);
 	s->hidx[s->n++] = hidx;
-	if (s->n >= pool->cfg.free_batch) {
-		n = shard_take(s, batch);
-		free_run(pool, batch, n);
-	}
+	if (s->n >= pool->cfg.free_batch)
+		(void)shard_run(pool, s);
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -231,8 +227,7 @@ free_defer(struct zs_pool *pool, uint32_t hidx)
 unsigned int
 free_drain(struct zs_pool *pool)
 {
-	uint32_t batch[ZS_MAX_FREE_BATCH];
-	unsigned int i, n, done = 0;
+	unsigned int i, done = 0;
 
 	if (pool->free_shards == NULL)
 		return 0;
@@ -240,10 +235,8 @@ free_drain(struct zs_pool *pool)
 		struct free_shard *s = &pool->free_shards[i];
 
 		pthread_mutex_lock(&s->lock);
-		n = shard_take(s, batch);
-		free_run(pool, batch, n);
+		done += shard_run(pool, s);
 		pthread_mutex_unlock(&s->lock);
-		done += n;
 	}
 	return done;
 }
