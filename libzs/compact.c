@@ -9,10 +9,11 @@
  * other zspages fill up first, the pages of its low slots that no object
  * overlaps any more are given back (zspage_release_free_pages) and the
  * class is done, once that zspage's remaining objects are packed into its
- * lowest slots, so its upper pages empty too.  Moving an object means pinning its handle; an object
- * that is pinned (being read, written or freed right now) is left where it
- * is, never waited for, since its pinner may be waiting for this class
- * lock.  The lock is dropped between zspages so the class keeps serving.
+ * lowest slots, so its upper pages empty too.  Moving an object means
+ * pinning its handle; an object that is pinned (being read, written or
+ * freed right now), or dead with its free waiting in a batch, is left
+ * where it is, never waited for, since its pinner may be waiting for this
+ * class lock.  The lock is dropped between zspages so the class keeps serving.
  */
 #include <config.h>
 

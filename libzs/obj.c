@@ -31,7 +31,6 @@ malloc_huge(struct zs_pool *pool, size_t size)
 	if (error != 0) {
 		class_handle_put(pool, c, hidx);
 		pthread_mutex_unlock(&c->lock);
-		errno = -error;
 		return 0;
 	}
 	c->nr_zspages++;
@@ -107,8 +106,7 @@ fail_handle:
 fail_unlock:
 	pthread_mutex_unlock(&c->lock);
 fail:
-	errno = ENOMEM;
-	return 0;
+	return 0;	/* zs_malloc() sets errno */
 }
 
 zs_handle_t
