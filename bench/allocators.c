@@ -1,7 +1,7 @@
 /*
  * allocators.c - the allocators under test, behind struct allocator.
  *
- * libzs stores through zs_malloc + zs_obj_write into a pool of the default
+ * libzs stores through zs_malloc_write into a pool of the default
  * configuration (asynchronous free and the free page reporting worker on;
  * the worker waits 2 s after frees, longer than any phase here takes, so
  * in these runs only the explicit zs_pool_report() gives pages back).
@@ -51,13 +51,7 @@ zs_init(void)
 static bench_obj_t
 zs_store(const void *src, size_t len)
 {
-	zs_handle_t h = zs_malloc(pool, len);
-
-	if (h != 0 && zs_obj_write(pool, h, src, len) != 0) {
-		zs_free(pool, h);
-		h = 0;
-	}
-	return (bench_obj_t)h;
+	return (bench_obj_t)zs_malloc_write(pool, src, len);
 }
 
 static void

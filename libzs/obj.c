@@ -3,7 +3,9 @@
  *
  * zs_malloc takes a handle, then a slot in the fullest zspage of the class
  * with room (a new zspage if none), and publishes the slot in the handle
- * word.  Everything that touches an existing object pins its handle first,
+ * word.  zs_malloc_write publishes it pinned and copies the bytes in once
+ * the class lock is dropped; no one else has the handle yet, and movers
+ * skip a pinned object.  Everything that touches an existing object pins its handle first,
  * reads where the object is from the word, and only then takes the class
  * lock if it must change the zspage (free).
  */
@@ -14,10 +16,11 @@
 #include "zs-internal.h"
 
 static zs_handle_t
-malloc_huge(struct zs_pool *pool, size_t size)
+malloc_huge(struct zs_pool *pool, size_t size, const void *src)
 {
 	struct size_class *c = pool->huge_class;
 	uint32_t hidx, gen, pfn;
+	uint64_t v;
 	int error;
 
 	pthread_mutex_lock(&c->lock);
@@ -38,27 +41,32 @@ malloc_huge(struct zs_pool *pool, size_t size)
 	c->bytes_requested += size;
 	gen = HW_GEN(atomic_load_explicit(handle_word(pool, hidx),
 	    memory_order_relaxed));
-	atomic_store_explicit(handle_word(pool, hidx), HW_ALLOC |
-	    (uint64_t)gen << HW_GEN_SHIFT | hw_where(true, 0, pfn),
-	    memory_order_release);
+	v = HW_ALLOC | (uint64_t)gen << HW_GEN_SHIFT | hw_where(true, 0, pfn);
+	atomic_store_explicit(handle_word(pool, hidx),
+	    src != NULL ? v | HW_PIN : v, memory_order_release);
 	pthread_mutex_unlock(&c->lock);
 	STAT_ADD(pool, pages_used, 1);
+	if (src != NULL) {
+		bulk_copy(pfn_to_addr(pool, pfn), src, size);
+		handle_unpin(handle_word(pool, hidx));
+	}
 	return (zs_handle_t)gen << 32 | hidx;
 }
 
 static zs_handle_t
-malloc_once(struct zs_pool *pool, size_t size)
+malloc_once(struct zs_pool *pool, size_t size, const void *src)
 {
 	_Atomic uint64_t *w;
 	struct size_class *c;
 	struct zspage *z;
 	zs_handle_t handle;
 	uint32_t hidx, gen;
+	uint64_t v;
 	int obj;
 
 	c = class_for_size(pool, size);
 	if (c->huge) {
-		if ((handle = malloc_huge(pool, size)) == 0)
+		if ((handle = malloc_huge(pool, size, src)) == 0)
 			goto fail;
 		return handle;
 	}
@@ -96,9 +104,16 @@ malloc_once(struct zs_pool *pool, size_t size)
 	c->bytes_requested += size;
 	w = handle_word(pool, hidx);
 	gen = HW_GEN(atomic_load_explicit(w, memory_order_relaxed));
-	atomic_store_explicit(w, HW_ALLOC | (uint64_t)gen << HW_GEN_SHIFT |
-	    hw_where(false, (uint32_t)obj, z->id), memory_order_release);
+	v = HW_ALLOC | (uint64_t)gen << HW_GEN_SHIFT |
+	    hw_where(false, (uint32_t)obj, z->id);
+	atomic_store_explicit(w, src != NULL ? v | HW_PIN : v,
+	    memory_order_release);
 	pthread_mutex_unlock(&c->lock);
+	if (src != NULL) {
+		zspage_copy_in(pool, c, z, (unsigned int)obj, OBJ_HDR_SIZE,
+		    src, size);
+		handle_unpin(w);
+	}
 	return (zs_handle_t)gen << 32 | hidx;
 
 fail_handle:
@@ -109,8 +124,8 @@ fail:
 	return 0;	/* zs_malloc() sets errno */
 }
 
-zs_handle_t
-zs_malloc(struct zs_pool *pool, size_t size)
+static zs_handle_t
+malloc_common(struct zs_pool *pool, size_t size, const void *src)
 {
 	zs_handle_t handle;
 
@@ -118,20 +133,36 @@ zs_malloc(struct zs_pool *pool, size_t size)
 		errno = EINVAL;
 		return 0;
 	}
-	handle = malloc_once(pool, size);
+	handle = malloc_once(pool, size, src);
 	/*
 	 * Frees waiting in a batch may hold what is missing: the slots, or
 	 * (once their zspages are freed) the pages.
 	 */
 	if (handle == 0 && free_drain(pool) > 0) {
 		zs_pool_flush(pool);
-		handle = malloc_once(pool, size);
+		handle = malloc_once(pool, size, src);
 	}
 	if (handle == 0) {
 		STAT_ADD(pool, malloc_failures, 1);
 		errno = ENOMEM;
 	}
 	return handle;
+}
+
+zs_handle_t
+zs_malloc(struct zs_pool *pool, size_t size)
+{
+	return malloc_common(pool, size, NULL);
+}
+
+zs_handle_t
+zs_malloc_write(struct zs_pool *pool, const void *src, size_t len)
+{
+	if (src == NULL) {
+		errno = EINVAL;
+		return 0;
+	}
+	return malloc_common(pool, len, src);
 }
 
 static void

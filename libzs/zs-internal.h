@@ -29,7 +29,10 @@
  *   1. handle PIN bit  -- bit spinlock in the handle word.  Held while an
  *      object's bytes are read or written and while it is freed.  Whoever
  *      moves an object (compaction) holds the class lock and may only
- *      *try* to pin; it skips objects it cannot pin.
+ *      *try* to pin; it skips objects it cannot pin.  zs_malloc_write's
+ *      handle is born pinned, under the class lock, and stays pinned
+ *      while the bytes are copied in after that lock is dropped: no one
+ *      can be waiting for it yet, and its holder takes no lock meanwhile.
  *   1b. a free_shard's lock -- a list of batched frees; held while its
  *      batch is freed, so that a drain waits for batches under way.
  *      Taken with no pin held (the handles on it are dead).

@@ -98,6 +98,14 @@ void		 zs_destroy_pool(struct zs_pool *pool);
  */
 zs_handle_t	 zs_malloc(struct zs_pool *pool, size_t size);
 /*
+ * zs_malloc(pool, len) and zs_obj_write() of src in one call, cheaper than
+ * the two: the object is written before the handle is returned, without
+ * pinning it or looking it up again.  The same errors, and EINVAL for a
+ * NULL src.
+ */
+zs_handle_t	 zs_malloc_write(struct zs_pool *pool, const void *src,
+		     size_t len);
+/*
  * -EINVAL for a handle that is not live (freed, never issued).  The handle
  * is dead when it returns, though with free_batch the slot may be given
  * back a little later (see struct zs_pool_config).

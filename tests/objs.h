@@ -32,7 +32,11 @@ tobj_pattern(uint8_t *buf, uint32_t key, size_t size)
 	}
 }
 
-/* Allocate and write one object; 0 or -errno (handle 0 then). */
+/*
+ * Allocate and write one object; 0 or -errno (handle 0 then).  Odd keys go
+ * through zs_malloc_write, even ones through zs_malloc + zs_obj_write, so
+ * that every test runs both.
+ */
 static inline int
 tobj_put(struct zs_pool *pool, struct tobj *o, uint32_t key, uint32_t size)
 {
@@ -41,10 +45,14 @@ tobj_put(struct zs_pool *pool, struct tobj *o, uint32_t key, uint32_t size)
 
 	o->size = size;
 	o->key = key;
+	tobj_pattern(buf, key, size);
+	if (key & 1) {
+		o->handle = zs_malloc_write(pool, buf, size);
+		return o->handle != 0 ? 0 : -errno;
+	}
 	o->handle = zs_malloc(pool, size);
 	if (o->handle == 0)
 		return -errno;
-	tobj_pattern(buf, key, size);
 	if ((error = zs_obj_write(pool, o->handle, buf, size)) != 0) {
 		zs_free(pool, o->handle);
 		o->handle = 0;

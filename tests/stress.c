@@ -131,9 +131,16 @@ do_alloc(struct worker *w, unsigned int slot, uint8_t *buf)
 	struct obj *o = &w->objs[slot];
 	uint32_t size = pick_size(&w->rng);
 	zs_handle_t h;
+	uint64_t key;
 	int error;
 
-	h = zs_malloc(pool, size);
+	key = next_rand(&w->rng);
+	fill(buf, key, size);
+	/* Half through zs_malloc_write, whose handle is born pinned. */
+	if (key & 1)
+		h = zs_malloc_write(pool, buf, size);
+	else
+		h = zs_malloc(pool, size);
 	if (h == 0) {
 		if (errno != ENOMEM)
 			fail(w, slot, "zs_malloc errno", errno);
@@ -142,9 +149,8 @@ do_alloc(struct worker *w, unsigned int slot, uint8_t *buf)
 	}
 	o->handle = h;
 	o->size = size;
-	o->key = next_rand(&w->rng);
-	fill(buf, o->key, size);
-	if ((error = zs_obj_write(pool, h, buf, size)) != 0)
+	o->key = key;
+	if (!(key & 1) && (error = zs_obj_write(pool, h, buf, size)) != 0)
 		fail(w, slot, "zs_obj_write", error);
 	w->ops[OP_ALLOC]++;
 }

@@ -64,7 +64,8 @@ round_trips(int async_free, unsigned int free_batch)
 			bytes += size;
 		}
 	ok(bad_put == 0, "async_free %d, free_batch %u: %u objects of every "
-	    "size 1..4096 allocated and written", async_free, free_batch, n);
+	    "size 1..4096 allocated and written (half with zs_malloc_write)",
+	    async_free, free_batch, n);
 	for (i = 0; i < n; i++) {
 		bad_copy += !tobj_intact(pool, &objs[i]);
 		bad_read += !read_ok(pool, &objs[i]);
@@ -152,6 +153,7 @@ partial_access(void)
 static void
 bad_sizes(void)
 {
+	static const uint8_t buf[ZS_MAX_ALLOC_SIZE + 1];
 	struct zs_pool *pool = new_pool(1, BATCH);
 	struct zs_pool_stats st;
 
@@ -163,6 +165,15 @@ bad_sizes(void)
 	errno = 0;
 	ok(zs_malloc(pool, (size_t)-1) == 0 && errno == EINVAL,
 	    "zs_malloc(SIZE_MAX): EINVAL");
+	errno = 0;
+	ok(zs_malloc_write(pool, buf, 0) == 0 && errno == EINVAL,
+	    "zs_malloc_write of 0 bytes: EINVAL");
+	errno = 0;
+	ok(zs_malloc_write(pool, buf, ZS_MAX_ALLOC_SIZE + 1) == 0 &&
+	    errno == EINVAL, "zs_malloc_write of 4097 bytes: EINVAL");
+	errno = 0;
+	ok(zs_malloc_write(pool, NULL, 100) == 0 && errno == EINVAL,
+	    "zs_malloc_write from NULL: EINVAL");
 	zs_pool_stats(pool, &st);
 	ok(st.objects == 0 && st.pages_used == 0, "nothing allocated");
 	zs_destroy_pool(pool);
