@@ -41,17 +41,22 @@ struct codec_ops {
 			    size_t, void *);
 };
 
+_Static_assert(CODEC_DST_SIZE >= LZ4_COMPRESSBOUND(ZSD_PAGE_SIZE),
+    "CODEC_DST_SIZE below lz4's worst case");
+
+/*
+ * Given room for the worst case, lz4 compresses without checking for the
+ * end of dst at every sequence (measurably faster); what ends up longer
+ * than cap is refused afterwards.
+ */
 static size_t
 lz4_compress(struct codec_ctx *ctx, const void *page, void *dst, size_t cap)
 {
 	int n;
 
-	if (cap > INT_MAX)
-		cap = INT_MAX;
-	/* 0 when the result does not fit in cap. */
 	n = LZ4_compress_fast_extState(ctx->lz4_state, page, dst,
-	    ZSD_PAGE_SIZE, (int)cap, 1);
-	return n > 0 ? (size_t)n : 0;
+	    ZSD_PAGE_SIZE, (int)CODEC_DST_SIZE, 1);
+	return n > 0 && (size_t)n <= cap ? (size_t)n : 0;
 }
 
 static int
@@ -71,6 +76,8 @@ zstd_compress(struct codec_ctx *ctx, const void *page, void *dst, size_t cap)
 {
 	size_t n;
 
+	if (cap > CODEC_DST_SIZE)
+		cap = CODEC_DST_SIZE;
 	/* ZSTD_compress2 tunes its parameters to the known 4 KiB input. */
 	n = ZSTD_compress2(ctx->zstd_c, dst, cap, page, ZSD_PAGE_SIZE);
 	return ZSTD_isError(n) ? 0 : n;

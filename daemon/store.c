@@ -10,9 +10,9 @@
  * decompression).
  *
  * Writing a page compresses it into the thread's scratch and copies the
- * result into a new object, both outside any lock; only then is the slot
- * locked, its entry replaced, and the old object freed once the lock is
- * dropped.  A partial page is read, patched and written back with the
+ * result into a new object (zs_malloc_write), both outside any lock; only
+ * then is the slot locked, its entry replaced, and the old object freed
+ * once the lock is dropped.  A partial page is read, patched and written back with the
  * slot locked throughout, so two partial writes to one page cannot lose
  * each other's bytes.  A reader holds the slot's lock while it maps and
  * decompresses the object, which is what keeps a writer from freeing the
@@ -109,7 +109,7 @@ struct store {
  */
 struct store_ctx {
 	unsigned char		 page[ZSD_PAGE_SIZE];	/* being patched */
-	unsigned char		 cbuf[ZSD_PAGE_SIZE];	/* compressed */
+	unsigned char		 cbuf[CODEC_DST_SIZE];	/* compressed */
 	unsigned char		 local[ZS_MAX_ALLOC_SIZE]; /* read_begin */
 	struct store		*st;
 	struct codec_ctx	*codec;
@@ -251,13 +251,9 @@ store_encode(struct store *st, struct store_ctx *ctx, const void *page,
 		STAT_ADD(st, limit_refusals, 1);
 		return -ENOSPC;
 	}
-	if ((handle = zs_malloc(st->pool, len)) == 0)
-		return -ENOMEM;
-	if (zs_obj_write(st->pool, handle, src, len) != 0) {
-		/* Only for a handle or length libzs rejects: a bug. */
-		zs_free(st->pool, handle);
-		return -EIO;
-	}
+	/* EINVAL would be a length libzs rejects: a bug. */
+	if ((handle = zs_malloc_write(st->pool, src, len)) == 0)
+		return errno == ENOMEM ? -ENOMEM : -EIO;
 	store_note_used(st);
 	out->value = handle;
 	return 0;

@@ -49,7 +49,13 @@ int		 codec_by_name(const char *name, enum codec_id *id);
 struct codec_ctx *codec_ctx_create(int zstd_level);
 void		 codec_ctx_destroy(struct codec_ctx *ctx);
 void		 codec_ctx_set_level(struct codec_ctx *ctx, int zstd_level);
-/* Compressed length, or 0 if it does not fit in cap. */
+/*
+ * Room codec_compress may use in dst whatever cap is: lz4's worst case for
+ * a page (LZ4_COMPRESSBOUND), with which lz4 takes its fastest path, one
+ * that never checks for the end of dst.
+ */
+#define CODEC_DST_SIZE	(ZSD_PAGE_SIZE + ZSD_PAGE_SIZE / 255 + 16)
+/* Compressed length, or 0 if it is more than cap. */
 size_t		 codec_compress(struct codec_ctx *ctx, enum codec_id id,
 		    const void *page, void *dst, size_t cap);
 /* 0, or -EIO if src is not a valid compressed page. */
