@@ -16,6 +16,11 @@
  * with async_free set that work is queued and a worker thread does it in
  * batches, outside the hot path.  zs_pool_flush() drains the lists and
  * waits for the queue.
+ *
+ * The same worker faults in free pages ahead of allocation
+ * (cfg.prefault_ahead, section.c): one range at a time, which the worker
+ * checks is still the pool's under offline_lock (the lock every unmap of
+ * a section holds) before touching it.
  */
 #include <config.h>
 
@@ -55,19 +60,68 @@ free_release_zspage(struct zs_pool *pool, struct zspage *z)
 	pthread_mutex_unlock(&pool->free_lock);
 }
 
+/*
+ * Hand the worker a range of free pages of sec to fault in.  section.c
+ * sends one at a time (pool->prefault_busy); the worker clears that flag
+ * when done.
+ */
+void
+free_prefault(struct zs_pool *pool, struct section *sec, char *addr,
+    size_t len)
+{
+	pthread_mutex_lock(&pool->free_lock);
+	zs_assert(pool->prefault.len == 0);
+	pool->prefault = (struct prefault){ sec, addr, len };
+	pool->nr_queued++;
+	pthread_cond_signal(&pool->free_wake);
+	pthread_mutex_unlock(&pool->free_lock);
+}
+
+/*
+ * Fault the range in, if its section is still mapped.  Never waits for an
+ * offline: the pages are only a head start, and fault in on first use
+ * anyway.
+ */
+static void
+prefault_run(struct zs_pool *pool, const struct prefault *pf)
+{
+	if (pthread_mutex_trylock(&pool->offline_lock) == 0) {
+		if (atomic_load_explicit(&pool->sections[pf->sec->index],
+		    memory_order_acquire) == pf->sec)
+			(void)os_advise(pool, pf->addr, pf->len,
+			    MADV_POPULATE_WRITE);
+		pthread_mutex_unlock(&pool->offline_lock);
+	}
+	pthread_mutex_lock(&pool->page_lock);
+	pool->prefault_busy = false;
+	pthread_mutex_unlock(&pool->page_lock);
+}
+
 static void *
 free_worker(void *arg)
 {
 	struct zs_pool *pool = arg;
 	struct list_head batch;
+	struct prefault pf;
 	unsigned int n;
 
 	(void)pthread_setname_np(pthread_self(), "zs-free");
 	list_init(&batch);
 	pthread_mutex_lock(&pool->free_lock);
 	for (;;) {
-		while (list_empty(&pool->free_queue) && !pool->free_stop)
+		while (list_empty(&pool->free_queue) &&
+		    pool->prefault.len == 0 && !pool->free_stop)
 			pthread_cond_wait(&pool->free_wake, &pool->free_lock);
+		if (pool->prefault.len != 0) {
+			pf = pool->prefault;
+			pool->prefault.len = 0;
+			pthread_mutex_unlock(&pool->free_lock);
+			prefault_run(pool, &pf);
+			pthread_mutex_lock(&pool->free_lock);
+			if (--pool->nr_queued == 0)
+				pthread_cond_broadcast(&pool->free_idle);
+			continue;
+		}
 		if (list_empty(&pool->free_queue))
 			break;	/* stopping, and nothing left */
 		for (n = 0; n < WORKER_BATCH && !list_empty(&pool->free_queue);

@@ -26,6 +26,7 @@ zs_pool_config_init(struct zs_pool_config *cfg)
 	cfg->report_delay_ms = 2000;
 	cfg->priority_inherit = 0;
 	cfg->free_batch = 16;
+	cfg->prefault_ahead = 256;
 	cfg->os_ops = NULL;
 }
 
@@ -39,6 +40,8 @@ config_valid(const struct zs_pool_config *cfg)
 	if (cfg->max_chain < 1 || cfg->max_chain > ZS_MAX_CHAIN)
 		return false;
 	if (cfg->free_batch > ZS_MAX_FREE_BATCH)
+		return false;
+	if (cfg->prefault_ahead > ZS_MAX_PREFAULT)
 		return false;
 	if (cfg->os_ops != NULL && (cfg->os_ops->map == NULL ||
 	    cfg->os_ops->unmap == NULL || cfg->os_ops->advise == NULL))

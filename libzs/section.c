@@ -12,27 +12,29 @@
  *
  * Taking a page that is not resident costs a page fault when it is first
  * written, and faults one page at a time are slow.  So when allocation
- * reaches a non-resident page, it prefaults it and the run of
- * non-resident free pages after it (at most POPULATE_RUN) in one
- * MADV_POPULATE_WRITE call, outside the lock; those pages are next in
- * line on the free list.
+ * reaches a non-resident page, it claims the run of non-resident free
+ * pages after it as resident (next in line on the free list) and faults
+ * the run in with MADV_POPULATE_WRITE, outside the lock.  With
+ * cfg.prefault_ahead and the async worker, the run is prefault_ahead
+ * pages long and the caller faults in only what it takes; the worker does
+ * the rest meanwhile (one run at a time: while it has one, runs are
+ * POPULATE_RUN pages and the caller's).  Otherwise the run is
+ * POPULATE_RUN pages, all the caller's.
  */
 #include <config.h>
 
 #include <string.h>
-#include <sys/mman.h>
 
 #include "zs-internal.h"
 
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE	23
-#endif
 #define POPULATE_RUN		32
 
 /* A range of pages to prefault once page_lock is dropped. */
 struct populate {
-	char	*addr;
-	size_t	 len;
+	struct section	*sec;
+	char		*addr;
+	size_t		 len;
+	bool		 ahead;	/* all but the first page: the worker's */
 };
 
 static inline uint32_t
@@ -178,9 +180,12 @@ static void
 section_claim_run(struct zs_pool *pool, struct section *sec, uint32_t idx,
     struct populate *pop)
 {
+	bool ahead = pop->len == 0 && pool->cfg.async_free &&
+	    pool->cfg.prefault_ahead > 1 && !pool->prefault_busy;
+	uint32_t run = ahead ? pool->cfg.prefault_ahead : POPULATE_RUN;
 	uint32_t end = idx + 1, i;
 
-	while (end < sec->nr_pages && end < idx + POPULATE_RUN &&
+	while (end < sec->nr_pages && end < idx + run &&
 	    sec->pages[end].state == PAGE_FREE &&
 	    (sec->pages[end].flags & PG_REPORTED)) {
 		sec->pages[end].flags &= ~PG_REPORTED;
@@ -194,9 +199,39 @@ section_claim_run(struct zs_pool *pool, struct section *sec, uint32_t idx,
 		freelist_push_head(sec, i);
 	}
 	if (pop->len == 0) {
+		pop->sec = sec;
 		pop->addr = (char *)sec + ((size_t)idx << PAGE_SHIFT);
 		pop->len = (size_t)(end - idx) << PAGE_SHIFT;
+		pop->ahead = ahead;
+		if (ahead)
+			pool->prefault_busy = true;
 	}
+}
+
+/*
+ * Fault in a claimed run, the pages this call takes (at most n, the first
+ * of the run) here, and with pop->ahead the rest on the worker.  Only a
+ * speedup: a failure costs page faults later.  page_lock not held.
+ */
+static void
+populate(struct zs_pool *pool, struct populate *pop, unsigned int n)
+{
+	size_t now = pop->len;
+
+	if (pop->ahead && (size_t)n << PAGE_SHIFT < now)
+		now = (size_t)n << PAGE_SHIFT;
+	(void)os_advise(pool, pop->addr, now, MADV_POPULATE_WRITE);
+	if (pop->ahead) {
+		if (now < pop->len) {
+			free_prefault(pool, pop->sec, pop->addr + now,
+			    pop->len - now);
+		} else {
+			pthread_mutex_lock(&pool->page_lock);
+			pool->prefault_busy = false;
+			pthread_mutex_unlock(&pool->page_lock);
+		}
+	}
+	pop->len = 0;
 }
 
 /* Take up to n free pages; page_lock held.  Returns how many were taken. */
@@ -252,7 +287,7 @@ int
 section_alloc_pages(struct zs_pool *pool, unsigned int n, uint32_t *pfns,
     enum page_state state, uint32_t owner, uint16_t huge_size, int flags)
 {
-	struct populate pop = { NULL, 0 };
+	struct populate pop = { .len = 0 };
 	unsigned int got = 0;
 	uint64_t avail;
 	int error;
@@ -262,12 +297,8 @@ section_alloc_pages(struct zs_pool *pool, unsigned int n, uint32_t *pfns,
 		got += section_take_pages(pool, n - got, pfns + got, state,
 		    owner, huge_size, &pop);
 		pthread_mutex_unlock(&pool->page_lock);
-		if (pop.len != 0) {
-			/* Only a speedup: a failure costs page faults later. */
-			(void)os_advise(pool, pop.addr, pop.len,
-			    MADV_POPULATE_WRITE);
-			pop.len = 0;
-		}
+		if (pop.len != 0)
+			populate(pool, &pop, n);
 		if (got == n)
 			return 0;
 		if (flags & ALLOC_NOGROW) {

@@ -49,7 +49,11 @@
  *      queue), pool->report_lock (reporting state).
  *
  * pool->offline_lock comes before all of these: it is held across a whole
- * section offline, which takes class locks.
+ * section offline, which takes class locks, and across every unmap of a
+ * section; the free worker takes it (trylock only) while it faults in
+ * free pages ahead of allocation, so that their section stays mapped.
+ * pool->prefault_busy is under page_lock, pool->prefault under
+ * free_lock.
  *
  * A handle word is only changed with its PIN bit held, or, while the
  * handle is not allocated, by the owner of handle_lock or of the lock of
@@ -68,8 +72,13 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "zs.h"
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE	23	/* Linux 5.14 */
+#endif
 
 #define PAGE_SHIFT		12
 #define PAGE_SIZE		4096u
@@ -359,6 +368,7 @@ struct zs_pool {
 	_Atomic(struct section *) *sections;	/* [max_sections] */
 	uint32_t		 nr_section_slots; /* high-water mark */
 	uint32_t		 free_hint;	/* no free pages below this slot */
+	bool			 prefault_busy;	/* the worker has a range */
 	uint64_t		 nr_sections;
 	uint64_t		 nr_free_pages;	/* on lists of online sections */
 	uint64_t		 nr_reported_pages; /* in all sections */
@@ -388,6 +398,11 @@ struct zs_pool {
 	bool			 free_running;
 	bool			 free_ready;	/* free_worker_start() ran: the
 					   queue and its lock exist */
+	struct prefault {			/* for the worker to fault in */
+		struct section	*sec;
+		char		*addr;
+		size_t		 len;		/* 0: none */
+	}			 prefault;
 	pthread_t		 free_thread;
 
 	/* batched frees (free.c): NULL when cfg.free_batch < 2 */
@@ -536,6 +551,7 @@ int	 migrate_zspage_pages(struct zs_pool *, struct size_class *,
 int	 free_worker_start(struct zs_pool *);
 void	 free_worker_stop(struct zs_pool *);
 void	 free_release_zspage(struct zs_pool *, struct zspage *);
+void	 free_prefault(struct zs_pool *, struct section *, char *, size_t);
 void	 free_zspages_now(struct zs_pool *, struct list_head *);
 int	 free_batch_init(struct zs_pool *);
 void	 free_batch_destroy(struct zs_pool *);

@@ -27,6 +27,7 @@ extern "C" {
 #define ZS_MAX_CHAIN		16		/* most pages in one zspage */
 #define ZS_FULLNESS_GROUPS	12		/* empty, 1..10 (0-99%), full */
 #define ZS_MAX_FREE_BATCH	64		/* largest free_batch */
+#define ZS_MAX_PREFAULT		1024		/* largest prefault_ahead */
 
 /* 0 is never a valid handle. */
 typedef uint64_t zs_handle_t;
@@ -77,6 +78,14 @@ struct zs_pool_config {
 	 * zs_free() is done before it returns.  At most
 	 * ZS_MAX_FREE_BATCH.  Default 16. */
 	unsigned int		 free_batch;
+	/* With async_free: when allocation reaches pages the OS has not
+	 * backed yet, the caller faults in the page it needs and the
+	 * worker thread this many more after it, in the background, so
+	 * that a growing pool's page faults run beside the allocations
+	 * instead of inside them.  0 or 1, or without async_free: the
+	 * caller faults in a run of 32 pages itself.  At most
+	 * ZS_MAX_PREFAULT.  Default 256 (1 MiB). */
+	unsigned int		 prefault_ahead;
 	/* NULL: the default OS calls. */
 	const struct zs_os_ops	*os_ops;
 };
@@ -159,7 +168,8 @@ long		 zs_compact(struct zs_pool *pool, struct zs_compact_result *result);
 
 /*
  * Carry out the frees waiting in batches, then wait until every zspage
- * queued for asynchronous free has been freed.
+ * queued for asynchronous free has been freed (and the worker's page
+ * prefault, if one is under way, is done).
  */
 void		 zs_pool_flush(struct zs_pool *pool);
 

@@ -3,6 +3,7 @@
  *
  *	ok(cond, fmt, ...)	one test point; returns cond
  *	diag(fmt, ...)		a comment line
+ *	skip(n, fmt, ...)	n test points skipped, for the reason given
  *	skip_all(fmt, ...)	skip the whole program (exit 77 plan 1..0)
  *	bail(fmt, ...)		stop everything
  *	done_testing()		print the plan; the exit status for main
@@ -47,6 +48,21 @@ ok(int cond, const char *fmt, ...)
 	tap_line(prefix, fmt, ap);
 	va_end(ap);
 	return cond;
+}
+
+__attribute__((format(printf, 2, 3), unused)) static void
+skip(unsigned int n, const char *fmt, ...)
+{
+	char prefix[32];
+	va_list ap;
+
+	while (n-- > 0) {
+		tap_run++;
+		snprintf(prefix, sizeof(prefix), "ok %u # SKIP ", tap_run);
+		va_start(ap, fmt);
+		tap_line(prefix, fmt, ap);
+		va_end(ap);
+	}
 }
 
 __attribute__((format(printf, 1, 2), unused)) static void

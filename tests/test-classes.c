@@ -151,6 +151,18 @@ check_bad_config(void)
 	ok(pool != NULL, "free_batch %u is accepted", ZS_MAX_FREE_BATCH);
 	zs_destroy_pool(pool);
 	zs_pool_config_init(&cfg);
+	cfg.prefault_ahead = ZS_MAX_PREFAULT + 1;
+	errno = 0;
+	pool = zs_create_pool(&cfg);
+	ok(pool == NULL && errno == EINVAL, "refused with EINVAL: "
+	    "prefault_ahead %u", ZS_MAX_PREFAULT + 1);
+	zs_destroy_pool(pool);
+	zs_pool_config_init(&cfg);
+	cfg.prefault_ahead = ZS_MAX_PREFAULT;
+	pool = zs_create_pool(&cfg);
+	ok(pool != NULL, "prefault_ahead %u is accepted", ZS_MAX_PREFAULT);
+	zs_destroy_pool(pool);
+	zs_pool_config_init(&cfg);
 	cfg.section_size = 1 << 30;
 	cfg.max_chain = 1;
 	pool = zs_create_pool(&cfg);

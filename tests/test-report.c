@@ -8,6 +8,10 @@
  * within 10% of the live bytes plus the pool's metadata.  A pool without
  * the worker keeps them until zs_pool_report() is called.  Reported pages
  * are allocated again by faulting them back in.
+ *
+ * The other way: a first allocation in a new pool faults in a run of
+ * pages after the one it takes, prefault_ahead long when the worker does
+ * it, 32 when the caller does; mincore() says which pages are in.
  */
 #include <config.h>
 
@@ -237,10 +241,76 @@ test_explicit(bool locked)
 		munlockall();
 }
 
+/*
+ * Pages resident among the first span of a new pool's zspage memory,
+ * once one object is in and the worker is idle.
+ */
+static int
+first_run(int async_free, unsigned int ahead, unsigned int span)
+{
+	unsigned char local[ZS_MAX_ALLOC_SIZE], vec[1024];
+	struct zs_pool_config cfg;
+	struct zs_pool *pool;
+	const void *p;
+	struct tobj o;
+	unsigned int i;
+	int n = -1;
+
+	zs_pool_config_init(&cfg);
+	cfg.async_free = async_free;
+	cfg.prefault_ahead = ahead;
+	cfg.free_page_reporting = 0;
+	if ((pool = zs_create_pool(&cfg)) == NULL)
+		return -1;
+	/* One object at the start of a page: its zspage's first. */
+	if (tobj_put(pool, &o, 1, 3000) == 0) {
+		zs_pool_flush(pool);
+		p = zs_obj_read_begin(pool, o.handle, local, NULL);
+		if (p != NULL && p != local && mincore((void *)((uintptr_t)p &
+		    ~(uintptr_t)4095), (size_t)span * 4096, vec) == 0)
+			for (n = 0, i = 0; i < span; i++)
+				n += vec[i] & 1;
+		if (p != NULL)
+			zs_obj_read_end(pool, o.handle);
+	}
+	zs_destroy_pool(pool);
+	return n;
+}
+
+static void
+test_prefault(void)
+{
+	char thp[64] = "";
+	FILE *f;
+	int n;
+
+	f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+	if (f != NULL) {
+		if (fgets(thp, sizeof(thp), f) == NULL)
+			thp[0] = '\0';
+		fclose(f);
+	}
+	if (strstr(thp, "[always]") != NULL) {
+		skip(3, "transparent huge pages always on: pages come in "
+		    "2 MiB at a time");
+		return;
+	}
+	n = first_run(1, 256, 512);
+	ok(n >= 256 && n < 512, "prefault_ahead 256 with the worker: %d of "
+	    "the first 512 pages in", n);
+	n = first_run(1, 0, 512);
+	ok(n >= 1 && n <= 32, "prefault_ahead 0: %d pages in (the caller's "
+	    "run of 32)", n);
+	n = first_run(0, 256, 512);
+	ok(n >= 1 && n <= 32, "no worker: %d pages in (the caller's run of "
+	    "32)", n);
+}
+
 int
 main(void)
 {
 	tap_watchdog(600);
+	test_prefault();
 	objs = calloc(MAX_OBJS, sizeof(*objs));
 	if (objs == NULL)
 		return 99;
