@@ -141,7 +141,7 @@ static void
 codec_ctx_warm_up(struct codec_ctx *ctx, bool zstd_only)
 {
 	static const char text[] = "zsd warms up its codecs; ";
-	unsigned char page[ZSD_PAGE_SIZE], out[ZSD_PAGE_SIZE];
+	unsigned char page[ZSD_PAGE_SIZE], out[CODEC_DST_SIZE];
 	size_t i, n;
 
 	for (i = 0; i < sizeof(page); i++)

@@ -12,9 +12,9 @@
  * Writing a page compresses it into the thread's scratch and copies the
  * result into a new object (zs_malloc_write), both outside any lock; only
  * then is the slot locked, its entry replaced, and the old object freed
- * once the lock is dropped.  A partial page is read, patched and written back with the
- * slot locked throughout, so two partial writes to one page cannot lose
- * each other's bytes.  A reader holds the slot's lock while it maps and
+ * once the lock is dropped.  A partial page is read, patched and written
+ * back with the slot locked throughout, so two partial writes to one page
+ * cannot lose each other's bytes.  A reader holds the slot's lock while it maps and
  * decompresses the object, which is what keeps a writer from freeing the
  * object underneath it.  The I/O calls never call malloc: each thread's
  * buffers and codec state are in its struct store_ctx.

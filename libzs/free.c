@@ -18,9 +18,9 @@
  * waits for the queue.
  *
  * The same worker faults in free pages ahead of allocation
- * (cfg.prefault_ahead, section.c): one range at a time, which the worker
- * checks is still the pool's under offline_lock (the lock every unmap of
- * a section holds) before touching it.
+ * (cfg.prefault_ahead, section.c), one run at a time; zs_pool_flush()
+ * waits for that too (zs-internal.h says why the run's section stays
+ * mapped).
  */
 #include <config.h>
 
@@ -61,39 +61,27 @@ free_release_zspage(struct zs_pool *pool, struct zspage *z)
 }
 
 /*
- * Hand the worker a range of free pages of sec to fault in.  section.c
- * sends one at a time (pool->prefault_busy); the worker clears that flag
- * when done.
+ * Hand the worker the address range of pool->prefault_run (section.c
+ * sends one at a time); the worker ends the run when done.
  */
 void
-free_prefault(struct zs_pool *pool, struct section *sec, char *addr,
-    size_t len)
+free_prefault(struct zs_pool *pool, char *addr, size_t len)
 {
 	pthread_mutex_lock(&pool->free_lock);
 	zs_assert(pool->prefault.len == 0);
-	pool->prefault = (struct prefault){ sec, addr, len };
+	pool->prefault = (struct prefault){ addr, len };
 	pool->nr_queued++;
 	pthread_cond_signal(&pool->free_wake);
 	pthread_mutex_unlock(&pool->free_lock);
 }
 
-/*
- * Fault the range in, if its section is still mapped.  Never waits for an
- * offline: the pages are only a head start, and fault in on first use
- * anyway.
- */
+/* Fault the run in; only a head start, so failures do not matter. */
 static void
 prefault_run(struct zs_pool *pool, const struct prefault *pf)
 {
-	if (pthread_mutex_trylock(&pool->offline_lock) == 0) {
-		if (atomic_load_explicit(&pool->sections[pf->sec->index],
-		    memory_order_acquire) == pf->sec)
-			(void)os_advise(pool, pf->addr, pf->len,
-			    MADV_POPULATE_WRITE);
-		pthread_mutex_unlock(&pool->offline_lock);
-	}
+	(void)os_advise(pool, pf->addr, pf->len, MADV_POPULATE_WRITE);
 	pthread_mutex_lock(&pool->page_lock);
-	pool->prefault_busy = false;
+	pool->prefault_run.sec = NULL;
 	pthread_mutex_unlock(&pool->page_lock);
 }
 

@@ -5,9 +5,9 @@
  * with room (a new zspage if none), and publishes the slot in the handle
  * word.  zs_malloc_write publishes it pinned and copies the bytes in once
  * the class lock is dropped; no one else has the handle yet, and movers
- * skip a pinned object.  Everything that touches an existing object pins its handle first,
- * reads where the object is from the word, and only then takes the class
- * lock if it must change the zspage (free).
+ * skip a pinned object.  Everything that touches an existing object pins
+ * its handle first, reads where the object is from the word, and only then
+ * takes the class lock if it must change the zspage (free).
  */
 #include <config.h>
 

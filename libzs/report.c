@@ -93,7 +93,8 @@ report_all(struct zs_pool *pool)
 long
 zs_pool_report(struct zs_pool *pool)
 {
-	free_drain(pool);
+	/* Batched and queued frees first, and the worker's prefault. */
+	zs_pool_flush(pool);
 	return report_all(pool);
 }
 

@@ -15,11 +15,11 @@
  * reaches a non-resident page, it claims the run of non-resident free
  * pages after it as resident (next in line on the free list) and faults
  * the run in with MADV_POPULATE_WRITE, outside the lock.  With
- * cfg.prefault_ahead and the async worker, the run is prefault_ahead
- * pages long and the caller faults in only what it takes; the worker does
- * the rest meanwhile (one run at a time: while it has one, runs are
- * POPULATE_RUN pages and the caller's).  Otherwise the run is
- * POPULATE_RUN pages, all the caller's.
+ * cfg.prefault_ahead and the async worker, the run is the page taken and
+ * prefault_ahead more; the caller faults in only what it takes and the
+ * worker does the rest meanwhile (one run at a time, pool->prefault_run:
+ * while the worker has one, runs are POPULATE_RUN pages and the
+ * caller's).  Otherwise the run is POPULATE_RUN pages, all the caller's.
  */
 #include <config.h>
 
@@ -31,10 +31,10 @@
 
 /* A range of pages to prefault once page_lock is dropped. */
 struct populate {
-	struct section	*sec;
 	char		*addr;
 	size_t		 len;
-	bool		 ahead;	/* all but the first page: the worker's */
+	bool		 ahead;	/* pool->prefault_run: after the caller's
+				   pages, the worker's */
 };
 
 static inline uint32_t
@@ -181,8 +181,8 @@ section_claim_run(struct zs_pool *pool, struct section *sec, uint32_t idx,
     struct populate *pop)
 {
 	bool ahead = pop->len == 0 && pool->cfg.async_free &&
-	    pool->cfg.prefault_ahead > 1 && !pool->prefault_busy;
-	uint32_t run = ahead ? pool->cfg.prefault_ahead : POPULATE_RUN;
+	    pool->cfg.prefault_ahead > 1 && pool->prefault_run.sec == NULL;
+	uint32_t run = ahead ? pool->cfg.prefault_ahead + 1 : POPULATE_RUN;
 	uint32_t end = idx + 1, i;
 
 	while (end < sec->nr_pages && end < idx + run &&
@@ -199,12 +199,12 @@ section_claim_run(struct zs_pool *pool, struct section *sec, uint32_t idx,
 		freelist_push_head(sec, i);
 	}
 	if (pop->len == 0) {
-		pop->sec = sec;
 		pop->addr = (char *)sec + ((size_t)idx << PAGE_SHIFT);
 		pop->len = (size_t)(end - idx) << PAGE_SHIFT;
 		pop->ahead = ahead;
 		if (ahead)
-			pool->prefault_busy = true;
+			pool->prefault_run = (struct prefault_run){ sec, idx,
+			    end };
 	}
 }
 
@@ -223,11 +223,10 @@ populate(struct zs_pool *pool, struct populate *pop, unsigned int n)
 	(void)os_advise(pool, pop->addr, now, MADV_POPULATE_WRITE);
 	if (pop->ahead) {
 		if (now < pop->len) {
-			free_prefault(pool, pop->sec, pop->addr + now,
-			    pop->len - now);
+			free_prefault(pool, pop->addr + now, pop->len - now);
 		} else {
 			pthread_mutex_lock(&pool->page_lock);
-			pool->prefault_busy = false;
+			pool->prefault_run.sec = NULL;
 			pthread_mutex_unlock(&pool->page_lock);
 		}
 	}
@@ -412,6 +411,8 @@ section_remove(struct zs_pool *pool, struct section *sec)
 		pthread_mutex_unlock(&pool->page_lock);
 		return -EBUSY;
 	}
+	/* Empty, so its last run's claimant is done, and flush waited. */
+	zs_assert(pool->prefault_run.sec != sec);
 	atomic_store_explicit(&pool->sections[sec->index], NULL,
 	    memory_order_release);
 	pool->nr_sections--;
@@ -446,6 +447,10 @@ section_take_unreported(struct zs_pool *pool, uint32_t slot,
 	    sec->nr_free > sec->nr_reported; i = next) {
 		next = sec->pages[i].next;
 		if (sec->pages[i].flags & PG_REPORTED)
+			continue;
+		/* Being faulted in: given back now, it would come back. */
+		if (sec == pool->prefault_run.sec &&
+		    i >= pool->prefault_run.lo && i < pool->prefault_run.hi)
 			continue;
 		freelist_unlink(sec, i);
 		pool->nr_free_pages--;

@@ -49,11 +49,16 @@
  *      queue), pool->report_lock (reporting state).
  *
  * pool->offline_lock comes before all of these: it is held across a whole
- * section offline, which takes class locks, and across every unmap of a
- * section; the free worker takes it (trylock only) while it faults in
- * free pages ahead of allocation, so that their section stays mapped.
- * pool->prefault_busy is under page_lock, pool->prefault under
- * free_lock.
+ * section offline, which takes class locks.
+ *
+ * Prefault (section.c, free.c): pool->prefault_run, the one run of free
+ * pages the free worker may be faulting in, is under page_lock (reporting
+ * leaves its pages alone meanwhile); pool->prefault, the worker's copy of
+ * its address range, under free_lock.  The worker touches the run with no
+ * lock held.  Its section cannot go away meanwhile: the run is handed over
+ * while the section still holds the page its claimant took, so the
+ * section is not empty until after that, and offline empties a section
+ * only through zs_pool_flush(), which waits for the worker.
  *
  * A handle word is only changed with its PIN bit held, or, while the
  * handle is not allocated, by the owner of handle_lock or of the lock of
@@ -368,7 +373,10 @@ struct zs_pool {
 	_Atomic(struct section *) *sections;	/* [max_sections] */
 	uint32_t		 nr_section_slots; /* high-water mark */
 	uint32_t		 free_hint;	/* no free pages below this slot */
-	bool			 prefault_busy;	/* the worker has a range */
+	struct prefault_run {		/* the run the worker has, if any */
+		struct section	*sec;	/* NULL: none */
+		uint32_t	 lo, hi;	/* its pages [lo, hi) in sec */
+	}			 prefault_run;
 	uint64_t		 nr_sections;
 	uint64_t		 nr_free_pages;	/* on lists of online sections */
 	uint64_t		 nr_reported_pages; /* in all sections */
@@ -399,7 +407,6 @@ struct zs_pool {
 	bool			 free_ready;	/* free_worker_start() ran: the
 					   queue and its lock exist */
 	struct prefault {			/* for the worker to fault in */
-		struct section	*sec;
 		char		*addr;
 		size_t		 len;		/* 0: none */
 	}			 prefault;
@@ -551,7 +558,7 @@ int	 migrate_zspage_pages(struct zs_pool *, struct size_class *,
 int	 free_worker_start(struct zs_pool *);
 void	 free_worker_stop(struct zs_pool *);
 void	 free_release_zspage(struct zs_pool *, struct zspage *);
-void	 free_prefault(struct zs_pool *, struct section *, char *, size_t);
+void	 free_prefault(struct zs_pool *, char *, size_t);
 void	 free_zspages_now(struct zs_pool *, struct list_head *);
 int	 free_batch_init(struct zs_pool *);
 void	 free_batch_destroy(struct zs_pool *);

@@ -80,7 +80,7 @@ struct zs_pool_config {
 	unsigned int		 free_batch;
 	/* With async_free: when allocation reaches pages the OS has not
 	 * backed yet, the caller faults in the page it needs and the
-	 * worker thread this many more after it, in the background, so
+	 * worker thread the next prefault_ahead, in the background, so
 	 * that a growing pool's page faults run beside the allocations
 	 * instead of inside them.  0 or 1, or without async_free: the
 	 * caller faults in a run of 32 pages itself.  At most
@@ -175,8 +175,9 @@ void		 zs_pool_flush(struct zs_pool *pool);
 
 /*
  * Give every free page that is still resident back to the OS now, in the
- * calling thread, without waiting for the reporting worker.  Returns the
- * pages given back.
+ * calling thread, without waiting for the reporting worker; first does
+ * what zs_pool_flush() does, so pages waiting on frees count too.
+ * Returns the pages given back.
  */
 long		 zs_pool_report(struct zs_pool *pool);
 
