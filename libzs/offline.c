@@ -301,10 +301,17 @@ section_move_out(struct zs_pool *pool, unsigned int slot, bool unmap)
 		return error;
 	}
 	moved = section_evacuate(pool, sec);
-	if (moved >= 0 && unmap && section_remove(pool, sec) == 0)
-		STAT_ADD(pool, sections_offlined, 1);
-	else
+	if (moved >= 0 && unmap) {
+		/* Busy only while the worker faults in free pages of it. */
+		if (section_remove(pool, sec) == 0) {
+			STAT_ADD(pool, sections_offlined, 1);
+		} else {
+			section_unisolate(pool, sec);
+			moved = -EAGAIN;
+		}
+	} else {
 		section_unisolate(pool, sec);
+	}
 	pthread_mutex_unlock(&pool->offline_lock);
 	return moved;
 }

@@ -401,18 +401,21 @@ section_is_empty(struct zs_pool *pool, struct section *sec)
 	return empty;
 }
 
-/* Unpublish and unmap an isolated section, if empty (else -EBUSY). */
+/*
+ * Unpublish and unmap an isolated section, if empty and not the worker's
+ * prefault run's (else -EBUSY).
+ */
 int
 section_remove(struct zs_pool *pool, struct section *sec)
 {
 	pthread_mutex_lock(&pool->page_lock);
 	zs_assert(sec->state == SECTION_ISOLATED);
-	if (sec->nr_free != sec->nr_pages - sec->first_data) {
+	/* Not while the worker may be faulting in a run of its pages. */
+	if (sec->nr_free != sec->nr_pages - sec->first_data ||
+	    pool->prefault_run.sec == sec) {
 		pthread_mutex_unlock(&pool->page_lock);
 		return -EBUSY;
 	}
-	/* Empty, so its last run's claimant is done, and flush waited. */
-	zs_assert(pool->prefault_run.sec != sec);
 	atomic_store_explicit(&pool->sections[sec->index], NULL,
 	    memory_order_release);
 	pool->nr_sections--;

@@ -55,10 +55,8 @@
  * pages the free worker may be faulting in, is under page_lock (reporting
  * leaves its pages alone meanwhile); pool->prefault, the worker's copy of
  * its address range, under free_lock.  The worker touches the run with no
- * lock held.  Its section cannot go away meanwhile: the run is handed over
- * while the section still holds the page its claimant took, so the
- * section is not empty until after that, and offline empties a section
- * only through zs_pool_flush(), which waits for the worker.
+ * lock held, and ends it under page_lock; section_remove() refuses a
+ * section while the run is in it, so the run's pages stay mapped.
  *
  * A handle word is only changed with its PIN bit held, or, while the
  * handle is not allocated, by the owner of handle_lock or of the lock of

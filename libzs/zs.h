@@ -197,7 +197,8 @@ long		 zs_pool_report(struct zs_pool *pool);
  * moves every object out of it, and puts it back online, empty.
  * zs_section_offline() does the same and then unmaps it, page
  * descriptors included.  Both give up after a bounded number of retries
- * on pinned objects (-EAGAIN) or when there is no room elsewhere
+ * on pinned objects (-EAGAIN; offline also while the free worker is
+ * faulting in pages of the section) or when there is no room elsewhere
  * (-ENOMEM); the section is then online and usable as before.  They
  * return the number of pages moved.
  *
