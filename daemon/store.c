@@ -14,10 +14,10 @@
  * then is the slot locked, its entry replaced, and the old object freed
  * once the lock is dropped.  A partial page is read, patched and written
  * back with the slot locked throughout, so two partial writes to one page
- * cannot lose each other's bytes.  A reader holds the slot's lock while it maps and
- * decompresses the object, which is what keeps a writer from freeing the
- * object underneath it.  The I/O calls never call malloc: each thread's
- * buffers and codec state are in its struct store_ctx.
+ * cannot lose each other's bytes.  A reader holds the slot's lock while it
+ * maps and decompresses the object, which is what keeps a writer from
+ * freeing the object underneath it.  The I/O calls never call malloc:
+ * each thread's buffers and codec state are in its struct store_ctx.
  *
  * Locking.  Slots are guarded by STORE_STRIPES mutexes, slot i by stripe
  * i % STORE_STRIPES: consecutive pages, as one large request split across
