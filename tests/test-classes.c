@@ -5,7 +5,9 @@
 #include <config.h>
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "objs.h"
 
@@ -110,6 +112,28 @@ check_mapping(void)
 	zs_destroy_pool(pool);
 }
 
+/* An unsigned int field of the config: max is accepted, max + 1 not. */
+static void
+check_limit(const char *name, size_t field, unsigned int max)
+{
+	struct zs_pool_config cfg;
+	struct zs_pool *pool;
+	unsigned int v;
+
+	for (v = max; v <= max + 1; v++) {
+		zs_pool_config_init(&cfg);
+		memcpy((char *)&cfg + field, &v, sizeof(v));
+		errno = 0;
+		pool = zs_create_pool(&cfg);
+		if (v == max)
+			ok(pool != NULL, "%s %u is accepted", name, v);
+		else
+			ok(pool == NULL && errno == EINVAL,
+			    "refused with EINVAL: %s %u", name, v);
+		zs_destroy_pool(pool);
+	}
+}
+
 static void
 check_bad_config(void)
 {
@@ -138,30 +162,10 @@ check_bad_config(void)
 		    bad[i].what);
 		zs_destroy_pool(pool);
 	}
-	zs_pool_config_init(&cfg);
-	cfg.free_batch = ZS_MAX_FREE_BATCH + 1;
-	errno = 0;
-	pool = zs_create_pool(&cfg);
-	ok(pool == NULL && errno == EINVAL, "refused with EINVAL: free_batch "
-	    "%u", ZS_MAX_FREE_BATCH + 1);
-	zs_destroy_pool(pool);
-	zs_pool_config_init(&cfg);
-	cfg.free_batch = ZS_MAX_FREE_BATCH;
-	pool = zs_create_pool(&cfg);
-	ok(pool != NULL, "free_batch %u is accepted", ZS_MAX_FREE_BATCH);
-	zs_destroy_pool(pool);
-	zs_pool_config_init(&cfg);
-	cfg.prefault_ahead = ZS_MAX_PREFAULT + 1;
-	errno = 0;
-	pool = zs_create_pool(&cfg);
-	ok(pool == NULL && errno == EINVAL, "refused with EINVAL: "
-	    "prefault_ahead %u", ZS_MAX_PREFAULT + 1);
-	zs_destroy_pool(pool);
-	zs_pool_config_init(&cfg);
-	cfg.prefault_ahead = ZS_MAX_PREFAULT;
-	pool = zs_create_pool(&cfg);
-	ok(pool != NULL, "prefault_ahead %u is accepted", ZS_MAX_PREFAULT);
-	zs_destroy_pool(pool);
+	check_limit("free_batch", offsetof(struct zs_pool_config, free_batch),
+	    ZS_MAX_FREE_BATCH);
+	check_limit("prefault_ahead", offsetof(struct zs_pool_config,
+	    prefault_ahead), ZS_MAX_PREFAULT);
 	zs_pool_config_init(&cfg);
 	cfg.section_size = 1 << 30;
 	cfg.max_chain = 1;
