@@ -13,7 +13,11 @@
  *     its own, then decompress every page and compare it with the source;
  *   - store_write of every page into a fresh store, then store_read of
  *     every page compared with the source, with 1 thread and with T
- *     threads (each thread a contiguous share of the pages).
+ *     threads.
+ * Threads take the pages in chunks of CHUNK_PAGES consecutive ones, the
+ * next chunk whenever they are done with one, as zsd's workers take
+ * requests: a thread that drew pages that compress faster does not sit
+ * idle at the end while the others finish theirs.
  * Reads on both sides include the comparison, so they do the same work.
  * The table shows the median of the runs, store / codec, and the store's
  * throughput with T threads per thread relative to the bare codec.
@@ -29,6 +33,7 @@
 #include <lz4.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +47,7 @@
 #define PG		ZSD_PAGE_SIZE
 #define MAX_DEPTH	8
 #define MAX_RUNS	101
+#define CHUNK_PAGES	32		/* 128 KiB, a large swap request */
 
 /* The pages under test, back to back. */
 struct corpus {
@@ -84,7 +90,7 @@ struct worker {
 	struct store_ctx	*ctx;
 	const struct corpus	*c;
 	pthread_barrier_t	*start;
-	size_t			 first, end;	/* pages [first, end) */
+	_Atomic size_t		*next;		/* the next chunk to take */
 	bool			 reading;
 	const struct bench_codec *raw;	/* bare codec run, no store */
 	unsigned char		 page[PG];
@@ -259,52 +265,73 @@ raw_decompress(const struct bench_codec *bc, const struct corpus *c,
 	return (double)c->nr / (t1 - t0);
 }
 
+/* The next chunk of pages for w, [*first, *end); false when none is left. */
+static bool
+worker_take(struct worker *w, size_t *first, size_t *end)
+{
+	size_t k = atomic_fetch_add_explicit(w->next, 1, memory_order_relaxed);
+
+	if (k >= (w->c->nr + CHUNK_PAGES - 1) / CHUNK_PAGES)
+		return false;
+	*first = k * CHUNK_PAGES;
+	*end = *first + CHUNK_PAGES < w->c->nr ? *first + CHUNK_PAGES :
+	    w->c->nr;
+	return true;
+}
+
+/* The bare codec: compress page i into the worker's buffer. */
+static void
+worker_compress(struct worker *w, ZSTD_CCtx *zc, size_t i)
+{
+	const void *src = w->c->pages + i * PG;
+	size_t clen;
+
+	if (w->raw->id == CODEC_LZ4)
+		clen = (size_t)LZ4_compress_default(src, (char *)w->cbuf, PG,
+		    (int)sizeof(w->cbuf));
+	else
+		clen = ZSTD_compressCCtx(zc, w->cbuf, sizeof(w->cbuf), src, PG,
+		    w->raw->level);
+	if (clen == 0 || ZSTD_isError(clen))
+		w->error = -EIO;
+}
+
+/* Write page i into the store, or read it back and compare. */
+static void
+worker_store(struct worker *w, size_t i)
+{
+	long n;
+
+	if (!w->reading) {
+		w->error = store_write(w->st, w->ctx, (uint64_t)i * PG,
+		    w->c->pages + i * PG, PG);
+		return;
+	}
+	n = store_read(w->st, w->ctx, (uint64_t)i * PG, w->page, PG);
+	if (n != PG)
+		w->error = n < 0 ? (int)n : -EIO;
+	else if (memcmp(w->page, w->c->pages + i * PG, PG) != 0)
+		w->bad++;
+}
+
 static void *
 worker_run(void *arg)
 {
 	struct worker *w = arg;
-	size_t i;
-	long n;
+	ZSTD_CCtx *zc = NULL;
+	size_t first, end, i;
 
-	if (w->raw != NULL) {
-		ZSTD_CCtx *zc = ZSTD_createCCtx();
-		size_t clen;
-
-		if (zc == NULL)
-			die("ZSTD_createCCtx failed");
-		pthread_barrier_wait(w->start);
-		for (i = w->first; i < w->end; i++) {
-			const void *src = w->c->pages + i * PG;
-
-			if (w->raw->id == CODEC_LZ4)
-				clen = (size_t)LZ4_compress_default(src,
-				    (char *)w->cbuf, PG, (int)sizeof(w->cbuf));
-			else
-				clen = ZSTD_compressCCtx(zc, w->cbuf,
-				    sizeof(w->cbuf), src, PG, w->raw->level);
-			if (clen == 0 || ZSTD_isError(clen))
-				w->error = -EIO;
-		}
-		ZSTD_freeCCtx(zc);
-		return NULL;
-	}
+	if (w->raw != NULL && (zc = ZSTD_createCCtx()) == NULL)
+		die("ZSTD_createCCtx failed");
 	pthread_barrier_wait(w->start);
-	for (i = w->first; i < w->end; i++) {
-		if (!w->reading) {
-			w->error = store_write(w->st, w->ctx,
-			    (uint64_t)i * PG, w->c->pages + i * PG, PG);
-			if (w->error != 0)
-				break;
-			continue;
+	while (w->error == 0 && worker_take(w, &first, &end))
+		for (i = first; i < end && w->error == 0; i++) {
+			if (w->raw != NULL)
+				worker_compress(w, zc, i);
+			else
+				worker_store(w, i);
 		}
-		n = store_read(w->st, w->ctx, (uint64_t)i * PG, w->page, PG);
-		if (n != PG) {
-			w->error = n < 0 ? (int)n : -EIO;
-			break;
-		}
-		if (memcmp(w->page, w->c->pages + i * PG, PG) != 0)
-			w->bad++;
-	}
+	ZSTD_freeCCtx(zc);
 	return NULL;
 }
 
@@ -317,6 +344,7 @@ threads_pass(struct store *st, const struct bench_codec *raw,
     struct worker *ws, unsigned int nthreads, const struct corpus *c,
     bool reading)
 {
+	_Atomic size_t next = 0;
 	pthread_barrier_t start;
 	double t0, t1;
 	unsigned int i;
@@ -326,8 +354,7 @@ threads_pass(struct store *st, const struct bench_codec *raw,
 		ws[i].st = st;
 		ws[i].c = c;
 		ws[i].start = &start;
-		ws[i].first = c->nr * i / nthreads;
-		ws[i].end = c->nr * (i + 1) / nthreads;
+		ws[i].next = &next;
 		ws[i].reading = reading;
 		ws[i].raw = raw;
 		ws[i].bad = 0;
