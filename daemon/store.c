@@ -25,6 +25,11 @@
  * a time, and may call into the pool (which has its own locks, taken
  * after ours) while holding it.  Options and statistics are atomics,
  * readable and settable from any thread without a lock.
+ *
+ * Statistics are kept in STORE_SHARDS sets of counters, each on cache
+ * lines of its own; a thread's context counts into one set (contexts take
+ * them in turn), so that threads writing at the same time do not take
+ * turns owning one cache line for every page.  store_stats sums them.
  */
 #include <config.h>
 
@@ -37,14 +42,39 @@
 #include "zsd.h"
 
 #define STORE_STRIPES	1024u		/* a power of two */
+#define STORE_SHARDS	16u		/* sets of counters */
 #define CACHE_LINE	64
 
-#define STAT_ADD(st, f, n) \
-	atomic_fetch_add_explicit(&(st)->f, (n), memory_order_relaxed)
-#define STAT_SUB(st, f, n) \
-	atomic_fetch_sub_explicit(&(st)->f, (n), memory_order_relaxed)
-#define STAT_GET(st, f) \
-	atomic_load_explicit(&(st)->f, memory_order_relaxed)
+/* Count into the set of the calling thread's context. */
+#define STAT_ADD(ctx, f, n) \
+	atomic_fetch_add_explicit(&(ctx)->counters->f, (n), \
+	    memory_order_relaxed)
+#define STAT_SUB(ctx, f, n) \
+	atomic_fetch_sub_explicit(&(ctx)->counters->f, (n), \
+	    memory_order_relaxed)
+
+/*
+ * One set of statistics: relaxed atomics, since contexts beyond
+ * STORE_SHARDS share sets.  The gauges (pages_stored, same_pages,
+ * huge_pages, compr_data_size) change with the entry, under its stripe
+ * lock, so their sums over the sets never go below zero; one set's may,
+ * when one thread counts a page in and another counts it out.  The
+ * counters are bumped after the fact.
+ */
+struct counters {
+	_Atomic uint64_t	pages_stored;
+	_Atomic uint64_t	same_pages;
+	_Atomic uint64_t	huge_pages;
+	_Atomic uint64_t	compr_data_size;
+	_Atomic uint64_t	mem_used_max;	/* pool bytes, seen on write */
+	_Atomic uint64_t	reads;		/* pages */
+	_Atomic uint64_t	writes;		/* pages */
+	_Atomic uint64_t	discards;	/* pages */
+	_Atomic uint64_t	failed_reads;	/* pages */
+	_Atomic uint64_t	failed_writes;	/* pages, discards included */
+	_Atomic uint64_t	limit_refusals;
+	_Atomic uint64_t	invalid_io;	/* writes past the end */
+} __attribute__((aligned(CACHE_LINE)));
 
 enum slot_type {
 	SLOT_EMPTY = 0,		/* never written, or discarded: zeros */
@@ -82,25 +112,8 @@ struct store {
 	_Atomic int		zstd_level;
 	_Atomic uint64_t	mem_limit;	/* pool bytes; 0: none */
 
-	/*
-	 * Statistics: atomics, relaxed.  The gauges (pages_stored,
-	 * same_pages, huge_pages, compr_data_size) change with the entry,
-	 * under its stripe lock, so they never go below zero; the
-	 * counters are bumped after the fact.
-	 */
-	_Atomic uint64_t	pages_stored __attribute__((
-				    aligned(CACHE_LINE)));
-	_Atomic uint64_t	same_pages;
-	_Atomic uint64_t	huge_pages;
-	_Atomic uint64_t	compr_data_size;
-	_Atomic uint64_t	mem_used_max;	/* pool bytes, seen on write */
-	_Atomic uint64_t	reads;		/* pages */
-	_Atomic uint64_t	writes;		/* pages */
-	_Atomic uint64_t	discards;	/* pages */
-	_Atomic uint64_t	failed_reads;	/* pages */
-	_Atomic uint64_t	failed_writes;	/* pages, discards included */
-	_Atomic uint64_t	limit_refusals;
-	_Atomic uint64_t	invalid_io;	/* writes past the end */
+	struct counters		*counters;	/* STORE_SHARDS sets */
+	_Atomic unsigned int	 next_set;	/* for the next context */
 };
 
 /*
@@ -113,6 +126,8 @@ struct store_ctx {
 	unsigned char		 local[ZS_MAX_ALLOC_SIZE]; /* read_begin */
 	struct store		*st;
 	struct codec_ctx	*codec;
+	struct counters		*counters;	/* the set this thread counts
+						   into */
 	int			 zstd_level;	/* what codec is set to */
 } __attribute__((aligned(CACHE_LINE)));
 
@@ -179,17 +194,20 @@ page_fill(void *page, uint64_t word)
 		memcpy(p + i, &word, sizeof(word));
 }
 
-/* Raise mem_used_max to what the pool uses now, if that is more. */
+/*
+ * Raise the context's set's mem_used_max to what the pool uses now, if
+ * that is more; the store's is the largest of the sets'.
+ */
 static void
-store_note_used(struct store *st)
+store_note_used(struct store *st, struct store_ctx *ctx)
 {
+	_Atomic uint64_t *maxp = &ctx->counters->mem_used_max;
 	uint64_t used, max;
 
 	used = zs_pool_pages_used(st->pool) * ZSD_PAGE_SIZE;
-	max = STAT_GET(st, mem_used_max);
-	while (used > max && !atomic_compare_exchange_weak_explicit(
-	    &st->mem_used_max, &max, used, memory_order_relaxed,
-	    memory_order_relaxed))
+	max = atomic_load_explicit(maxp, memory_order_relaxed);
+	while (used > max && !atomic_compare_exchange_weak_explicit(maxp,
+	    &max, used, memory_order_relaxed, memory_order_relaxed))
 		;
 }
 
@@ -248,13 +266,13 @@ store_encode(struct store *st, struct store_ctx *ctx, const void *page,
 	limit = atomic_load_explicit(&st->mem_limit, memory_order_relaxed);
 	if (limit != 0 &&
 	    zs_pool_pages_used(st->pool) * ZSD_PAGE_SIZE >= limit) {
-		STAT_ADD(st, limit_refusals, 1);
+		STAT_ADD(ctx, limit_refusals, 1);
 		return -ENOSPC;
 	}
 	/* EINVAL would be a length libzs rejects: a bug. */
 	if ((handle = zs_malloc_write(st->pool, src, len)) == 0)
 		return errno == ENOMEM ? -ENOMEM : -EIO;
-	store_note_used(st);
+	store_note_used(st, ctx);
 	out->value = handle;
 	return 0;
 }
@@ -290,7 +308,7 @@ store_decode(struct store *st, struct store_ctx *ctx, const struct slot *s,
 
 /* Count an entry in or out of the gauges.  Called with the slot locked. */
 static void
-store_account(struct store *st, const struct slot *s, bool in)
+store_account(struct store_ctx *ctx, const struct slot *s, bool in)
 {
 	uint64_t compr = 0;
 
@@ -299,31 +317,31 @@ store_account(struct store *st, const struct slot *s, bool in)
 	if (s->type == SLOT_COMPRESSED || s->type == SLOT_RAW)
 		compr = s->len;
 	if (in) {
-		STAT_ADD(st, pages_stored, 1);
-		STAT_ADD(st, compr_data_size, compr);
+		STAT_ADD(ctx, pages_stored, 1);
+		STAT_ADD(ctx, compr_data_size, compr);
 		if (s->type == SLOT_SAME)
-			STAT_ADD(st, same_pages, 1);
+			STAT_ADD(ctx, same_pages, 1);
 		if (s->type == SLOT_RAW)
-			STAT_ADD(st, huge_pages, 1);
+			STAT_ADD(ctx, huge_pages, 1);
 	} else {
-		STAT_SUB(st, pages_stored, 1);
-		STAT_SUB(st, compr_data_size, compr);
+		STAT_SUB(ctx, pages_stored, 1);
+		STAT_SUB(ctx, compr_data_size, compr);
 		if (s->type == SLOT_SAME)
-			STAT_SUB(st, same_pages, 1);
+			STAT_SUB(ctx, same_pages, 1);
 		if (s->type == SLOT_RAW)
-			STAT_SUB(st, huge_pages, 1);
+			STAT_SUB(ctx, huge_pages, 1);
 	}
 }
 
 /* Put new in slot i; old gets what was there.  Slot locked. */
 static void
-store_replace_locked(struct store *st, uint64_t i, const struct slot *new,
-    struct slot *old)
+store_replace_locked(struct store *st, struct store_ctx *ctx, uint64_t i,
+    const struct slot *new, struct slot *old)
 {
 	*old = st->slots[i];
 	st->slots[i] = *new;
-	store_account(st, old, false);
-	store_account(st, new, true);
+	store_account(ctx, old, false);
+	store_account(ctx, new, true);
 }
 
 /* Free an entry's object, once it is out of the table. */
@@ -346,7 +364,7 @@ store_write_page(struct store *st, struct store_ctx *ctx, uint64_t i,
 	if ((error = store_encode(st, ctx, page, &new)) != 0)
 		return error;
 	pthread_mutex_lock(lock);
-	store_replace_locked(st, i, &new, &old);
+	store_replace_locked(st, ctx, i, &new, &old);
 	pthread_mutex_unlock(lock);
 	store_release(st, &old);
 	return 0;
@@ -380,7 +398,7 @@ store_patch_page(struct store *st, struct store_ctx *ctx, uint64_t i,
 		memset(ctx->page + in, 0, n);
 	if ((error = store_encode(st, ctx, ctx->page, &new)) != 0)
 		goto out;
-	store_replace_locked(st, i, &new, &old);
+	store_replace_locked(st, ctx, i, &new, &old);
 	pthread_mutex_unlock(lock);
 	store_release(st, &old);
 	return 0;
@@ -399,7 +417,7 @@ store_write(struct store *st, struct store_ctx *ctx, uint64_t off,
 	int error;
 
 	if (off > st->size || len > st->size - off) {
-		STAT_ADD(st, invalid_io, 1);
+		STAT_ADD(ctx, invalid_io, 1);
 		return -EFBIG;
 	}
 	while (len > 0) {
@@ -411,10 +429,10 @@ store_write(struct store *st, struct store_ctx *ctx, uint64_t off,
 		else
 			error = store_patch_page(st, ctx, i, in, p, n);
 		if (error != 0) {
-			STAT_ADD(st, failed_writes, 1);
+			STAT_ADD(ctx, failed_writes, 1);
 			return error;
 		}
-		STAT_ADD(st, writes, 1);
+		STAT_ADD(ctx, writes, 1);
 		off += n;
 		p += n;
 		len -= n;
@@ -455,10 +473,10 @@ store_read(struct store *st, struct store_ctx *ctx, uint64_t off, void *buf,
 		}
 		pthread_mutex_unlock(lock);
 		if (error != 0) {
-			STAT_ADD(st, failed_reads, 1);
+			STAT_ADD(ctx, failed_reads, 1);
 			return error;
 		}
-		STAT_ADD(st, reads, 1);
+		STAT_ADD(ctx, reads, 1);
 	}
 	return (long)done;
 }
@@ -486,17 +504,17 @@ store_discard(struct store *st, struct store_ctx *ctx, uint64_t off,
 			error = store_patch_page(st, ctx, i, (size_t)in, NULL,
 			    (size_t)n);
 			if (error != 0) {
-				STAT_ADD(st, failed_writes, 1);
+				STAT_ADD(ctx, failed_writes, 1);
 				return error;
 			}
 		} else {
 			lock = store_slot_lock(st, i);
 			pthread_mutex_lock(lock);
-			store_replace_locked(st, i, &empty, &old);
+			store_replace_locked(st, ctx, i, &empty, &old);
 			pthread_mutex_unlock(lock);
 			store_release(st, &old);
 		}
-		STAT_ADD(st, discards, 1);
+		STAT_ADD(ctx, discards, 1);
 	}
 	return 0;
 }
@@ -528,6 +546,7 @@ store_destroy(struct store *st)
 	while (st->nr_stripes > 0)
 		pthread_mutex_destroy(&st->stripes[--st->nr_stripes].lock);
 	free(st->stripes);
+	free(st->counters);
 	free(st);
 }
 
@@ -565,6 +584,10 @@ store_create(struct zs_pool *pool, uint64_t nr_pages,
 	if ((st->stripes = aligned_alloc(CACHE_LINE, STORE_STRIPES *
 	    sizeof(*st->stripes))) == NULL)
 		goto fail;
+	if ((st->counters = aligned_alloc(CACHE_LINE, STORE_SHARDS *
+	    sizeof(*st->counters))) == NULL)
+		goto fail;
+	memset(st->counters, 0, STORE_SHARDS * sizeof(*st->counters));
 	for (; st->nr_stripes < STORE_STRIPES; st->nr_stripes++) {
 		if ((error = -pthread_mutex_init(
 		    &st->stripes[st->nr_stripes].lock, NULL)) != 0)
@@ -603,6 +626,8 @@ store_ctx_create(struct store *st)
 		return NULL;
 	memset(ctx, 0, sizeof(*ctx));
 	ctx->st = st;
+	ctx->counters = &st->counters[atomic_fetch_add_explicit(&st->next_set,
+	    1, memory_order_relaxed) % STORE_SHARDS];
 	ctx->zstd_level = atomic_load_explicit(&st->zstd_level,
 	    memory_order_relaxed);
 	if ((ctx->codec = codec_ctx_create(ctx->zstd_level)) == NULL) {
@@ -614,6 +639,50 @@ store_ctx_create(struct store *st)
 	return ctx;
 }
 
+/* The field at offset off of every set, summed. */
+static uint64_t
+stat_sum(const struct store *st, size_t off)
+{
+	uint64_t sum = 0;
+	unsigned int k;
+
+	for (k = 0; k < STORE_SHARDS; k++)
+		sum += atomic_load_explicit((_Atomic uint64_t *)(void *)
+		    ((char *)&st->counters[k] + off), memory_order_relaxed);
+	return sum;
+}
+
+static uint64_t
+stat_max(const struct store *st, size_t off)
+{
+	uint64_t max = 0, v;
+	unsigned int k;
+
+	for (k = 0; k < STORE_SHARDS; k++) {
+		v = atomic_load_explicit((_Atomic uint64_t *)(void *)
+		    ((char *)&st->counters[k] + off), memory_order_relaxed);
+		if (v > max)
+			max = v;
+	}
+	return max;
+}
+
+/*
+ * A gauge, summed while other threads may count: read after its count
+ * out in one set but before its count in in another, a page would make
+ * the sum go below zero for a moment.
+ */
+static uint64_t
+gauge_sum(const struct store *st, size_t off)
+{
+	uint64_t sum = stat_sum(st, off);
+
+	return (int64_t)sum < 0 ? 0 : sum;
+}
+
+#define STAT_SUM(st, f)		stat_sum((st), offsetof(struct counters, f))
+#define GAUGE_SUM(st, f)	gauge_sum((st), offsetof(struct counters, f))
+
 void
 store_stats(struct store *st, struct store_stats *out)
 {
@@ -621,29 +690,33 @@ store_stats(struct store *st, struct store_stats *out)
 
 	zs_pool_stats(st->pool, &ps);
 	memset(out, 0, sizeof(*out));
-	out->pages_stored = STAT_GET(st, pages_stored);
+	out->pages_stored = GAUGE_SUM(st, pages_stored);
 	out->orig_data_size = out->pages_stored * ZSD_PAGE_SIZE;
-	out->compr_data_size = STAT_GET(st, compr_data_size);
+	out->compr_data_size = GAUGE_SUM(st, compr_data_size);
 	out->mem_used_total = zs_pool_pages_used(st->pool) * ZSD_PAGE_SIZE;
 	out->mem_limit = atomic_load_explicit(&st->mem_limit,
 	    memory_order_relaxed);
-	out->mem_used_max = STAT_GET(st, mem_used_max);
-	out->same_pages = STAT_GET(st, same_pages);
-	out->huge_pages = STAT_GET(st, huge_pages);
+	out->mem_used_max = stat_max(st, offsetof(struct counters,
+	    mem_used_max));
+	out->same_pages = GAUGE_SUM(st, same_pages);
+	out->huge_pages = GAUGE_SUM(st, huge_pages);
 	out->pages_compacted = ps.pages_compacted;
-	out->failed_reads = STAT_GET(st, failed_reads);
-	out->failed_writes = STAT_GET(st, failed_writes);
-	out->reads = STAT_GET(st, reads);
-	out->writes = STAT_GET(st, writes);
-	out->discards = STAT_GET(st, discards);
-	out->limit_refusals = STAT_GET(st, limit_refusals);
-	out->invalid_io = STAT_GET(st, invalid_io);
+	out->failed_reads = STAT_SUM(st, failed_reads);
+	out->failed_writes = STAT_SUM(st, failed_writes);
+	out->reads = STAT_SUM(st, reads);
+	out->writes = STAT_SUM(st, writes);
+	out->discards = STAT_SUM(st, discards);
+	out->limit_refusals = STAT_SUM(st, limit_refusals);
+	out->invalid_io = STAT_SUM(st, invalid_io);
 }
 
 void
 store_reset_max(struct store *st)
 {
-	atomic_store_explicit(&st->mem_used_max,
-	    zs_pool_pages_used(st->pool) * ZSD_PAGE_SIZE,
-	    memory_order_relaxed);
+	uint64_t used = zs_pool_pages_used(st->pool) * ZSD_PAGE_SIZE;
+	unsigned int k;
+
+	for (k = 0; k < STORE_SHARDS; k++)
+		atomic_store_explicit(&st->counters[k].mem_used_max,
+		    k == 0 ? used : 0, memory_order_relaxed);
 }

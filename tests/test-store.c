@@ -792,6 +792,86 @@ test_threads(void)
 	free(m);
 }
 
+/*
+ * The same writes, reads and discards through many contexts (more than
+ * the store has sets of counters, so that some share a set) and through
+ * one: every page moves between contexts, counted in by one and out by
+ * another, and the sums must come out as one context counts them.
+ */
+static void
+counters_run(struct store *st, struct store_ctx **ctx, unsigned int nctx)
+{
+	enum { NPAGES = 256 };
+	unsigned char page[PG];
+	uint64_t seed = 4242, i, round;
+
+	for (round = 0; round < 2; round++)
+		for (i = 0; i < NPAGES; i++) {
+			if (i % 5 == 0)
+				fill_word(page, i % 10 == 0 ? 0 : i);
+			else
+				fill_any(page, PG, &seed);
+			(void)store_write(st, ctx[(i + round * 7) % nctx],
+			    i * PG, page, PG);
+		}
+	for (i = 0; i < NPAGES; i++)
+		(void)store_read(st, ctx[(i + 3) % nctx], i * PG, page, PG);
+	for (i = 0; i < NPAGES; i += 3)
+		(void)store_discard(st, ctx[(i + 13) % nctx], i * PG, PG);
+	/* Past the end: counted, refused. */
+	(void)store_write(st, ctx[1 % nctx], NPAGES * PG, page, PG);
+}
+
+static void
+test_counters(void)
+{
+	enum { NCTX = 40 };
+	struct zs_pool *pool = pool_new(), *pool1 = pool_new();
+	struct store *many = store_new(pool, 256, CODEC_LZ4, 0);
+	struct store *one = store_new(pool1, 256, CODEC_LZ4, 0);
+	struct store_ctx *ctx[NCTX], *single = ctx_new(one);
+	struct store_stats a, b;
+	unsigned int i;
+
+	for (i = 0; i < NCTX; i++)
+		ctx[i] = ctx_new(many);
+	counters_run(many, ctx, NCTX);
+	counters_run(one, &single, 1);
+	store_stats(many, &a);
+	store_stats(one, &b);
+	ok(a.pages_stored == b.pages_stored && a.pages_stored == 256 - 86,
+	    "%d contexts: %llu pages stored, as one context counts them",
+	    NCTX, (unsigned long long)a.pages_stored);
+	ok(a.same_pages == b.same_pages && a.huge_pages == b.huge_pages &&
+	    a.compr_data_size == b.compr_data_size && a.same_pages > 0 &&
+	    a.huge_pages > 0, "same %llu, huge %llu, %llu compressed bytes",
+	    (unsigned long long)a.same_pages,
+	    (unsigned long long)a.huge_pages,
+	    (unsigned long long)a.compr_data_size);
+	ok(a.writes == 512 && a.reads == 256 && a.discards == 86 &&
+	    a.invalid_io == 1 && a.failed_writes == 0 &&
+	    a.writes == b.writes && a.reads == b.reads &&
+	    a.discards == b.discards, "counters summed over the contexts");
+	ok(a.mem_used_max >= a.mem_used_total && a.mem_used_max > 0,
+	    "mem_used_max the most any context saw");
+	store_reset_max(many);
+	store_stats(many, &a);
+	ok(a.mem_used_max == a.mem_used_total, "store_reset_max, %d contexts",
+	    NCTX);
+	(void)store_discard(many, ctx[5], 0, 256 * PG);
+	store_stats(many, &a);
+	ok(a.pages_stored == 0 && a.same_pages == 0 && a.huge_pages == 0 &&
+	    a.compr_data_size == 0, "all discarded through one context: "
+	    "the gauges back to zero");
+	for (i = 0; i < NCTX; i++)
+		store_ctx_destroy(ctx[i]);
+	store_ctx_destroy(single);
+	store_destroy(many);
+	store_destroy(one);
+	zs_destroy_pool(pool);
+	zs_destroy_pool(pool1);
+}
+
 static void
 test_create(void)
 {
@@ -823,6 +903,7 @@ main(void)
 	tap_watchdog(600);
 	test_codecs();
 	test_create();
+	test_counters();
 	for (i = 0; i < 2; i++) {
 		test_round_trip(codec_ids[i]);
 		test_unaligned(codec_ids[i]);
