@@ -362,8 +362,9 @@ threads_pass(struct store *st, const struct bench_codec *raw,
 		if (pthread_create(&ws[i].thread, NULL, worker_run, &ws[i]))
 			die("pthread_create failed");
 	}
-	pthread_barrier_wait(&start);
+	/* Before the barrier: the workers may run before this thread wakes. */
 	t0 = now();
+	pthread_barrier_wait(&start);
 	for (i = 0; i < nthreads; i++)
 		pthread_join(ws[i].thread, NULL);
 	t1 = now();

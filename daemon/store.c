@@ -668,9 +668,10 @@ stat_max(const struct store *st, size_t off)
 }
 
 /*
- * A gauge, summed while other threads may count: read after its count
- * out in one set but before its count in in another, a page would make
- * the sum go below zero for a moment.
+ * A gauge, summed while other threads may count.  The sets are read one
+ * after the other, so a page counted in and out meanwhile may be seen in
+ * one set and not the other: for a moment the sum may be a little high,
+ * or below zero, which is read as zero.
  */
 static uint64_t
 gauge_sum(const struct store *st, size_t off)
