@@ -351,17 +351,31 @@ zs_obj_read_begin(struct zs_pool *pool, zs_handle_t handle, void *local_copy,
 	return local_copy;
 }
 
+/*
+ * Drop the pin zs_obj_read_begin() took.  Only a live handle of this
+ * generation, pinned, can be the caller's: a freed one (whose index may
+ * serve another object now, pinned by its own reader) or an unpinned one
+ * is refused, not unpinned.
+ */
 void
 zs_obj_read_end(struct zs_pool *pool, zs_handle_t handle)
 {
-	uint32_t idx = (uint32_t)handle;
+	uint32_t idx = (uint32_t)handle, gen = (uint32_t)(handle >> 32);
+	_Atomic uint64_t *w;
+	uint64_t v;
 
-	if (idx == 0 || idx >= atomic_load_explicit(&pool->handle_top,
-	    memory_order_acquire)) {
+	if (idx == 0 || gen > 0xffff || idx >= atomic_load_explicit(
+	    &pool->handle_top, memory_order_acquire)) {
 		(void)handle_bad();
 		return;
 	}
-	handle_unpin(handle_word(pool, idx));
+	w = handle_word(pool, idx);
+	v = atomic_load_explicit(w, memory_order_relaxed);
+	if (!(v & HW_ALLOC) || HW_GEN(v) != gen || !(v & HW_PIN)) {
+		(void)handle_bad();
+		return;
+	}
+	handle_unpin(w);
 }
 
 size_t

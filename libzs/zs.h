@@ -140,6 +140,10 @@ int		 zs_obj_copy(struct zs_pool *pool, zs_handle_t handle,
  */
 const void	*zs_obj_read_begin(struct zs_pool *pool, zs_handle_t handle,
 		     void *local_copy, size_t *size);
+/*
+ * Drop the pin zs_obj_read_begin() took.  A handle that is not live, or
+ * not pinned, is refused (errno EINVAL) and nothing is unpinned.
+ */
 void		 zs_obj_read_end(struct zs_pool *pool, zs_handle_t handle);
 
 /* The size given to zs_malloc(), or 0 (errno EINVAL) for a bad handle. */

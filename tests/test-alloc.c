@@ -323,15 +323,51 @@ static const char *const bad_ops[] = {
 	"free of handle 0",
 	"free of a handle whose free waits in a batch",
 	"copy from a handle whose free waits in a batch",
+	"read_end of a freed handle, index reused and pinned",
+	"read_end of a live handle not pinned",
+	"read_end twice",
 };
 
+/* reused: the live handle that took freed's index. */
 static int
 bad_handle_op(struct zs_pool *pool, unsigned int which, zs_handle_t freed,
-    zs_handle_t live)
+    zs_handle_t reused, zs_handle_t live)
 {
-	uint8_t buf[64] = { 0 };
+	uint8_t buf[64] = { 0 }, local[ZS_MAX_ALLOC_SIZE];
 	zs_handle_t waiting;
 
+	if (which >= 7) {
+		/*
+		 * zs_obj_read_end() returns nothing: a refused call sets
+		 * errno.  The object read stays pinned after a refused
+		 * end, and must still be unpinned by its own.
+		 */
+		errno = 0;
+		if (which == 7) {
+			if ((uint32_t)reused != (uint32_t)freed ||
+			    zs_obj_read_begin(pool, reused, local, NULL) ==
+			    NULL)
+				return 0;
+			zs_obj_read_end(pool, freed);
+			if (errno != EINVAL)
+				return 0;
+			/* Still pinned: its own end is taken. */
+			errno = 0;
+			zs_obj_read_end(pool, reused);
+			return errno == 0 ? -EINVAL : 0;
+		}
+		if (which == 8) {
+			zs_obj_read_end(pool, live);
+			return errno == EINVAL ? -EINVAL : 0;
+		}
+		if (zs_obj_read_begin(pool, live, local, NULL) == NULL)
+			return 0;
+		zs_obj_read_end(pool, live);
+		if (errno != 0)
+			return 0;
+		zs_obj_read_end(pool, live);
+		return errno == EINVAL ? -EINVAL : 0;
+	}
 	if (which >= 5) {
 		/* (Beside a live object: its zspage stays.) */
 		waiting = zs_malloc(pool, 500);
@@ -364,7 +400,10 @@ bad_handles(void)
 
 	tobj_drop(pool, &gone);
 	/* The freed handle's slot and index are taken again. */
+	zs_pool_flush(pool);
 	tobj_put(pool, &gone, 1000, 500);
+	ok((uint32_t)gone.handle == (uint32_t)freed &&
+	    gone.handle != freed, "a new object on the freed handle's index");
 
 	for (which = 0; which < sizeof(bad_ops) / sizeof(bad_ops[0]);
 	    which++) {
@@ -375,7 +414,8 @@ bad_handles(void)
 		zs_pool_flush(pool);
 		fflush(stdout);
 		if ((pid = fork()) == 0) {
-			r = bad_handle_op(pool, which, freed, objs[0].handle);
+			r = bad_handle_op(pool, which, freed, gone.handle,
+			    objs[0].handle);
 			/* Release: the op must fail and harm nothing. */
 			_exit(r == -EINVAL && tobj_count_bad(pool, objs, 64) ==
 			    0 && tobj_intact(pool, &gone) && pool_valid(pool) ?
