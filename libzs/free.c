@@ -24,10 +24,8 @@
  */
 #include <config.h>
 
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "zs-internal.h"
 
@@ -172,33 +170,18 @@ free_worker_stop(struct zs_pool *pool)
 int
 free_batch_init(struct zs_pool *pool)
 {
-	long cpus = sysconf(_SC_NPROCESSORS_CONF);
-	unsigned int n = 1, i;
-
 	if (pool->cfg.free_batch < 2)
 		return 0;
-	while (n < 64 && (long)n < cpus)
-		n <<= 1;
-	pool->free_shards = aligned_alloc(64, n * sizeof(*pool->free_shards));
-	if (pool->free_shards == NULL)
-		return -ENOMEM;
-	memset(pool->free_shards, 0, n * sizeof(*pool->free_shards));
-	for (i = 0; i < n; i++)
-		pool_mutex_init(pool, &pool->free_shards[i].lock);
-	pool->free_shard_mask = n - 1;
-	return 0;
+	pool->free_shards = pool_cpu_array_new(pool, sizeof(struct free_shard),
+	    offsetof(struct free_shard, lock), &pool->free_shard_mask);
+	return pool->free_shards != NULL ? 0 : -ENOMEM;
 }
 
 void
 free_batch_destroy(struct zs_pool *pool)
 {
-	unsigned int i;
-
-	if (pool->free_shards == NULL)
-		return;
-	for (i = 0; i <= pool->free_shard_mask; i++)
-		pthread_mutex_destroy(&pool->free_shards[i].lock);
-	free(pool->free_shards);
+	pool_cpu_array_free(pool->free_shards, sizeof(struct free_shard),
+	    offsetof(struct free_shard, lock), pool->free_shard_mask);
 	pool->free_shards = NULL;
 }
 
@@ -251,10 +234,8 @@ void
 free_defer(struct zs_pool *pool, uint32_t hidx)
 {
 	struct free_shard *s;
-	int cpu = sched_getcpu();
 
-	s = &pool->free_shards[(cpu < 0 ? 0 : (unsigned int)cpu) &
-	    pool->free_shard_mask];
+	s = &pool->free_shards[pool_cpu_list(pool->free_shard_mask)];
 	pthread_mutex_lock(&s->lock);
 	s->hidx[s->n++] = hidx;
 	if (s->n >= pool->cfg.free_batch)

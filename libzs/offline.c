@@ -216,7 +216,12 @@ section_evacuate_page(struct zs_pool *pool, struct section *sec,
 	pthread_mutex_lock(&pool->page_lock);
 	state = sec->pages[idx].state;
 	owner = sec->pages[idx].owner;
-	/* An owner wrote its class before it took this page. */
+	/*
+	 * An owner wrote its class before it took this page.  A cached
+	 * page (none after the drain: see section_move_out) has no owner.
+	 */
+	if (state == PAGE_ZSPAGE && owner == OWNER_CACHED)
+		state = PAGE_FREE;
 	c = state == PAGE_ZSPAGE ?
 	    &pool->class_store[zspage_of(pool, owner)->class_idx] : NULL;
 	pthread_mutex_unlock(&pool->page_lock);
@@ -300,6 +305,8 @@ section_move_out(struct zs_pool *pool, unsigned int slot, bool unmap)
 		pthread_mutex_unlock(&pool->offline_lock);
 		return error;
 	}
+	/* Isolated: the caches may hold its pages but take no more. */
+	page_cache_drain(pool);
 	moved = section_evacuate(pool, sec);
 	if (moved >= 0 && unmap) {
 		/* Busy only while the worker faults in free pages of it. */

@@ -3,6 +3,7 @@
  */
 #include <config.h>
 
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@ zs_pool_config_init(struct zs_pool_config *cfg)
 	cfg->priority_inherit = 0;
 	cfg->free_batch = 16;
 	cfg->prefault_ahead = 256;
+	cfg->page_cache = 16;
 	cfg->os_ops = NULL;
 }
 
@@ -42,6 +44,8 @@ config_valid(const struct zs_pool_config *cfg)
 	if (cfg->free_batch > ZS_MAX_FREE_BATCH)
 		return false;
 	if (cfg->prefault_ahead > ZS_MAX_PREFAULT)
+		return false;
+	if (cfg->page_cache > ZS_MAX_PAGE_CACHE)
 		return false;
 	if (cfg->os_ops != NULL && (cfg->os_ops->map == NULL ||
 	    cfg->os_ops->unmap == NULL || cfg->os_ops->advise == NULL))
@@ -96,6 +100,7 @@ zs_create_pool(const struct zs_pool_config *cfg)
 	    (error = zspage_table_init(pool)) != 0 ||
 	    (error = free_worker_start(pool)) != 0 ||
 	    (error = free_batch_init(pool)) != 0 ||
+	    (error = page_cache_init(pool)) != 0 ||
 	    (error = report_start(pool)) != 0)
 		goto fail;
 	return pool;
@@ -117,6 +122,7 @@ zs_destroy_pool(struct zs_pool *pool)
 		free_worker_stop(pool);
 	/* Frees still waiting in a batch go with the rest. */
 	free_batch_destroy(pool);
+	page_cache_destroy(pool);
 	report_stop(pool);
 	section_destroy_all(pool);
 	handle_table_destroy(pool);
@@ -141,6 +147,55 @@ zs_destroy_pool(struct zs_pool *pool)
  * such a mutex on a slower path even when nobody waits (in alternating
  * runs of bench/zs-bench, fills and frees about 5% slower with it).
  */
+/*
+ * Per-CPU structs: one per CPU up to 64 (more share), a power of two of
+ * them, each size bytes (a multiple of 64) with a mutex at lock_off,
+ * zeroed.  *maskp gets their number - 1.  NULL if out of memory.
+ */
+void *
+pool_cpu_array_new(struct zs_pool *pool, size_t size, size_t lock_off,
+    unsigned int *maskp)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_CONF);
+	unsigned int n = 1, i;
+	char *a;
+
+	while (n < 64 && (long)n < cpus)
+		n <<= 1;
+	if ((a = aligned_alloc(64, n * size)) == NULL)
+		return NULL;
+	memset(a, 0, n * size);
+	for (i = 0; i < n; i++)
+		pool_mutex_init(pool, (pthread_mutex_t *)(void *)(a + i * size +
+		    lock_off));
+	*maskp = n - 1;
+	return a;
+}
+
+void
+pool_cpu_array_free(void *array, size_t size, size_t lock_off,
+    unsigned int mask)
+{
+	char *a = array;
+	unsigned int i;
+
+	if (a == NULL)
+		return;
+	for (i = 0; i <= mask; i++)
+		pthread_mutex_destroy((pthread_mutex_t *)(void *)(a + i * size +
+		    lock_off));
+	free(a);
+}
+
+/* Which of mask + 1 per-CPU lists the caller's CPU uses. */
+unsigned int
+pool_cpu_list(unsigned int mask)
+{
+	int cpu = sched_getcpu();
+
+	return (cpu < 0 ? 0 : (unsigned int)cpu) & mask;
+}
+
 void
 pool_mutex_init(struct zs_pool *pool, pthread_mutex_t *m)
 {

@@ -93,7 +93,11 @@ report_all(struct zs_pool *pool)
 long
 zs_pool_report(struct zs_pool *pool)
 {
-	/* Batched and queued frees first, and the worker's prefault. */
+	/*
+	 * The CPUs' cached pages, batched and queued frees first, and the
+	 * worker's prefault.
+	 */
+	page_cache_drain(pool);
 	zs_pool_flush(pool);
 	return report_all(pool);
 }

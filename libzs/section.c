@@ -517,3 +517,101 @@ section_destroy_all(struct zs_pool *pool)
 	}
 	pool->nr_sections = 0;
 }
+
+/*
+ * CPU page caches.  A zspage takes its pages one at a time as its slots
+ * are used.  Taken straight from the sections, every page costs
+ * page_lock and the free list's shared entries, which two CPUs filling
+ * zspages at once hand back and forth between their caches.  Instead each
+ * CPU takes cfg.page_cache pages in one section_alloc_pages() and hands
+ * them out under a lock of its own.  Cached pages are PAGE_ZSPAGE with
+ * owner OWNER_CACHED: off the free lists, so neither taken by others nor
+ * reported; page_cache_drain() gives them back, for offline (after the
+ * section is isolated, so that no cache takes its pages again) and for
+ * zs_pool_report().  Lock order: class lock, cache lock, page_lock.
+ */
+int
+page_cache_init(struct zs_pool *pool)
+{
+	if (pool->cfg.page_cache == 0)
+		return 0;
+	pool->page_caches = pool_cpu_array_new(pool, sizeof(struct page_cache),
+	    offsetof(struct page_cache, lock), &pool->page_cache_mask);
+	return pool->page_caches != NULL ? 0 : -ENOMEM;
+}
+
+/* The pages go with the sections. */
+void
+page_cache_destroy(struct zs_pool *pool)
+{
+	pool_cpu_array_free(pool->page_caches, sizeof(struct page_cache),
+	    offsetof(struct page_cache, lock), pool->page_cache_mask);
+	pool->page_caches = NULL;
+}
+
+/*
+ * A page for zspage owner: from this CPU's cache, filled first if empty,
+ * or straight from the sections when it cannot be filled (near max_size
+ * the last pages go one at a time).  0 or -ENOMEM.
+ */
+int
+page_cache_alloc(struct zs_pool *pool, uint32_t owner, uint32_t *pfnp)
+{
+	struct page_cache *pc;
+
+	if (pool->page_caches == NULL)
+		return section_alloc_pages(pool, 1, pfnp, PAGE_ZSPAGE, owner,
+		    0, 0);
+	pc = &pool->page_caches[pool_cpu_list(pool->page_cache_mask)];
+	pthread_mutex_lock(&pc->lock);
+	if (pc->n == 0 && section_alloc_pages(pool, pool->cfg.page_cache,
+	    pc->pfn, PAGE_ZSPAGE, OWNER_CACHED, 0, 0) == 0) {
+		pc->first = 0;
+		pc->n = pool->cfg.page_cache;
+	}
+	if (pc->n == 0) {
+		pthread_mutex_unlock(&pc->lock);
+		return section_alloc_pages(pool, 1, pfnp, PAGE_ZSPAGE, owner,
+		    0, 0);
+	}
+	*pfnp = pc->pfn[pc->first++];
+	pc->n--;
+	section_page(pool, *pfnp)->owner = owner;
+	pthread_mutex_unlock(&pc->lock);
+	return 0;
+}
+
+/* Give every cached page back to the free list of its section. */
+void
+page_cache_drain(struct zs_pool *pool)
+{
+	struct page_cache *pc;
+	unsigned int i;
+
+	if (pool->page_caches == NULL)
+		return;
+	for (i = 0; i <= pool->page_cache_mask; i++) {
+		pc = &pool->page_caches[i];
+		pthread_mutex_lock(&pc->lock);
+		section_free_pages(pool, pc->pfn + pc->first, pc->n);
+		pc->n = 0;
+		pthread_mutex_unlock(&pc->lock);
+	}
+}
+
+/* Pages in the caches now. */
+uint64_t
+page_cache_count(struct zs_pool *pool)
+{
+	uint64_t n = 0;
+	unsigned int i;
+
+	if (pool->page_caches == NULL)
+		return 0;
+	for (i = 0; i <= pool->page_cache_mask; i++) {
+		pthread_mutex_lock(&pool->page_caches[i].lock);
+		n += pool->page_caches[i].n;
+		pthread_mutex_unlock(&pool->page_caches[i].lock);
+	}
+	return n;
+}

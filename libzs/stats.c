@@ -63,6 +63,8 @@ zs_pool_stats(struct zs_pool *pool, struct zs_pool_stats *st)
 	st->pages_meta += pages_for(handles * sizeof(uint64_t)) +
 	    pages_for(zspage_descs * sizeof(struct zspage));
 
+	st->pages_free += page_cache_count(pool);
+
 	pthread_mutex_lock(&pool->free_lock);
 	st->zspages_pending_free = pool->nr_queued;
 	pthread_mutex_unlock(&pool->free_lock);

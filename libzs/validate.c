@@ -349,6 +349,42 @@ check_sections(struct walk *wk)
 }
 
 static int
+check_cached_page(struct walk *wk, uint32_t pfn)
+{
+	struct zs_pool *pool = wk->pool;
+	const struct zs_page *pg;
+
+	CHECK(wk, (pfn >> pool->sec_shift) < pool->nr_section_slots &&
+	    section_of(pool, pfn) != NULL, "cached page %u: no section", pfn);
+	pg = section_page(pool, pfn);
+	CHECK(wk, pg->state == PAGE_ZSPAGE && pg->owner == OWNER_CACHED,
+	    "cached page %u: state %u, owner %u", pfn, pg->state, pg->owner);
+	return 0;
+}
+
+/* Every page in a CPU's cache is a zspage page with no zspage yet. */
+static int
+check_page_caches(struct walk *wk)
+{
+	struct zs_pool *pool = wk->pool;
+	struct page_cache *pc;
+	unsigned int i, k;
+	int error = 0;
+
+	for (i = 0; pool->page_caches != NULL && error == 0 &&
+	    i <= pool->page_cache_mask; i++) {
+		pc = &pool->page_caches[i];
+		pthread_mutex_lock(&pc->lock);
+		pthread_mutex_lock(&pool->page_lock);
+		for (k = pc->first; error == 0 && k < pc->first + pc->n; k++)
+			error = check_cached_page(wk, pc->pfn[k]);
+		pthread_mutex_unlock(&pool->page_lock);
+		pthread_mutex_unlock(&pc->lock);
+	}
+	return error;
+}
+
+static int
 check_free_queue(struct walk *wk)
 {
 	struct zs_pool *pool = wk->pool;
@@ -435,6 +471,8 @@ zs_pool_validate(struct zs_pool *pool, char *why, size_t whylen)
 		error = check_free_queue(&wk);
 		pthread_mutex_unlock(&pool->free_lock);
 	}
+	if (error == 0)
+		error = check_page_caches(&wk);
 	if (error == 0) {
 		pthread_mutex_lock(&pool->handle_lock);
 		error = check_handles(&wk);

@@ -162,9 +162,12 @@ list_del(struct list_head *n)
 enum page_state {
 	PAGE_META = 0,		/* section header or memmap */
 	PAGE_FREE,		/* on its section's free list */
-	PAGE_ZSPAGE,		/* part of a zspage: owner = zspage id */
+	PAGE_ZSPAGE,		/* part of a zspage: owner = zspage id; or
+				   in a CPU's page cache: OWNER_CACHED */
 	PAGE_HUGE,		/* one huge object: owner = handle index */
 };
+
+#define OWNER_CACHED	UINT32_MAX	/* no zspage id is */
 
 #define PG_REPORTED	0x01	/* free and not resident: given back to the
 				   OS, or never touched since mapped */
@@ -414,6 +417,10 @@ struct zs_pool {
 	struct free_shard	*free_shards;
 	unsigned int		 free_shard_mask;	/* shards - 1 */
 
+	/* free pages kept per CPU (section.c): NULL when cfg.page_cache 0 */
+	struct page_cache	*page_caches;
+	unsigned int		 page_cache_mask;	/* caches - 1 */
+
 	/* counters, updated with relaxed atomics (objects: per class) */
 	_Atomic uint64_t	 pages_used;
 	_Atomic uint64_t	 nr_zspages;
@@ -454,6 +461,9 @@ bulk_copy(void *dst, const void *src, size_t n)
 
 /* pool.c */
 void	 pool_mutex_init(struct zs_pool *, pthread_mutex_t *);
+void	*pool_cpu_array_new(struct zs_pool *, size_t, size_t, unsigned int *);
+void	 pool_cpu_array_free(void *, size_t, size_t, unsigned int);
+unsigned int pool_cpu_list(unsigned int);
 
 /* stats.c */
 struct obj_totals {
@@ -468,9 +478,26 @@ void	 os_unmap(struct zs_pool *, void *, size_t);
 int	 os_advise(struct zs_pool *, void *, size_t, int);
 
 /* section.c */
+/*
+ * A CPU's page cache: pages taken off the sections' lists for the zspages
+ * of allocations on that CPU, PAGE_ZSPAGE with owner OWNER_CACHED until
+ * one is handed out (the taker writes the owner, under lock, before the
+ * zspage publishes the page).  pfn[first, first + n) are left.
+ */
+struct page_cache {
+	pthread_mutex_t		lock;
+	unsigned int		first, n;
+	uint32_t		pfn[ZS_MAX_PAGE_CACHE];
+} __attribute__((aligned(64)));
+
 #define ALLOC_NOGROW	0x01	/* fail rather than map a section */
 int	 section_alloc_pages(struct zs_pool *, unsigned int, uint32_t *,
 	    enum page_state, uint32_t, uint16_t, int);
+int	 page_cache_init(struct zs_pool *);
+void	 page_cache_destroy(struct zs_pool *);
+int	 page_cache_alloc(struct zs_pool *, uint32_t, uint32_t *);
+void	 page_cache_drain(struct zs_pool *);
+uint64_t page_cache_count(struct zs_pool *);
 struct section *section_of(struct zs_pool *, uint32_t);
 int	 section_isolate(struct zs_pool *, uint32_t, struct section **);
 void	 section_unisolate(struct zs_pool *, struct section *);

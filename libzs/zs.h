@@ -28,6 +28,7 @@ extern "C" {
 #define ZS_FULLNESS_GROUPS	12		/* empty, 1..10 (0-99%), full */
 #define ZS_MAX_FREE_BATCH	64		/* largest free_batch */
 #define ZS_MAX_PREFAULT		1024		/* largest prefault_ahead */
+#define ZS_MAX_PAGE_CACHE	64		/* largest page_cache */
 
 /* 0 is never a valid handle. */
 typedef uint64_t zs_handle_t;
@@ -86,6 +87,14 @@ struct zs_pool_config {
 	 * caller faults in a run of 32 pages itself.  At most
 	 * ZS_MAX_PREFAULT.  Default 256 (1 MiB). */
 	unsigned int		 prefault_ahead;
+	/* Free pages each CPU keeps for its zspages, taken from the
+	 * sections this many at a time, so that threads filling zspages
+	 * on different CPUs do not take turns at the pool's page lists
+	 * for every page.  They stay resident and count as free;
+	 * zs_pool_report, offline and shrink take them back.  0: every
+	 * page comes from the sections.  At most ZS_MAX_PAGE_CACHE.
+	 * Default 16. */
+	unsigned int		 page_cache;
 	/* NULL: the default OS calls. */
 	const struct zs_os_ops	*os_ops;
 };
@@ -230,7 +239,8 @@ int		 zs_section_stats(struct zs_pool *pool, unsigned int section,
 
 struct zs_pool_stats {
 	uint64_t	pages_used;	/* pages of zspages and huge objects */
-	uint64_t	pages_free;	/* mapped pages on the free lists */
+	uint64_t	pages_free;	/* mapped pages on the free lists or
+					   in the CPUs' page caches */
 	uint64_t	pages_reported;	/* free pages not resident: given back
 					   to the OS, or never touched */
 	uint64_t	pages_meta;	/* page descriptors, handle and zspage tables */

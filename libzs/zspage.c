@@ -138,8 +138,7 @@ zspage_populate(struct zs_pool *pool, const struct size_class *c,
 	int error;
 
 	zs_assert(z->pfn[i] == PFN_NONE);
-	error = section_alloc_pages(pool, 1, &pfn, PAGE_ZSPAGE, z->id, 0, 0);
-	if (error != 0)
+	if ((error = page_cache_alloc(pool, z->id, &pfn)) != 0)
 		return error;
 	z->pfn[i] = pfn;
 	z->nr_pages++;

@@ -166,6 +166,8 @@ check_bad_config(void)
 	    ZS_MAX_FREE_BATCH);
 	check_limit("prefault_ahead", offsetof(struct zs_pool_config,
 	    prefault_ahead), ZS_MAX_PREFAULT);
+	check_limit("page_cache", offsetof(struct zs_pool_config, page_cache),
+	    ZS_MAX_PAGE_CACHE);
 	zs_pool_config_init(&cfg);
 	cfg.section_size = 1 << 30;
 	cfg.max_chain = 1;

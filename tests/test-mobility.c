@@ -39,6 +39,8 @@ new_pool(size_t max_size)
 	cfg.section_size = SECTION;
 	cfg.max_size = max_size;
 	cfg.free_page_reporting = 0;	/* test-report.c covers it */
+	/* Pages counted per section; test_offline_cached has caches. */
+	cfg.page_cache = 0;
 	return zs_create_pool(&cfg);
 }
 
@@ -157,6 +159,62 @@ test_offline_full(void)
 	    "offlining it again: -ENOENT");
 	ok(put(pool, &objs[n], n) == 0 && tobj_count_bad(pool, objs, n + 1) == 0,
 	    "pool still allocates");
+	zs_destroy_pool(pool);
+	free(objs);
+}
+
+/*
+ * Offline of a section whose free pages sit in a CPU's page cache: the
+ * cache gives them back, the section empties, and allocation goes on in
+ * the others.
+ */
+static void
+test_offline_cached(void)
+{
+	struct tobj *objs = calloc(4096, sizeof(*objs));
+	struct zs_pool_config cfg;
+	struct zs_section_stats ss;
+	struct zs_pool_stats st;
+	struct zs_pool *pool;
+	unsigned int n = 0, i;
+	long moved;
+
+	zs_pool_config_init(&cfg);
+	cfg.section_size = SECTION;
+	cfg.free_page_reporting = 0;
+	cfg.page_cache = 16;
+	if (objs == NULL || (pool = zs_create_pool(&cfg)) == NULL)
+		bail("out of memory");
+	/* Two sections, then all free and no page cached: room in both. */
+	while (n < 4096 && zs_section_count(pool) < 2)
+		if (put(pool, &objs[n], n) == 0)
+			n++;
+	for (i = 0; i < n; i++)
+		tobj_drop(pool, &objs[i]);
+	zs_pool_report(pool);
+	zs_pool_stats(pool, &st);
+	ok(n < 4096 && st.pages_used == 0 && st.sections == 2,
+	    "%u objects filled a section, all freed", n);
+	/* One object: section 0's first page, and 15 more cached. */
+	ok(put(pool, &objs[0], 0) == 0, "one object");
+	zs_section_stats(pool, 0, &ss);
+	zs_pool_stats(pool, &st);
+	ok(ss.pages_used == 16 && st.pages_used == 1 &&
+	    st.pages_free == 2 * (ss.pages - ss.pages_meta) - 1, "its page "
+	    "and 15 cached ones off the free list; the cached ones count as "
+	    "free (%u off, %llu used, %llu free)", ss.pages_used,
+	    (unsigned long long)st.pages_used,
+	    (unsigned long long)st.pages_free);
+	ok(pool_valid(pool), "pool valid with pages cached");
+	moved = zs_section_offline(pool, 0);
+	ok(moved == 1 && zs_section_stats(pool, 0, &ss) == -ENOENT,
+	    "offline of that section: the cache gave its pages back, the "
+	    "object's page moved (%ld)", moved);
+	ok(put(pool, &objs[1], 1) == 0 && put(pool, &objs[2], 2) == 0 &&
+	    tobj_count_bad(pool, objs, 3) == 0, "objects intact, the pool "
+	    "still allocates");
+	zs_pool_stats(pool, &st);
+	ok(st.sections_offlined == 1 && pool_valid(pool), "pool valid");
 	zs_destroy_pool(pool);
 	free(objs);
 }
@@ -294,6 +352,7 @@ main(void)
 	test_obj_migrate();
 	test_migrate_beside_batched_free();
 	test_offline_full();
+	test_offline_cached();
 	test_offline_no_room();
 	test_offline_pinned();
 	test_section_migrate_and_shrink();
