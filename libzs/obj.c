@@ -136,10 +136,15 @@ malloc_common(struct zs_pool *pool, size_t size, const void *src)
 	handle = malloc_once(pool, size, src);
 	/*
 	 * Frees waiting in a batch may hold what is missing: the slots, or
-	 * (once their zspages are freed) the pages.
+	 * (once their zspages are freed) the pages; so may the other CPUs'
+	 * page caches.
 	 */
 	if (handle == 0 && free_drain(pool) > 0) {
 		zs_pool_flush(pool);
+		handle = malloc_once(pool, size, src);
+	}
+	if (handle == 0 && page_cache_count(pool) > 0) {
+		page_cache_drain(pool);
 		handle = malloc_once(pool, size, src);
 	}
 	if (handle == 0) {

@@ -176,8 +176,12 @@ zs_obj_migrate(struct zs_pool *pool, zs_handle_t handle)
 	uint64_t v;
 	int moved;
 
-	/* Dead objects waiting in a batch would fail it with -EAGAIN. */
+	/*
+	 * Dead objects waiting in a batch would fail it with -EAGAIN, and
+	 * pages in the CPUs' caches are room it may need.
+	 */
 	free_drain(pool);
+	page_cache_drain(pool);
 	if (handle_pin(pool, handle, &w, &v) != 0)
 		return -EINVAL;
 	if (v & HW_HUGE) {

@@ -139,15 +139,6 @@ zs_destroy_pool(struct zs_pool *pool)
 }
 
 /*
- * With cfg.priority_inherit, every lock of the pool lends priority: a
- * caller at real-time priority (zsd's I/O threads) that waits for a lock
- * a normal-priority thread holds (compaction, the free worker) raises
- * that thread to its own priority until it lets go, instead of waiting
- * behind whatever else runs.  It is not free: glibc takes and releases
- * such a mutex on a slower path even when nobody waits (in alternating
- * runs of bench/zs-bench, fills and frees about 5% slower with it).
- */
-/*
  * Per-CPU structs: one per CPU up to 64 (more share), a power of two of
  * them, each size bytes (a multiple of 64) with a mutex at lock_off,
  * zeroed.  *maskp gets their number - 1.  NULL if out of memory.
@@ -196,6 +187,15 @@ pool_cpu_list(unsigned int mask)
 	return (cpu < 0 ? 0 : (unsigned int)cpu) & mask;
 }
 
+/*
+ * With cfg.priority_inherit, every lock of the pool lends priority: a
+ * caller at real-time priority (zsd's I/O threads) that waits for a lock
+ * a normal-priority thread holds (compaction, the free worker) raises
+ * that thread to its own priority until it lets go, instead of waiting
+ * behind whatever else runs.  It is not free: glibc takes and releases
+ * such a mutex on a slower path even when nobody waits (in alternating
+ * runs of bench/zs-bench, fills and frees about 5% slower with it).
+ */
 void
 pool_mutex_init(struct zs_pool *pool, pthread_mutex_t *m)
 {

@@ -185,6 +185,13 @@ section_claim_run(struct zs_pool *pool, struct section *sec, uint32_t idx,
 	uint32_t run = ahead ? pool->cfg.prefault_ahead + 1 : POPULATE_RUN;
 	uint32_t end = idx + 1, i;
 
+	/*
+	 * One run per call, the one faulted in: a page past its end is
+	 * faulted in when first written.
+	 */
+	if (pop->len != 0)
+		return;
+
 	while (end < sec->nr_pages && end < idx + run &&
 	    sec->pages[end].state == PAGE_FREE &&
 	    (sec->pages[end].flags & PG_REPORTED)) {
@@ -293,6 +300,12 @@ section_alloc_pages(struct zs_pool *pool, unsigned int n, uint32_t *pfns,
 
 	for (;;) {
 		pthread_mutex_lock(&pool->page_lock);
+		/* Not enough free pages, and no growing: take none. */
+		if ((flags & ALLOC_NOGROW) && pool->nr_free_pages < n - got) {
+			pthread_mutex_unlock(&pool->page_lock);
+			section_free_pages(pool, pfns, got);
+			return -ENOMEM;
+		}
 		got += section_take_pages(pool, n - got, pfns + got, state,
 		    owner, huge_size, &pop);
 		pthread_mutex_unlock(&pool->page_lock);
@@ -550,9 +563,11 @@ page_cache_destroy(struct zs_pool *pool)
 }
 
 /*
- * A page for zspage owner: from this CPU's cache, filled first if empty,
- * or straight from the sections when it cannot be filled (near max_size
- * the last pages go one at a time).  0 or -ENOMEM.
+ * A page for zspage owner: from this CPU's cache, filled first if empty
+ * from the free pages there are (a cache never maps a section), or
+ * straight from the sections when there are too few: the page that maps
+ * a section, and near max_size the last pages, go one at a time.  0 or
+ * -ENOMEM.
  */
 int
 page_cache_alloc(struct zs_pool *pool, uint32_t owner, uint32_t *pfnp)
@@ -565,7 +580,7 @@ page_cache_alloc(struct zs_pool *pool, uint32_t owner, uint32_t *pfnp)
 	pc = &pool->page_caches[pool_cpu_list(pool->page_cache_mask)];
 	pthread_mutex_lock(&pc->lock);
 	if (pc->n == 0 && section_alloc_pages(pool, pool->cfg.page_cache,
-	    pc->pfn, PAGE_ZSPAGE, OWNER_CACHED, 0, 0) == 0) {
+	    pc->pfn, PAGE_ZSPAGE, OWNER_CACHED, 0, ALLOC_NOGROW) == 0) {
 		pc->first = 0;
 		pc->n = pool->cfg.page_cache;
 	}

@@ -27,6 +27,7 @@ struct walk {
 	uint64_t	 bytes_requested;
 	uint64_t	 bytes_held;
 	uint64_t	 class_handles;	/* free handles the classes keep */
+	uint64_t	 cached_pages;	/* seen in sections as OWNER_CACHED */
 };
 
 static int __attribute__((format(printf, 2, 3)))
@@ -107,6 +108,8 @@ check_section(struct walk *wk, uint32_t slot, struct section *sec)
 		}
 		if (pg->state == PAGE_FREE)
 			nfree++;
+		if (pg->state == PAGE_ZSPAGE && pg->owner == OWNER_CACHED)
+			wk->cached_pages++;
 		if (pg->state == PAGE_HUGE &&
 		    (error = check_huge_page(wk, pfn, pg)) != 0)
 			return error;
@@ -362,12 +365,16 @@ check_cached_page(struct walk *wk, uint32_t pfn)
 	return 0;
 }
 
-/* Every page in a CPU's cache is a zspage page with no zspage yet. */
+/*
+ * Every page in a CPU's cache is a zspage page with no zspage yet, and
+ * every such page is in one cache, once.
+ */
 static int
 check_page_caches(struct walk *wk)
 {
 	struct zs_pool *pool = wk->pool;
 	struct page_cache *pc;
+	uint64_t cached = 0;
 	unsigned int i, k;
 	int error = 0;
 
@@ -376,12 +383,21 @@ check_page_caches(struct walk *wk)
 		pc = &pool->page_caches[i];
 		pthread_mutex_lock(&pc->lock);
 		pthread_mutex_lock(&pool->page_lock);
+		if (pc->first + pc->n > ZS_MAX_PAGE_CACHE)
+			error = fail(wk, "page cache %u: pages [%u, %u)", i,
+			    pc->first, pc->first + pc->n);
 		for (k = pc->first; error == 0 && k < pc->first + pc->n; k++)
 			error = check_cached_page(wk, pc->pfn[k]);
+		cached += pc->n;
 		pthread_mutex_unlock(&pool->page_lock);
 		pthread_mutex_unlock(&pc->lock);
 	}
-	return error;
+	if (error != 0)
+		return error;
+	CHECK(wk, cached == wk->cached_pages, "%ju pages in the caches, %ju "
+	    "in the sections say they are", (uintmax_t)cached,
+	    (uintmax_t)wk->cached_pages);
+	return 0;
 }
 
 static int

@@ -39,6 +39,8 @@
  *   2. class->lock     -- the class's fullness lists, its zspages' inuse,
  *      freeobj, fullness and flags, every slot header in them, the
  *      class counters and the class's free handles.
+ *   2b. a page_cache's lock -- a CPU's cached pages (section.c); held
+ *      while the cache is filled, which takes grow_lock and page_lock.
  *   3. pool->grow_lock -- serialises mapping new sections.
  *   4. leaf locks, never nested with each other except page_lock under
  *      grow_lock: pool->page_lock (section free lists, page descriptors,
@@ -175,7 +177,9 @@ enum page_state {
 /*
  * One per page of a section, in the section's own memmap.  All fields under
  * pool->page_lock, except owner and huge_size of an allocated page, which
- * are written before the page is published and then only read.
+ * are written before the page is published and then only read.  (A page
+ * in a CPU's cache is allocated with owner OWNER_CACHED; the cache's lock
+ * guards it until the page is handed out with its zspage's id.)
  */
 struct zs_page {
 	uint32_t	next, prev;	/* free list, page index; PAGE_NIL */

@@ -228,7 +228,8 @@ struct zs_section_stats {
 	unsigned int	index;
 	unsigned int	pages;		/* all, memmap included */
 	unsigned int	pages_meta;	/* header and memmap */
-	unsigned int	pages_used;	/* in zspages or huge objects */
+	unsigned int	pages_used;	/* in zspages or huge objects, or
+					   in a CPU's page cache */
 	unsigned int	pages_free;
 	unsigned int	pages_reported;	/* free and given back */
 	int		isolated;
