@@ -310,7 +310,7 @@ section_alloc_pages(struct zs_pool *pool, unsigned int n, uint32_t *pfns,
 		    owner, huge_size, &pop);
 		pthread_mutex_unlock(&pool->page_lock);
 		if (pop.len != 0)
-			populate(pool, &pop, n);
+			populate(pool, &pop, flags & ALLOC_FIRST_NOW ? 1 : n);
 		if (got == n)
 			return 0;
 		if (flags & ALLOC_NOGROW) {
@@ -580,7 +580,8 @@ page_cache_alloc(struct zs_pool *pool, uint32_t owner, uint32_t *pfnp)
 	pc = &pool->page_caches[pool_cpu_list(pool->page_cache_mask)];
 	pthread_mutex_lock(&pc->lock);
 	if (pc->n == 0 && section_alloc_pages(pool, pool->cfg.page_cache,
-	    pc->pfn, PAGE_ZSPAGE, OWNER_CACHED, 0, ALLOC_NOGROW) == 0) {
+	    pc->pfn, PAGE_ZSPAGE, OWNER_CACHED, 0,
+	    ALLOC_NOGROW | ALLOC_FIRST_NOW) == 0) {
 		pc->first = 0;
 		pc->n = pool->cfg.page_cache;
 	}

@@ -495,6 +495,9 @@ struct page_cache {
 } __attribute__((aligned(64)));
 
 #define ALLOC_NOGROW	0x01	/* fail rather than map a section */
+#define ALLOC_FIRST_NOW	0x02	/* of pages not resident, the caller faults
+				   in the first only (the rest are for later:
+				   the worker's prefault takes them) */
 int	 section_alloc_pages(struct zs_pool *, unsigned int, uint32_t *,
 	    enum page_state, uint32_t, uint16_t, int);
 int	 page_cache_init(struct zs_pool *);
