@@ -167,8 +167,8 @@ huge_migrate(struct zs_pool *pool, _Atomic uint64_t *w, uint64_t v)
 	return 1;
 }
 
-int
-zs_obj_migrate(struct zs_pool *pool, zs_handle_t handle)
+static int
+obj_migrate(struct zs_pool *pool, zs_handle_t handle)
 {
 	_Atomic uint64_t *w;
 	struct size_class *c;
@@ -176,12 +176,6 @@ zs_obj_migrate(struct zs_pool *pool, zs_handle_t handle)
 	uint64_t v;
 	int moved;
 
-	/*
-	 * Dead objects waiting in a batch would fail it with -EAGAIN, and
-	 * pages in the CPUs' caches are room it may need.
-	 */
-	free_drain(pool);
-	page_cache_drain(pool);
 	if (handle_pin(pool, handle, &w, &v) != 0)
 		return -EINVAL;
 	if (v & HW_HUGE) {
@@ -198,6 +192,22 @@ zs_obj_migrate(struct zs_pool *pool, zs_handle_t handle)
 	pthread_mutex_unlock(&c->lock);
 	handle_unpin(w);
 	return moved < 0 ? moved : 0;
+}
+
+int
+zs_obj_migrate(struct zs_pool *pool, zs_handle_t handle)
+{
+	int error;
+
+	/* Dead objects waiting in a batch would fail it with -EAGAIN. */
+	free_drain(pool);
+	error = obj_migrate(pool, handle);
+	/* Pages in the CPUs' caches are room too. */
+	if (error == -ENOMEM && page_cache_count(pool) > 0) {
+		page_cache_drain(pool);
+		error = obj_migrate(pool, handle);
+	}
+	return error;
 }
 
 /*
@@ -281,6 +291,11 @@ section_evacuate(struct zs_pool *pool, struct section *sec)
 	for (attempt = 0; attempt < MIGRATE_TRIES; attempt++) {
 		for (idx = sec->first_data; idx < sec->nr_pages; idx++) {
 			r = section_evacuate_page(pool, sec, idx);
+			if (r == -ENOMEM && page_cache_count(pool) > 0) {
+				/* Cached since the drain: room too. */
+				page_cache_drain(pool);
+				r = section_evacuate_page(pool, sec, idx);
+			}
 			if (r == -ENOMEM)
 				return r;
 			if (r > 0)

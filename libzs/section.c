@@ -16,8 +16,9 @@
  * pages after it as resident (next in line on the free list) and faults
  * the run in with MADV_POPULATE_WRITE, outside the lock.  With
  * cfg.prefault_ahead and the async worker, the run is the page taken and
- * prefault_ahead more; the caller faults in only what it takes and the
- * worker does the rest meanwhile (one run at a time, pool->prefault_run:
+ * prefault_ahead more; the caller faults in only what it takes (a CPU's
+ * page cache, taking pages for later, only the first) and the worker
+ * does the rest meanwhile (one run at a time, pool->prefault_run:
  * while the worker has one, runs are POPULATE_RUN pages and the
  * caller's).  Otherwise the run is POPULATE_RUN pages, all the caller's.
  */
@@ -301,9 +302,9 @@ section_alloc_pages(struct zs_pool *pool, unsigned int n, uint32_t *pfns,
 	for (;;) {
 		pthread_mutex_lock(&pool->page_lock);
 		/* Not enough free pages, and no growing: take none. */
-		if ((flags & ALLOC_NOGROW) && pool->nr_free_pages < n - got) {
+		if ((flags & ALLOC_NOGROW) && got == 0 &&
+		    pool->nr_free_pages < n) {
 			pthread_mutex_unlock(&pool->page_lock);
-			section_free_pages(pool, pfns, got);
 			return -ENOMEM;
 		}
 		got += section_take_pages(pool, n - got, pfns + got, state,

@@ -90,8 +90,9 @@ struct zs_pool_config {
 	/* Free pages each CPU keeps for its zspages, taken from the
 	 * sections this many at a time, so that threads filling zspages
 	 * on different CPUs do not take turns at the pool's page lists
-	 * for every page.  They stay resident and count as free;
-	 * zs_pool_report, offline and shrink take them back.  0: every
+	 * for every page.  They count as free; zs_pool_report, offline
+	 * and shrink take them back, and so does an allocation or a
+	 * migration that finds no other page.  0: every
 	 * page comes from the sections.  At most ZS_MAX_PAGE_CACHE.
 	 * Default 16. */
 	unsigned int		 page_cache;
