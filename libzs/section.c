@@ -541,8 +541,9 @@ section_destroy_all(struct zs_pool *pool)
  * them out under a lock of its own.  Cached pages are PAGE_ZSPAGE with
  * owner OWNER_CACHED: off the free lists, so neither taken by others nor
  * reported; page_cache_drain() gives them back, for offline (after the
- * section is isolated, so that no cache takes its pages again) and for
- * zs_pool_report().  Lock order: class lock, cache lock, page_lock.
+ * section is isolated, so that no cache takes its pages again), for
+ * zs_pool_report(), and to an allocation or a migration that finds no
+ * other page.  Lock order: class lock, cache lock, page_lock.
  */
 int
 page_cache_init(struct zs_pool *pool)
