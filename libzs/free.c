@@ -78,9 +78,7 @@ static void
 prefault_run(struct zs_pool *pool, const struct prefault *pf)
 {
 	(void)os_advise(pool, pf->addr, pf->len, MADV_POPULATE_WRITE);
-	pthread_mutex_lock(&pool->page_lock);
-	pool->prefault_run.sec = NULL;
-	pthread_mutex_unlock(&pool->page_lock);
+	prefault_run_end(pool);
 }
 
 static void *

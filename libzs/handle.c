@@ -192,6 +192,21 @@ cpu_relax(void)
 }
 
 /*
+ * The word of handle, or NULL if no handle of that index and generation
+ * was ever issued.  Whether it is live is the word's to say.
+ */
+_Atomic uint64_t *
+handle_lookup(struct zs_pool *pool, zs_handle_t handle)
+{
+	uint32_t idx = (uint32_t)handle;
+
+	if (idx == 0 || handle >> 32 > 0xffff || idx >= atomic_load_explicit(
+	    &pool->handle_top, memory_order_acquire))
+		return NULL;
+	return handle_word(pool, idx);
+}
+
+/*
  * Pin a live handle, waiting while someone else holds it.  On success
  * *wordp is its word and *val the word's value, PIN included.
  */
@@ -199,15 +214,13 @@ int
 handle_pin(struct zs_pool *pool, zs_handle_t handle, _Atomic uint64_t **wordp,
     uint64_t *val)
 {
-	uint32_t idx = (uint32_t)handle, gen = (uint32_t)(handle >> 32);
+	uint32_t gen = (uint32_t)(handle >> 32);
 	unsigned int spins = 0;
 	_Atomic uint64_t *w;
 	uint64_t v;
 
-	if (idx == 0 || gen > 0xffff || idx >= atomic_load_explicit(
-	    &pool->handle_top, memory_order_acquire))
+	if ((w = handle_lookup(pool, handle)) == NULL)
 		return handle_bad();
-	w = handle_word(pool, idx);
 	v = atomic_load_explicit(w, memory_order_relaxed);
 	for (;;) {
 		if (!(v & HW_ALLOC) || HW_GEN(v) != gen)
@@ -264,6 +277,21 @@ handle_unpin(_Atomic uint64_t *w)
 {
 	atomic_store_explicit(w, atomic_load_explicit(w, memory_order_relaxed) &
 	    ~HW_PIN, memory_order_release);
+}
+
+/*
+ * Make a free handle's word live, saying where its object is (hw_where),
+ * pinned if pin; class lock held.  Returns the generation, the handle's
+ * upper half.
+ */
+uint32_t
+handle_publish(_Atomic uint64_t *w, uint64_t where, bool pin)
+{
+	uint32_t gen = HW_GEN(atomic_load_explicit(w, memory_order_relaxed));
+	uint64_t v = HW_ALLOC | (uint64_t)gen << HW_GEN_SHIFT | where;
+
+	atomic_store_explicit(w, pin ? v | HW_PIN : v, memory_order_release);
+	return gen;
 }
 
 /* Store a new value into a pinned word, unpinning it. */

@@ -20,7 +20,6 @@ malloc_huge(struct zs_pool *pool, size_t size, const void *src)
 {
 	struct size_class *c = pool->huge_class;
 	uint32_t hidx, gen, pfn;
-	uint64_t v;
 	int error;
 
 	pthread_mutex_lock(&c->lock);
@@ -39,11 +38,8 @@ malloc_huge(struct zs_pool *pool, size_t size, const void *src)
 	c->nr_zspages++;
 	c->objs_used++;
 	c->bytes_requested += size;
-	gen = HW_GEN(atomic_load_explicit(handle_word(pool, hidx),
-	    memory_order_relaxed));
-	v = HW_ALLOC | (uint64_t)gen << HW_GEN_SHIFT | hw_where(true, 0, pfn);
-	atomic_store_explicit(handle_word(pool, hidx),
-	    src != NULL ? v | HW_PIN : v, memory_order_release);
+	gen = handle_publish(handle_word(pool, hidx), hw_where(true, 0, pfn),
+	    src != NULL);
 	pthread_mutex_unlock(&c->lock);
 	STAT_ADD(pool, pages_used, 1);
 	if (src != NULL) {
@@ -61,7 +57,6 @@ malloc_once(struct zs_pool *pool, size_t size, const void *src)
 	struct zspage *z;
 	zs_handle_t handle;
 	uint32_t hidx, gen;
-	uint64_t v;
 	int obj;
 
 	c = class_for_size(pool, size);
@@ -103,11 +98,8 @@ malloc_once(struct zs_pool *pool, size_t size, const void *src)
 	class_regroup_zspage(c, z);
 	c->bytes_requested += size;
 	w = handle_word(pool, hidx);
-	gen = HW_GEN(atomic_load_explicit(w, memory_order_relaxed));
-	v = HW_ALLOC | (uint64_t)gen << HW_GEN_SHIFT |
-	    hw_where(false, (uint32_t)obj, z->id);
-	atomic_store_explicit(w, src != NULL ? v | HW_PIN : v,
-	    memory_order_release);
+	gen = handle_publish(w, hw_where(false, (uint32_t)obj, z->id),
+	    src != NULL);
 	pthread_mutex_unlock(&c->lock);
 	if (src != NULL) {
 		zspage_copy_in(pool, c, z, (unsigned int)obj, OBJ_HDR_SIZE,
@@ -143,10 +135,8 @@ malloc_common(struct zs_pool *pool, size_t size, const void *src)
 		zs_pool_flush(pool);
 		handle = malloc_once(pool, size, src);
 	}
-	if (handle == 0 && page_cache_count(pool) > 0) {
-		page_cache_drain(pool);
+	if (handle == 0 && page_cache_drain(pool) > 0)
 		handle = malloc_once(pool, size, src);
-	}
 	if (handle == 0) {
 		STAT_ADD(pool, malloc_failures, 1);
 		errno = ENOMEM;
@@ -365,18 +355,15 @@ zs_obj_read_begin(struct zs_pool *pool, zs_handle_t handle, void *local_copy,
 void
 zs_obj_read_end(struct zs_pool *pool, zs_handle_t handle)
 {
-	uint32_t idx = (uint32_t)handle, gen = (uint32_t)(handle >> 32);
 	_Atomic uint64_t *w;
 	uint64_t v;
 
-	if (idx == 0 || gen > 0xffff || idx >= atomic_load_explicit(
-	    &pool->handle_top, memory_order_acquire)) {
+	if ((w = handle_lookup(pool, handle)) == NULL) {
 		(void)handle_bad();
 		return;
 	}
-	w = handle_word(pool, idx);
 	v = atomic_load_explicit(w, memory_order_relaxed);
-	if (!(v & HW_ALLOC) || HW_GEN(v) != gen || !(v & HW_PIN)) {
+	if (!(v & HW_ALLOC) || HW_GEN(v) != handle >> 32 || !(v & HW_PIN)) {
 		(void)handle_bad();
 		return;
 	}

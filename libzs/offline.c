@@ -203,10 +203,8 @@ zs_obj_migrate(struct zs_pool *pool, zs_handle_t handle)
 	free_drain(pool);
 	error = obj_migrate(pool, handle);
 	/* Pages in the CPUs' caches are room too. */
-	if (error == -ENOMEM && page_cache_count(pool) > 0) {
-		page_cache_drain(pool);
+	if (error == -ENOMEM && page_cache_drain(pool) > 0)
 		error = obj_migrate(pool, handle);
-	}
 	return error;
 }
 
@@ -291,11 +289,9 @@ section_evacuate(struct zs_pool *pool, struct section *sec)
 	for (attempt = 0; attempt < MIGRATE_TRIES; attempt++) {
 		for (idx = sec->first_data; idx < sec->nr_pages; idx++) {
 			r = section_evacuate_page(pool, sec, idx);
-			if (r == -ENOMEM && page_cache_count(pool) > 0) {
-				/* Cached since the drain: room too. */
-				page_cache_drain(pool);
+			/* Pages cached since the drain are room too. */
+			if (r == -ENOMEM && page_cache_drain(pool) > 0)
 				r = section_evacuate_page(pool, sec, idx);
-			}
 			if (r == -ENOMEM)
 				return r;
 			if (r > 0)

@@ -181,8 +181,8 @@ static void
 section_claim_run(struct zs_pool *pool, struct section *sec, uint32_t idx,
     struct populate *pop)
 {
-	bool ahead = pop->len == 0 && pool->cfg.async_free &&
-	    pool->cfg.prefault_ahead > 1 && pool->prefault_run.sec == NULL;
+	bool ahead = pool->cfg.async_free && pool->cfg.prefault_ahead > 1 &&
+	    pool->prefault_run.sec == NULL;
 	uint32_t run = ahead ? pool->cfg.prefault_ahead + 1 : POPULATE_RUN;
 	uint32_t end = idx + 1, i;
 
@@ -206,14 +206,20 @@ section_claim_run(struct zs_pool *pool, struct section *sec, uint32_t idx,
 		freelist_unlink(sec, i);
 		freelist_push_head(sec, i);
 	}
-	if (pop->len == 0) {
-		pop->addr = (char *)sec + ((size_t)idx << PAGE_SHIFT);
-		pop->len = (size_t)(end - idx) << PAGE_SHIFT;
-		pop->ahead = ahead;
-		if (ahead)
-			pool->prefault_run = (struct prefault_run){ sec, idx,
-			    end };
-	}
+	pop->addr = (char *)sec + ((size_t)idx << PAGE_SHIFT);
+	pop->len = (size_t)(end - idx) << PAGE_SHIFT;
+	pop->ahead = ahead;
+	if (ahead)
+		pool->prefault_run = (struct prefault_run){ sec, idx, end };
+}
+
+/* The worker's run is done (or was never handed over). */
+void
+prefault_run_end(struct zs_pool *pool)
+{
+	pthread_mutex_lock(&pool->page_lock);
+	pool->prefault_run.sec = NULL;
+	pthread_mutex_unlock(&pool->page_lock);
 }
 
 /*
@@ -230,13 +236,10 @@ populate(struct zs_pool *pool, struct populate *pop, unsigned int n)
 		now = (size_t)n << PAGE_SHIFT;
 	(void)os_advise(pool, pop->addr, now, MADV_POPULATE_WRITE);
 	if (pop->ahead) {
-		if (now < pop->len) {
+		if (now < pop->len)
 			free_prefault(pool, pop->addr + now, pop->len - now);
-		} else {
-			pthread_mutex_lock(&pool->page_lock);
-			pool->prefault_run.sec = NULL;
-			pthread_mutex_unlock(&pool->page_lock);
-		}
+		else
+			prefault_run_end(pool);
 	}
 	pop->len = 0;
 }
@@ -302,8 +305,7 @@ section_alloc_pages(struct zs_pool *pool, unsigned int n, uint32_t *pfns,
 	for (;;) {
 		pthread_mutex_lock(&pool->page_lock);
 		/* Not enough free pages, and no growing: take none. */
-		if ((flags & ALLOC_NOGROW) && got == 0 &&
-		    pool->nr_free_pages < n) {
+		if ((flags & ALLOC_NOGROW) && pool->nr_free_pages < n) {
 			pthread_mutex_unlock(&pool->page_lock);
 			return -ENOMEM;
 		}
@@ -314,10 +316,8 @@ section_alloc_pages(struct zs_pool *pool, unsigned int n, uint32_t *pfns,
 			populate(pool, &pop, flags & ALLOC_FIRST_NOW ? 1 : n);
 		if (got == n)
 			return 0;
-		if (flags & ALLOC_NOGROW) {
-			section_free_pages(pool, pfns, got);
-			return -ENOMEM;
-		}
+		/* ALLOC_NOGROW found n free pages above: it took them all. */
+		zs_assert(!(flags & ALLOC_NOGROW));
 
 		pthread_mutex_lock(&pool->grow_lock);
 		pthread_mutex_lock(&pool->page_lock);
@@ -599,22 +599,27 @@ page_cache_alloc(struct zs_pool *pool, uint32_t owner, uint32_t *pfnp)
 	return 0;
 }
 
-/* Give every cached page back to the free list of its section. */
-void
+/*
+ * Give every cached page back to the free list of its section.  Returns
+ * how many there were.
+ */
+uint64_t
 page_cache_drain(struct zs_pool *pool)
 {
 	struct page_cache *pc;
+	uint64_t drained = 0;
 	unsigned int i;
 
-	if (pool->page_caches == NULL)
-		return;
-	for (i = 0; i <= pool->page_cache_mask; i++) {
+	for (i = 0; pool->page_caches != NULL && i <= pool->page_cache_mask;
+	    i++) {
 		pc = &pool->page_caches[i];
 		pthread_mutex_lock(&pc->lock);
 		section_free_pages(pool, pc->pfn + pc->first, pc->n);
+		drained += pc->n;
 		pc->n = 0;
 		pthread_mutex_unlock(&pc->lock);
 	}
+	return drained;
 }
 
 /* Pages in the caches now. */

@@ -503,7 +503,8 @@ int	 section_alloc_pages(struct zs_pool *, unsigned int, uint32_t *,
 int	 page_cache_init(struct zs_pool *);
 void	 page_cache_destroy(struct zs_pool *);
 int	 page_cache_alloc(struct zs_pool *, uint32_t, uint32_t *);
-void	 page_cache_drain(struct zs_pool *);
+uint64_t page_cache_drain(struct zs_pool *);
+void	 prefault_run_end(struct zs_pool *);
 uint64_t page_cache_count(struct zs_pool *);
 struct section *section_of(struct zs_pool *, uint32_t);
 int	 section_isolate(struct zs_pool *, uint32_t, struct section **);
@@ -545,6 +546,8 @@ void	 handle_table_destroy(struct zs_pool *);
 uint32_t class_handle_get(struct zs_pool *, struct size_class *);
 void	 class_handle_put(struct zs_pool *, struct size_class *, uint32_t);
 _Atomic uint64_t *handle_word(struct zs_pool *, uint32_t);
+_Atomic uint64_t *handle_lookup(struct zs_pool *, zs_handle_t);
+uint32_t handle_publish(_Atomic uint64_t *, uint64_t, bool);
 int	 handle_pin(struct zs_pool *, zs_handle_t, _Atomic uint64_t **,
 	    uint64_t *);
 bool	 handle_trypin(_Atomic uint64_t *, uint64_t *);
