@@ -42,7 +42,7 @@ in_before=$(vmstat_get pswpin)
 
 # Watch zsd while swapper runs: what is in the store when it is fullest
 # (swap slots freed at exit need not reach zsd, or may, with discard).
-cgroup_run swap "$SWAPPER" -m 256 -s 11 >"$TEST_DIR/swapper.out" 2>&1 &
+cgroup_run swap "$SWAPPER" -m 256 -s 11 -w 128 >"$TEST_DIR/swapper.out" 2>&1 &
 swapper=$!
 TEST_PIDS=$swapper
 max_orig=0 max_compr=0 max_used=0
@@ -60,7 +60,7 @@ wait "$swapper"
 status=$?
 TEST_PIDS=
 tap_diag "$(cat "$TEST_DIR/swapper.out")"
-tap_ok "$status" "swapper -m 256 in a 64 MiB cgroup: every page right"
+tap_ok "$status" "swapper -m 256 in a 64 MiB cgroup: >= 128 MiB went to swap, every page right"
 
 out=$(($(vmstat_get pswpout) - out_before))
 in=$(($(vmstat_get pswpin) - in_before))

@@ -2,7 +2,7 @@
  * swapper.c - fill anonymous memory with known pages and check every byte
  * after the kernel has swapped them out and in.
  *
- *   swapper -m MiB [-s seed]
+ *   swapper -m MiB [-s seed] [-w MiB]
  *
  * Meant to run in a memory cgroup smaller than MiB, so that most pages
  * go to swap while it fills them.  Each page's content is a function of
@@ -10,6 +10,10 @@
  * by its own index and the seed, so no two are alike), 20% zero, 10%
  * filled with one 8-byte word, 10% random.  A page that comes back from
  * swap with another page's content, or stale, or torn, fails the check.
+ *
+ * With -w, the first test point checks that at least that many MiB of
+ * the process were in swap (VmSwap) once the fill was done: without it
+ * the checks below could pass having read nothing back from swap.
  *
  * Verifies twice: backwards (the first pages written, the likeliest to be
  * in swap, come last) and then in a scattered order.  Output is TAP; the
@@ -196,20 +200,22 @@ gcd(uint64_t a, uint64_t b)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: swapper -m MiB [-s seed]\n");
+	fprintf(stderr, "usage: swapper -m MiB [-s seed] [-w MiB]\n");
 	exit(2);
 }
 
 int
 main(int argc, char *argv[])
 {
-	uint64_t mib = 0, nr_pages, idx, stride, bad, counts[4] = { 0 };
+	uint64_t mib = 0, want_swap_mib = 0, nr_pages, idx, stride, bad;
+	uint64_t counts[4] = { 0 };
 	uint8_t *mem;
 	double t0, t;
+	long swapped;
 	char *end;
 	int ch;
 
-	while ((ch = getopt(argc, argv, "m:s:")) != -1) {
+	while ((ch = getopt(argc, argv, "m:s:w:")) != -1) {
 		switch (ch) {
 		case 'm':
 			mib = strtoull(optarg, &end, 0);
@@ -218,6 +224,11 @@ main(int argc, char *argv[])
 			break;
 		case 's':
 			seed = strtoull(optarg, &end, 0);
+			if (*end != '\0')
+				usage();
+			break;
+		case 'w':
+			want_swap_mib = strtoull(optarg, &end, 0);
 			if (*end != '\0')
 				usage();
 			break;
@@ -243,10 +254,16 @@ main(int argc, char *argv[])
 		counts[page_kind(idx)]++;
 	}
 	t = now() - t0;
-	ok(1, "filled %" PRIu64 " MiB in %.2f s (%" PRIu64 " text, %" PRIu64
+	diag("filled %" PRIu64 " MiB in %.2f s (%" PRIu64 " text, %" PRIu64
 	    " zero, %" PRIu64 " same, %" PRIu64 " random pages)", mib, t,
 	    counts[K_TEXT], counts[K_ZERO], counts[K_SAME], counts[K_RANDOM]);
-	diag("VmSwap after the fill: %ld KiB", vm_swap_kib());
+	swapped = vm_swap_kib();
+	if (want_swap_mib > 0)
+		ok(swapped >= 0 && (uint64_t)swapped >= want_swap_mib * 1024,
+		    "VmSwap after the fill: %ld KiB (want >= %" PRIu64 " MiB)",
+		    swapped, want_swap_mib);
+	else
+		diag("VmSwap after the fill: %ld KiB", swapped);
 
 	t0 = now();
 	bad = verify(mem, nr_pages, 0, "backwards");
