@@ -11,8 +11,10 @@
  * device to it with direct I/O and a 4 KiB block size (LOOP_CONFIGURE),
  * then swapon with the configured priority and discard of freed pages, so
  * that the kernel punches freed slots out of the store.
- * Stop: swapoff; then detach the loop device.  If swapoff fails (the
- * pages do not fit in RAM) the device stays attached and swap stays on.
+ * Stop: unless forced, first check that the pages swapped out to the
+ * device fit back into memory (memfit.c) and refuse if they do not; then
+ * swapoff; then detach the loop device.  If the check refuses or swapoff
+ * fails, the device stays attached and swap stays on.
  */
 #include <config.h>
 
@@ -184,6 +186,31 @@ out:
 	return NULL;
 }
 
+/*
+ * Would the swapped pages not fit back (memfit.c)?  Then say why and
+ * refuse: a swapoff would have the kernel OOM-kill their owners.  If it
+ * cannot tell, it says so and lets the swapoff go ahead.
+ */
+static bool
+swap_refuse_stop(struct zsd *z)
+{
+	char why[512];
+	int fits;
+
+	fits = memfit_swapoff(z->loop_dev, "/proc", "/sys/fs/cgroup", why,
+	    sizeof(why));
+	if (fits < 0) {
+		errno = -fits;
+		log_warn("cannot tell whether the pages on %s fit in memory; "
+		    "swapoff anyway", z->loop_dev);
+		return false;
+	}
+	if (fits)
+		return false;
+	log_warnx("not stopping: %s", why);
+	return true;
+}
+
 static void *
 swap_off_thread(void *arg)
 {
@@ -192,7 +219,9 @@ swap_off_thread(void *arg)
 
 	(void)pthread_setname_np(pthread_self(), "zsd-swapoff");
 	sched_background();
-	if (swapoff(z->loop_dev) != 0) {
+	if (!z->force_stop && swap_refuse_stop(z)) {
+		error = -EAGAIN;
+	} else if (swapoff(z->loop_dev) != 0) {
 		error = -errno;
 		log_warn("swapoff %s (zsd keeps serving it)", z->loop_dev);
 	} else {

@@ -201,6 +201,20 @@ on_swap_done(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (z->swap == SWAP_STOPPING) {
+		if (z->swap_error == -EAGAIN) {
+			/* memfit refused: try again while the stop stands. */
+			z->swap = SWAP_ON;
+			z->stopping = false;
+			log_warnx("%s stays swap and zsd keeps serving it; the "
+			    "stop is tried again every %d s and at the next "
+			    "SIGTERM",
+			    z->loop_dev, ZSD_STOP_RETRY);
+			notify("STATUS=not stopping: the swapped pages would "
+			    "not fit in memory; retrying");
+			evtimer_add(z->stop_retry, &(struct timeval){
+			    .tv_sec = ZSD_STOP_RETRY });
+			return;
+		}
 		if (z->swap_error != 0) {
 			z->swap = SWAP_ON;
 			z->stopping = false;
@@ -213,6 +227,16 @@ on_swap_done(evutil_socket_t fd, short what, void *arg)
 		log_info("swap off, %s detached", z->loop_dev);
 		event_base_loopexit(z->base, NULL);
 	}
+}
+
+/* Loop: a stop that memfit refused, tried again. */
+static void
+on_stop_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct zsd *z = arg;
+
+	if (z->swap == SWAP_ON && !z->stopping)
+		zsd_shutdown(z, z->exit_status);
 }
 
 /*
@@ -229,6 +253,7 @@ zsd_shutdown(struct zsd *z, int status)
 	if (z->stopping)
 		return;
 	z->stopping = true;
+	evtimer_del(z->stop_retry);
 	notify("STOPPING=1");
 	switch (z->swap) {
 	case SWAP_ON:
@@ -412,6 +437,8 @@ zsd_free(struct zsd *z)
 		zs_destroy_pool(z->pool);
 	if (z->swap_done != NULL)
 		event_free(z->swap_done);
+	if (z->stop_retry != NULL)
+		event_free(z->stop_retry);
 }
 
 int
@@ -488,6 +515,9 @@ main(int argc, char **argv)
 	if ((z->base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
 	z->swap_done = event_new(z->base, -1, 0, on_swap_done, z);
+	z->stop_retry = evtimer_new(z->base, on_stop_retry, z);
+	if (z->swap_done == NULL || z->stop_retry == NULL)
+		fatalx("event_new failed");
 	for (i = 0; i < 3; i++) {
 		sigs[i] = evsignal_new(z->base, signums[i], on_signal, z);
 		if (sigs[i] == NULL || event_add(sigs[i], NULL) != 0)

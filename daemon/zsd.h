@@ -105,6 +105,16 @@ void	config_usage_keys(FILE *f);
 /* Parse "64M", "4G", "4096", "50%" (of RAM when percent_of != 0). */
 int	config_parse_size(const char *s, uint64_t percent_of, uint64_t *out);
 
+/* memfit.c */
+/*
+ * Would swapoff of dev fit: the pages in use on it coming back into RAM,
+ * system-wide and in each memory cgroup with a limit?  1 yes; 0 no, with
+ * the reason in why; -ENOENT if dev is not in <proc>/swaps, or another
+ * -errno if it cannot tell.  proc and cgroup: "/proc", "/sys/fs/cgroup".
+ */
+int	memfit_swapoff(const char *dev, const char *proc, const char *cgroup,
+	    char *why, size_t whylen);
+
 /* store.c */
 struct store_options {
 	enum codec_id	codec;		/* for new writes */
@@ -230,11 +240,17 @@ struct zsd {
 	enum swap_state		 swap;
 	char			 loop_dev[32];	/* /dev/loopN */
 	int			 loop_fd;
-	int			 swap_error;	/* of the last swap thread */
+	int			 swap_error;	/* of the last swap thread;
+						   -EAGAIN: memfit refused */
 	struct event		*swap_done;	/* the swap thread finished */
+	struct event		*stop_retry;	/* a refused stop, again */
 	bool			 stopping;	/* SIGTERM: stop once swap is off */
+	bool			 force_stop;	/* swapoff even if it will not fit */
 	int			 exit_status;
 };
+
+/* Seconds between tries of a stop refused because pages would not fit. */
+#define ZSD_STOP_RETRY	10
 
 void		 zsd_fs_ready(struct zsd *z);	/* from fs.c: INIT done */
 void		 zsd_swap_done(struct zsd *z);	/* from swap.c, any thread */

@@ -2,7 +2,7 @@
  * swapper.c - fill anonymous memory with known pages and check every byte
  * after the kernel has swapped them out and in.
  *
- *   swapper -m MiB [-s seed] [-w MiB]
+ *   swapper -m MiB [-s seed] [-w MiB] [-p FILE]
  *
  * Meant to run in a memory cgroup smaller than MiB, so that most pages
  * go to swap while it fills them.  Each page's content is a function of
@@ -13,7 +13,9 @@
  *
  * With -w, the first test point checks that at least that many MiB of
  * the process were in swap (VmSwap) once the fill was done: without it
- * the checks below could pass having read nothing back from swap.
+ * the checks below could pass having read nothing back from swap.  With
+ * -p, it then prints "# filled, waiting for FILE" and waits until FILE
+ * exists before it verifies, so that a test can act on the swap meanwhile.
  *
  * Verifies twice: backwards (the first pages written, the likeliest to be
  * in swap, come last) and then in a scattered order.  Output is TAP; the
@@ -200,7 +202,8 @@ gcd(uint64_t a, uint64_t b)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: swapper -m MiB [-s seed] [-w MiB]\n");
+	fprintf(stderr, "usage: swapper -m MiB [-s seed] [-w MiB] "
+	    "[-p FILE]\n");
 	exit(2);
 }
 
@@ -212,10 +215,11 @@ main(int argc, char *argv[])
 	uint8_t *mem;
 	double t0, t;
 	long swapped;
+	const char *pause_file = NULL;
 	char *end;
 	int ch;
 
-	while ((ch = getopt(argc, argv, "m:s:w:")) != -1) {
+	while ((ch = getopt(argc, argv, "m:p:s:w:")) != -1) {
 		switch (ch) {
 		case 'm':
 			mib = strtoull(optarg, &end, 0);
@@ -226,6 +230,9 @@ main(int argc, char *argv[])
 			seed = strtoull(optarg, &end, 0);
 			if (*end != '\0')
 				usage();
+			break;
+		case 'p':
+			pause_file = optarg;
 			break;
 		case 'w':
 			want_swap_mib = strtoull(optarg, &end, 0);
@@ -264,6 +271,13 @@ main(int argc, char *argv[])
 		    swapped, want_swap_mib);
 	else
 		diag("VmSwap after the fill: %ld KiB", swapped);
+	if (pause_file != NULL) {
+		diag("filled, waiting for %s", pause_file);
+		tap_watchdog(0);
+		while (access(pause_file, F_OK) != 0)
+			usleep(100 * 1000);
+		tap_watchdog(900);
+	}
 
 	t0 = now();
 	bad = verify(mem, nr_pages, 0, "backwards");
