@@ -506,6 +506,11 @@ main(int argc, char **argv)
 		    ZSD_PAGE_SIZE);
 		return 1;
 	}
+	if (stale_cleanup(z->cfg.mountpoint) < 0) {
+		log_warnx("cannot clean up what a zsd that is gone left on %s; "
+		    "see RECOVERY in zsd(8)", z->cfg.mountpoint);
+		return 1;
+	}
 	if (check_mountpoint(z->cfg.mountpoint) != 0)
 		return 1;
 	/* Before the first thread: threads inherit PR_SET_IO_FLUSHER. */

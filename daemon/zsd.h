@@ -214,6 +214,14 @@ int		 control_start(struct zsd *z);	/* listen; 0 or -1 */
 void		 control_stop(struct zsd *z);	/* close, join the job */
 void		 control_reload(struct zsd *z);	/* compact_* changed */
 
+/* stale.c */
+/*
+ * If mountpoint holds the dead mount of a zsd that is gone: swapoff and
+ * detach its loop devices, unmount it (lazily), logging what was lost.
+ * 1 if it cleaned up, 0 if there was nothing to do, -errno on failure.
+ */
+int		 stale_cleanup(const char *mountpoint);
+
 /* notify.c */
 void		 notify(const char *state);	/* sd_notify, if asked for */
 
