@@ -39,8 +39,12 @@
  *   2. class->lock     -- the class's fullness lists, its zspages' inuse,
  *      freeobj, fullness and flags, every slot header in them, the
  *      class counters and the class's free handles.
- *   2b. a page_cache's lock -- a CPU's cached pages (section.c); held
- *      while the cache is filled, which takes grow_lock and page_lock.
+ *   2b. a page_cache's lock -- a CPU's cached pages (section.c).  Held
+ *      while the cache is filled, which takes page_lock (and free_lock to
+ *      hand the worker a prefault run), and while it is drained, which
+ *      takes page_lock and report_lock.  Never held with grow_lock: a
+ *      fill never maps a section (ALLOC_NOGROW), and the page that needs
+ *      one is taken after the cache lock is dropped.
  *   3. pool->grow_lock -- serialises mapping new sections.
  *   4. leaf locks, never nested with each other except page_lock under
  *      grow_lock: pool->page_lock (section free lists, page descriptors,
