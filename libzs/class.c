@@ -163,12 +163,11 @@ class_remove_zspage(struct size_class *c, struct zspage *z)
 	c->nr_in_group[z->fullness]--;
 }
 
-/* Move z to the list its inuse count calls for.  Isolated: nothing. */
+/* Move z, on a list, to the list its inuse count calls for. */
 void
 class_regroup_zspage(struct size_class *c, struct zspage *z)
 {
-	if (z->flags & ZSPAGE_ISOLATED)
-		return;
+	zs_assert(!(z->flags & ZSPAGE_ISOLATED));
 	if (class_fullness(c, z->inuse) == z->fullness)
 		return;
 	class_remove_zspage(c, z);

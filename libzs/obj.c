@@ -201,8 +201,8 @@ obj_free_slot(struct zs_pool *pool, uint32_t hidx, uint64_t v)
 	zspage_free_slot(pool, c, z, HW_OBJ(v));
 	/* Retiring the handle unpins it. */
 	class_handle_put(pool, c, hidx);
-	if (z->inuse == 0 && !(z->flags & ZSPAGE_ISOLATED)) {
-		/* (An isolated zspage is freed by its putback.) */
+	zs_assert(!(z->flags & ZSPAGE_ISOLATED));
+	if (z->inuse == 0) {
 		class_remove_zspage(c, z);
 		c->nr_zspages--;
 		z->flags |= ZSPAGE_FREEING;

@@ -251,7 +251,8 @@ struct zspage {
 #define PFN_NONE	UINT32_MAX	/* a zspage page not populated */
 
 #define ZSPAGE_ISOLATED	0x01	/* off its fullness list while compacted
-				   or migrated */
+				   or migrated: set and cleared in one hold
+				   of the class lock, so no one else sees it */
 #define ZSPAGE_FREEING	0x02	/* empty, off its list, about to be freed */
 
 /*
