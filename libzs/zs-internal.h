@@ -290,6 +290,8 @@ struct size_class {
 	struct list_head	fullness[ZS_FULLNESS_GROUPS];
 	uint64_t		nr_zspages;	/* on the fullness lists (or huge
 						   pages) and isolated */
+	uint64_t		nr_pages;	/* populated pages of those
+						   zspages (not huge) */
 	uint64_t		objs_used;
 	uint64_t		bytes_requested;	/* by the objs_used */
 	uint64_t		nr_in_group[ZS_FULLNESS_GROUPS];
@@ -542,6 +544,8 @@ unsigned int class_fullness(const struct size_class *, unsigned int);
 void	 class_insert_zspage(struct size_class *, struct zspage *);
 void	 class_remove_zspage(struct size_class *, struct zspage *);
 void	 class_regroup_zspage(struct size_class *, struct zspage *);
+void	 class_retire_zspage(struct size_class *, struct zspage *);
+uint64_t class_freeable_pages(const struct size_class *);
 struct zspage *class_fullest_zspage(struct size_class *);
 struct zspage *class_emptiest_zspage(struct size_class *);
 
@@ -570,7 +574,7 @@ struct obj_hdr *zspage_slot(struct zs_pool *, const struct size_class *,
 	    const struct zspage *, unsigned int, unsigned int *);
 int	 zspage_alloc_slot(struct zs_pool *, struct size_class *,
 	    struct zspage *, uint32_t, size_t);
-int	 zspage_populate_slot(struct zs_pool *, const struct size_class *,
+int	 zspage_populate_slot(struct zs_pool *, struct size_class *,
 	    struct zspage *, unsigned int);
 bool	 zspage_slot_live(struct zs_pool *, const struct size_class *,
 	    const struct zspage *, unsigned int);
