@@ -65,6 +65,7 @@ class_setup(struct zs_pool *pool, struct size_class *c, unsigned int index,
 		c->nr_in_group[g] = 0;
 	}
 	c->nr_zspages = 0;
+	c->nr_pages = 0;
 	c->objs_used = 0;
 	c->bytes_requested = 0;
 	c->nr_handles = 0;
@@ -163,16 +164,47 @@ class_remove_zspage(struct size_class *c, struct zspage *z)
 	c->nr_in_group[z->fullness]--;
 }
 
-/* Move z to the list its inuse count calls for.  Isolated: nothing. */
+/* Move z, on a list, to the list its inuse count calls for. */
 void
 class_regroup_zspage(struct size_class *c, struct zspage *z)
 {
-	if (z->flags & ZSPAGE_ISOLATED)
-		return;
+	zs_assert(!(z->flags & ZSPAGE_ISOLATED));
 	if (class_fullness(c, z->inuse) == z->fullness)
 		return;
 	class_remove_zspage(c, z);
 	class_insert_zspage(c, z);
+}
+
+/*
+ * z, empty and on no list, leaves the class to be freed: its pages stop
+ * counting as the class's now, though they go back only when it is freed.
+ */
+void
+class_retire_zspage(struct size_class *c, struct zspage *z)
+{
+	zs_assert(z->inuse == 0 && !(z->flags & ZSPAGE_ISOLATED));
+	zs_assert(c->nr_pages >= z->nr_pages);
+	c->nr_zspages--;
+	c->nr_pages -= z->nr_pages;
+	z->flags |= ZSPAGE_FREEING;
+}
+
+/*
+ * The pages compaction could free at best: those populated, less those
+ * the objects would take packed as tightly as zspages allow -- every
+ * zspage full but one, whose objects fill its lowest slots.
+ */
+uint64_t
+class_freeable_pages(const struct size_class *c)
+{
+	uint64_t full = c->objs_used / c->objs_per_zspage;
+	uint64_t rest = c->objs_used % c->objs_per_zspage;
+	uint64_t least = full * c->pages_per_zspage +
+	    (rest * c->size + PAGE_SIZE - 1) / PAGE_SIZE;
+
+	if (c->huge || c->nr_pages <= least)
+		return 0;
+	return c->nr_pages - least;
 }
 
 /* The fullest zspage with a free slot, or NULL. */

@@ -2,8 +2,11 @@
  * compact.c - move objects out of the emptiest zspages of a class into the
  * fullest ones, and give back the pages that frees.
  *
- * A class is worth compacting when its free slots add up to more than a
- * page.  Then, under the class lock, the emptiest zspage is taken off its
+ * A class is worth compacting while its zspages have more pages populated
+ * than its objects would need packed as tightly as zspages allow
+ * (class_freeable_pages): free slots in pages no object has reached yet
+ * cost nothing.  Then, under the class lock, the emptiest zspage is taken
+ * off its
  * list (isolated) and its objects moved, lowest slot first, into the
  * fullest zspage with room.  If it empties, the zspage is freed; if the
  * other zspages fill up first, the pages of its low slots that no object
@@ -14,27 +17,21 @@
  * freed right now), or dead with its free waiting in a batch, is left
  * where it is, never waited for, since its pinner may be waiting for this
  * class lock.  The lock is dropped between zspages so the class keeps serving.
+ *
+ * The pages counted as freed are net: zspages populate lazily, so an object
+ * moved into a slot no object has reached before may populate a page
+ * there.  Each step (one zspage emptied, or packed) counts the change in
+ * the class's populated pages, which only the holder of its lock changes.
  */
 #include <config.h>
 
 #include "zs-internal.h"
 
 struct compact_ctl {
-	uint64_t	pages_freed;
+	int64_t		pages_net;
 	uint64_t	objs_moved;
 	uint64_t	bytes_moved;
 };
-
-/* More than a page's worth of free slots?  Class lock held. */
-static bool
-class_worth_compacting(const struct size_class *c)
-{
-	uint64_t slots = c->nr_zspages * c->objs_per_zspage;
-	uint64_t per_page = (c->objs_per_zspage + c->pages_per_zspage - 1) /
-	    c->pages_per_zspage;
-
-	return slots - c->objs_used > per_page;
-}
 
 /*
  * Move the objects of src (isolated) into other zspages of c.  Returns
@@ -146,34 +143,37 @@ compact_class(struct zs_pool *pool, struct size_class *c,
     struct compact_ctl *ctl)
 {
 	struct zspage *src;
-	bool room = true, blocked = false;
-	unsigned int freed;
+	bool room = true, blocked = false, empty;
+	uint64_t pages;
 
 	pthread_mutex_lock(&c->lock);
-	while (room && !blocked && class_worth_compacting(c)) {
+	while (room && !blocked && class_freeable_pages(c) > 0) {
 		src = class_emptiest_zspage(c);
 		if (src == NULL)
 			break;
+		pages = c->nr_pages;
 		class_remove_zspage(c, src);
 		src->flags |= ZSPAGE_ISOLATED;
 		room = compact_zspage(pool, c, src, ctl, &blocked);
 		src->flags &= ~ZSPAGE_ISOLATED;
-		if (src->inuse == 0) {
-			c->nr_zspages--;
-			src->flags |= ZSPAGE_FREEING;
-			freed = src->nr_pages;
-			pthread_mutex_unlock(&c->lock);
-			free_release_zspage(pool, src);
+		empty = src->inuse == 0;
+		if (empty) {
+			class_retire_zspage(c, src);
 		} else {
 			if (!blocked)
 				compact_pack(pool, c, src, ctl, &blocked);
-			freed = zspage_release_free_pages(pool, c, src);
+			(void)zspage_release_free_pages(pool, c, src);
 			class_insert_zspage(c, src);
 			room = false;	/* the others are full */
-			pthread_mutex_unlock(&c->lock);
 		}
-		ctl->pages_freed += freed;
-		STAT_ADD(pool, pages_compacted, freed);
+		/*
+		 * Net: the pages src gave back, less those the objects moved
+		 * populated where they went.
+		 */
+		ctl->pages_net += (int64_t)(pages - c->nr_pages);
+		pthread_mutex_unlock(&c->lock);
+		if (empty)
+			free_release_zspage(pool, src);
 		pthread_mutex_lock(&c->lock);
 	}
 	pthread_mutex_unlock(&c->lock);
@@ -183,6 +183,7 @@ long
 zs_compact(struct zs_pool *pool, struct zs_compact_result *result)
 {
 	struct compact_ctl ctl = { 0, 0, 0 };
+	uint64_t freed;
 	unsigned int i;
 
 	/* A dead object waiting in a batch would block its class. */
@@ -190,11 +191,13 @@ zs_compact(struct zs_pool *pool, struct zs_compact_result *result)
 	for (i = 0; i < pool->nr_classes; i++)
 		if (!pool->classes[i]->huge)
 			compact_class(pool, pool->classes[i], &ctl);
+	freed = ctl.pages_net > 0 ? (uint64_t)ctl.pages_net : 0;
+	STAT_ADD(pool, pages_compacted, freed);
 	STAT_ADD(pool, objs_compacted, ctl.objs_moved);
 	if (result != NULL) {
-		result->pages_freed = ctl.pages_freed;
+		result->pages_freed = freed;
 		result->objs_moved = ctl.objs_moved;
 		result->bytes_moved = ctl.bytes_moved;
 	}
-	return (long)ctl.pages_freed;
+	return (long)freed;
 }

@@ -84,8 +84,7 @@ malloc_once(struct zs_pool *pool, size_t size, const void *src)
 	if (obj < 0) {
 		if (z->inuse == 0) {
 			class_remove_zspage(c, z);
-			c->nr_zspages--;
-			z->flags |= ZSPAGE_FREEING;
+			class_retire_zspage(c, z);
 		} else {
 			z = NULL;
 		}
@@ -201,11 +200,10 @@ obj_free_slot(struct zs_pool *pool, uint32_t hidx, uint64_t v)
 	zspage_free_slot(pool, c, z, HW_OBJ(v));
 	/* Retiring the handle unpins it. */
 	class_handle_put(pool, c, hidx);
-	if (z->inuse == 0 && !(z->flags & ZSPAGE_ISOLATED)) {
-		/* (An isolated zspage is freed by its putback.) */
+	zs_assert(!(z->flags & ZSPAGE_ISOLATED));
+	if (z->inuse == 0) {
 		class_remove_zspage(c, z);
-		c->nr_zspages--;
-		z->flags |= ZSPAGE_FREEING;
+		class_retire_zspage(c, z);
 		empty = true;
 	} else {
 		class_regroup_zspage(c, z);

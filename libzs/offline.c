@@ -3,14 +3,14 @@
  * isolation and offline, shrinking the pool.
  *
  * Migrating a zspage (the movable-zspage idea from zsmalloc) is three
- * steps under its class lock: isolate it (off its fullness list, so
- * nothing new is allocated in it; a zspage isolated already is not
- * isolated twice), migrate its pages (pin every live object -- if one is
- * pinned by a reader, back off with -EAGAIN rather than wait -- copy each
- * page to a new one and switch pfn[]), and put it back on the list its
- * fullness calls for (or free it, if its last object was freed while it
- * was isolated).  Handle words name the zspage by id, not by page, so
- * moving its pages leaves every handle as it was.
+ * steps in one hold of its class lock: isolate it (off its fullness list,
+ * so nothing new is allocated in it), migrate its pages (pin every live
+ * object -- if one is pinned by a reader, back off with -EAGAIN rather
+ * than wait -- copy each page to a new one and switch pfn[]), and put it
+ * back on the list its fullness calls for.  No one else takes the lock
+ * meanwhile, so no object of it is freed: it goes back with the objects
+ * it had, at least one.  Handle words name the zspage by id, not by page,
+ * so moving its pages leaves every handle as it was.
  *
  * Offlining a section (the memory hot-remove idea): isolate it -- a state
  * on the section: allocation skips it and pages freed into it stay on its
@@ -31,33 +31,31 @@
 
 #define MIGRATE_TRIES	50	/* passes over a section before giving up */
 
-/* Class lock held for all three. */
+/*
+ * Class lock held for all three, from isolation to putback.  A zspage on
+ * its way to be freed is not isolated (-EAGAIN); one isolated already
+ * cannot be met, since isolation never outlasts the lock hold it is made
+ * in.
+ */
 static int
 zspage_isolate(struct zs_pool *pool, struct size_class *c, struct zspage *z)
 {
 	if (z->flags & ZSPAGE_FREEING)
 		return -EAGAIN;
-	if (z->flags & ZSPAGE_ISOLATED)
-		return -EBUSY;
+	zs_assert(!(z->flags & ZSPAGE_ISOLATED) && z->inuse > 0);
 	class_remove_zspage(c, z);
 	z->flags |= ZSPAGE_ISOLATED;
 	STAT_ADD(pool, isolated_zspages, 1);
 	return 0;
 }
 
-/* Returns true if z emptied meanwhile: free it once the lock is dropped. */
-static bool
+static void
 zspage_putback(struct zs_pool *pool, struct size_class *c, struct zspage *z)
 {
+	zs_assert(z->inuse > 0);
 	z->flags &= ~ZSPAGE_ISOLATED;
 	STAT_SUB(pool, isolated_zspages, 1);
-	if (z->inuse == 0) {
-		c->nr_zspages--;
-		z->flags |= ZSPAGE_FREEING;
-		return true;
-	}
 	class_insert_zspage(c, z);
-	return false;
 }
 
 /* Pin or unpin every live object of z but the one whose index is held. */
@@ -130,7 +128,7 @@ zspage_migrate(struct zs_pool *pool, struct size_class *c, struct zspage *z,
 	return error != 0 && moved == 0 ? error : moved;
 }
 
-/* Isolate, migrate, put back.  Class lock held on entry and exit. */
+/* Isolate, migrate, put back; the class lock held throughout. */
 int
 migrate_zspage_pages(struct zs_pool *pool, struct size_class *c,
     struct zspage *z, const struct section *from, uint32_t held)
@@ -138,13 +136,9 @@ migrate_zspage_pages(struct zs_pool *pool, struct size_class *c,
 	int error, moved;
 
 	if ((error = zspage_isolate(pool, c, z)) != 0)
-		return error == -EBUSY ? -EAGAIN : error;
+		return error;
 	moved = zspage_migrate(pool, c, z, from, held);
-	if (zspage_putback(pool, c, z)) {
-		pthread_mutex_unlock(&c->lock);
-		free_release_zspage(pool, z);
-		pthread_mutex_lock(&c->lock);
-	}
+	zspage_putback(pool, c, z);
 	return moved;
 }
 

@@ -113,16 +113,15 @@ zs_class_stats(struct zs_pool *pool, unsigned int index,
 	st->objs_used = c->objs_used;
 	for (g = 0; g < ZS_FULLNESS_GROUPS; g++)
 		st->fullness[g] = c->nr_in_group[g];
+	/* Zspages populate lazily: the pages they have, not could have. */
+	st->pages_used = c->huge ? c->nr_zspages : c->nr_pages;
+	st->freeable_pages = class_freeable_pages(c);
 	pthread_mutex_unlock(&c->lock);
 
 	st->objs_allocated = st->zspages * c->objs_per_zspage;
-	st->pages_used = st->zspages * c->pages_per_zspage;
 	if (c->huge) {
 		/* Every huge page is full. */
 		st->fullness[FULLNESS_FULL] = st->zspages;
-	} else {
-		st->freeable_pages = (st->objs_allocated - st->objs_used) /
-		    c->objs_per_zspage * c->pages_per_zspage;
 	}
 	return 0;
 }

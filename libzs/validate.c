@@ -246,7 +246,8 @@ check_class_handles(struct walk *wk, struct size_class *c)
 static int
 check_class(struct walk *wk, struct size_class *c)
 {
-	uint64_t zspages = 0, used = 0, requested = wk->bytes_requested;
+	uint64_t zspages = 0, used = 0, pages = 0;
+	uint64_t requested = wk->bytes_requested;
 	unsigned int g;
 	int error;
 
@@ -273,6 +274,7 @@ check_class(struct walk *wk, struct size_class *c)
 				return error;
 			n++;
 			used += z->inuse;
+			pages += z->nr_pages;
 		}
 		CHECK(wk, n == c->nr_in_group[g], "class %u group %u: %ju "
 		    "zspages, counted %ju", c->size, g, (uintmax_t)n,
@@ -283,6 +285,9 @@ check_class(struct walk *wk, struct size_class *c)
 	    "class %u: %ju zspages / %ju objects, counted %ju / %ju", c->size,
 	    (uintmax_t)zspages, (uintmax_t)used, (uintmax_t)c->nr_zspages,
 	    (uintmax_t)c->objs_used);
+	CHECK(wk, pages == c->nr_pages, "class %u: %ju pages populated, "
+	    "counted %ju", c->size, (uintmax_t)pages,
+	    (uintmax_t)c->nr_pages);
 	requested = wk->bytes_requested - requested;
 	CHECK(wk, requested == c->bytes_requested, "class %u: %ju bytes "
 	    "requested, counted %ju", c->size, (uintmax_t)c->bytes_requested,

@@ -39,8 +39,12 @@
  *   2. class->lock     -- the class's fullness lists, its zspages' inuse,
  *      freeobj, fullness and flags, every slot header in them, the
  *      class counters and the class's free handles.
- *   2b. a page_cache's lock -- a CPU's cached pages (section.c); held
- *      while the cache is filled, which takes grow_lock and page_lock.
+ *   2b. a page_cache's lock -- a CPU's cached pages (section.c).  Held
+ *      while the cache is filled, which takes page_lock (and free_lock to
+ *      hand the worker a prefault run), and while it is drained, which
+ *      takes page_lock and report_lock.  Never held with grow_lock: a
+ *      fill never maps a section (ALLOC_NOGROW), and the page that needs
+ *      one is taken after the cache lock is dropped.
  *   3. pool->grow_lock -- serialises mapping new sections.
  *   4. leaf locks, never nested with each other except page_lock under
  *      grow_lock: pool->page_lock (section free lists, page descriptors,
@@ -247,7 +251,8 @@ struct zspage {
 #define PFN_NONE	UINT32_MAX	/* a zspage page not populated */
 
 #define ZSPAGE_ISOLATED	0x01	/* off its fullness list while compacted
-				   or migrated */
+				   or migrated: set and cleared in one hold
+				   of the class lock, so no one else sees it */
 #define ZSPAGE_FREEING	0x02	/* empty, off its list, about to be freed */
 
 /*
@@ -285,6 +290,8 @@ struct size_class {
 	struct list_head	fullness[ZS_FULLNESS_GROUPS];
 	uint64_t		nr_zspages;	/* on the fullness lists (or huge
 						   pages) and isolated */
+	uint64_t		nr_pages;	/* populated pages of those
+						   zspages (not huge) */
 	uint64_t		objs_used;
 	uint64_t		bytes_requested;	/* by the objs_used */
 	uint64_t		nr_in_group[ZS_FULLNESS_GROUPS];
@@ -537,6 +544,8 @@ unsigned int class_fullness(const struct size_class *, unsigned int);
 void	 class_insert_zspage(struct size_class *, struct zspage *);
 void	 class_remove_zspage(struct size_class *, struct zspage *);
 void	 class_regroup_zspage(struct size_class *, struct zspage *);
+void	 class_retire_zspage(struct size_class *, struct zspage *);
+uint64_t class_freeable_pages(const struct size_class *);
 struct zspage *class_fullest_zspage(struct size_class *);
 struct zspage *class_emptiest_zspage(struct size_class *);
 
@@ -565,7 +574,7 @@ struct obj_hdr *zspage_slot(struct zs_pool *, const struct size_class *,
 	    const struct zspage *, unsigned int, unsigned int *);
 int	 zspage_alloc_slot(struct zs_pool *, struct size_class *,
 	    struct zspage *, uint32_t, size_t);
-int	 zspage_populate_slot(struct zs_pool *, const struct size_class *,
+int	 zspage_populate_slot(struct zs_pool *, struct size_class *,
 	    struct zspage *, unsigned int);
 bool	 zspage_slot_live(struct zs_pool *, const struct size_class *,
 	    const struct zspage *, unsigned int);

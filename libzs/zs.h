@@ -167,7 +167,7 @@ size_t		 zs_obj_size(struct zs_pool *pool, zs_handle_t handle);
 size_t		 zs_huge_class_size(struct zs_pool *pool);
 
 struct zs_compact_result {
-	uint64_t	pages_freed;	/* pages of the zspages emptied */
+	uint64_t	pages_freed;	/* net: given back less populated */
 	uint64_t	objs_moved;
 	uint64_t	bytes_moved;
 };

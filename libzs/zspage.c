@@ -128,9 +128,12 @@ chain_push(struct zs_pool *pool, const struct size_class *c,
 	z->freeobj = (uint16_t)obj;
 }
 
-/* Give page i a page frame and chain up the dormant slots starting in it. */
+/*
+ * Give page i a page frame and chain up the dormant slots starting in it;
+ * class lock held.
+ */
 static int
-zspage_populate(struct zs_pool *pool, const struct size_class *c,
+zspage_populate(struct zs_pool *pool, struct size_class *c,
     struct zspage *z, unsigned int i)
 {
 	unsigned int obj, end;
@@ -142,6 +145,7 @@ zspage_populate(struct zs_pool *pool, const struct size_class *c,
 		return error;
 	z->pfn[i] = pfn;
 	z->nr_pages++;
+	c->nr_pages++;
 	STAT_ADD(pool, pages_used, 1);
 	end = slot_first_in_page(c, i + 1);
 	if (end > z->fresh)
@@ -153,7 +157,7 @@ zspage_populate(struct zs_pool *pool, const struct size_class *c,
 
 /* Populate every page slot obj overlaps. */
 int
-zspage_populate_slot(struct zs_pool *pool, const struct size_class *c,
+zspage_populate_slot(struct zs_pool *pool, struct size_class *c,
     struct zspage *z, unsigned int obj)
 {
 	size_t start = (size_t)obj * c->size;
@@ -372,6 +376,7 @@ zspage_release_free_pages(struct zs_pool *pool, struct size_class *c,
 		}
 	section_free_pages(pool, pfns, n);
 	z->nr_pages = (uint8_t)(z->nr_pages - n);
+	c->nr_pages -= n;
 	STAT_SUB(pool, pages_used, n);
 	return n;
 }
