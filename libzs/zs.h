@@ -190,8 +190,9 @@ void		 zs_pool_flush(struct zs_pool *pool);
 /*
  * Give every free page that is still resident back to the OS now, in the
  * calling thread, without waiting for the reporting worker; first does
- * what zs_pool_flush() does, so pages waiting on frees count too.
- * Returns the pages given back.
+ * what zs_pool_flush() does, so pages waiting on frees count too.  Free
+ * pages another thread's allocation is faulting in meanwhile are left
+ * for a later report.  Returns the pages given back.
  */
 long		 zs_pool_report(struct zs_pool *pool);
 
