@@ -4,11 +4,15 @@
  * A handle is (generation << 32 | index).  The index names a 64-bit word
  * in a two-level table (a directory of chunks of HANDLE_CHUNK words, each
  * chunk mapped when first needed); the word says where the object is now
- * (see zs-internal.h).  Each free bumps the word's 16-bit generation, so
- * a stale handle kept after zs_free() is refused rather than taken for the
- * object that reused its index.  Freed indices wait in their class (see
- * class_handle_get) and, past a few, on a LIFO free list threaded through
- * the words.
+ * (see zs-internal.h).  A freed handle's word has ALLOC clear, and each
+ * handle made live on an index gets the next value of the word's 16-bit
+ * generation, so a stale handle kept after zs_free() is refused rather
+ * than taken for the object that reused its index -- until the index has
+ * been handed out 65,536 times more: then the generation has come round
+ * and the stale handle equals a live one (zs.h says so).  An index taken
+ * for an allocation that fails goes back unchanged, using no generation.
+ * Freed indices wait in their class (see class_handle_get) and, past a
+ * few, on a LIFO free list threaded through the words.
  *
  * Pinning sets the word's PIN bit.  Whoever holds the pin may read and
  * write the object and knows it stays where the word says.  Readers and
@@ -151,17 +155,16 @@ class_handle_get(struct zs_pool *pool, struct size_class *c)
 
 /*
  * Retire index idx into class c's free indices: clear ALLOC (and PIN),
- * bump the generation.  Class lock held, and the handle's pin, or the
- * handle never went live.
+ * keep the generation (the next handle_publish moves it on).  Class lock
+ * held, and the handle's pin, or the handle never went live.
  */
 void
 class_handle_put(struct zs_pool *pool, struct size_class *c, uint32_t idx)
 {
 	_Atomic uint64_t *w = handle_word(pool, idx);
-	uint64_t gen = (HW_GEN(atomic_load_explicit(w, memory_order_relaxed)) +
-	    1) & 0xffff;
 
-	atomic_store_explicit(w, gen << HW_GEN_SHIFT, memory_order_release);
+	atomic_store_explicit(w, atomic_load_explicit(w, memory_order_relaxed) &
+	    HW_GEN_MASK, memory_order_release);
 	if (c->nr_handles == CLASS_HANDLES) {
 		c->nr_handles -= CLASS_HANDLE_BATCH;
 		handle_give(pool, c->handles + c->nr_handles,
@@ -281,13 +284,14 @@ handle_unpin(_Atomic uint64_t *w)
 
 /*
  * Make a free handle's word live, saying where its object is (hw_where),
- * pinned if pin; class lock held.  Returns the generation, the handle's
- * upper half.
+ * pinned if pin, with the next generation; class lock held.  Returns the
+ * generation, the handle's upper half.
  */
 uint32_t
 handle_publish(_Atomic uint64_t *w, uint64_t where, bool pin)
 {
-	uint32_t gen = HW_GEN(atomic_load_explicit(w, memory_order_relaxed));
+	uint32_t gen = (HW_GEN(atomic_load_explicit(w, memory_order_relaxed)) +
+	    1) & 0xffff;
 	uint64_t v = HW_ALLOC | (uint64_t)gen << HW_GEN_SHIFT | where;
 
 	atomic_store_explicit(w, pin ? v | HW_PIN : v, memory_order_release);

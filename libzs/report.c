@@ -11,7 +11,8 @@
  * marked PG_REPORTED, so they are neither reported again nor taken before
  * resident pages.  When nothing is left it goes idle -- or, if pages were
  * freed while it ran, runs again after the delay.  A reported page that is
- * allocated again is simply faulted back in (section.c prefaults it).
+ * allocated again is simply faulted back in (section.c prefaults it), and
+ * free pages being faulted in that way are left alone until it is done.
  */
 #include <config.h>
 

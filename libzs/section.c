@@ -21,6 +21,12 @@
  * does the rest meanwhile (one run at a time, pool->prefault_run:
  * while the worker has one, runs are POPULATE_RUN pages and the
  * caller's).  Otherwise the run is POPULATE_RUN pages, all the caller's.
+ *
+ * A claimed run stays on the free list while it is faulted in, and a
+ * report given it then would be undone by the fault: resident pages
+ * counted as reported.  So reporting leaves it alone: the worker's run is
+ * pool->prefault_run, the caller's pages are PG_POPULATING until its
+ * madvise returns.
  */
 #include <config.h>
 
@@ -36,6 +42,8 @@ struct populate {
 	size_t		 len;
 	bool		 ahead;	/* pool->prefault_run: after the caller's
 				   pages, the worker's */
+	struct section	*sec;	/* not ahead: pages [lo, hi) of sec are */
+	uint32_t	 lo, hi;	/* PG_POPULATING */
 };
 
 static inline uint32_t
@@ -209,8 +217,16 @@ section_claim_run(struct zs_pool *pool, struct section *sec, uint32_t idx,
 	pop->addr = (char *)sec + ((size_t)idx << PAGE_SHIFT);
 	pop->len = (size_t)(end - idx) << PAGE_SHIFT;
 	pop->ahead = ahead;
-	if (ahead)
+	if (ahead) {
 		pool->prefault_run = (struct prefault_run){ sec, idx, end };
+	} else {
+		/* Not reported until populate() is done with them. */
+		for (i = idx; i < end; i++)
+			sec->pages[i].flags |= PG_POPULATING;
+		pop->sec = sec;
+		pop->lo = idx;
+		pop->hi = end;
+	}
 }
 
 /* The worker's run is done (or was never handed over). */
@@ -225,12 +241,14 @@ prefault_run_end(struct zs_pool *pool)
 /*
  * Fault in a claimed run, the pages this call takes (at most n, the first
  * of the run) here, and with pop->ahead the rest on the worker.  Only a
- * speedup: a failure costs page faults later.  page_lock not held.
+ * speedup: a failure costs page faults later.  page_lock not held; the
+ * caller holds the run's first page, so its section stays.
  */
 static void
 populate(struct zs_pool *pool, struct populate *pop, unsigned int n)
 {
 	size_t now = pop->len;
+	uint32_t i;
 
 	if (pop->ahead && (size_t)n << PAGE_SHIFT < now)
 		now = (size_t)n << PAGE_SHIFT;
@@ -240,6 +258,12 @@ populate(struct zs_pool *pool, struct populate *pop, unsigned int n)
 			free_prefault(pool, pop->addr + now, pop->len - now);
 		else
 			prefault_run_end(pool);
+	} else {
+		/* Free ones may be reported now: they stay out. */
+		pthread_mutex_lock(&pool->page_lock);
+		for (i = pop->lo; i < pop->hi; i++)
+			pop->sec->pages[i].flags &= ~PG_POPULATING;
+		pthread_mutex_unlock(&pool->page_lock);
 	}
 	pop->len = 0;
 }
@@ -351,7 +375,7 @@ section_free_pages(struct zs_pool *pool, const uint32_t *pfns, unsigned int n)
 		pg->state = PAGE_FREE;
 		pg->owner = 0;
 		pg->huge_size = 0;
-		pg->flags = 0;
+		pg->flags &= PG_POPULATING;
 		freelist_push_head(sec, idx);
 		if (sec->state == SECTION_ONLINE) {
 			pool->nr_free_pages++;
@@ -442,9 +466,11 @@ section_remove(struct zs_pool *pool, struct section *sec)
 
 /*
  * Free page reporting, for report.c.  Take up to max free pages of the
- * section in slot that are still resident off its free list; they stay
- * PAGE_FREE but are counted in nr_reporting until section_put_reported(),
- * and until then the section cannot be emptied and so cannot go away.
+ * section in slot that are still resident, and not being faulted in (a
+ * run claimed by an allocation: its fault would undo the report), off
+ * its free list; they stay PAGE_FREE but are counted in nr_reporting
+ * until section_put_reported(), and until then the section cannot be
+ * emptied and so cannot go away.
  */
 unsigned int
 section_take_unreported(struct zs_pool *pool, uint32_t slot,
@@ -463,7 +489,7 @@ section_take_unreported(struct zs_pool *pool, uint32_t slot,
 	for (i = sec->free_head; i != PAGE_NIL && n < max &&
 	    sec->nr_free > sec->nr_reported; i = next) {
 		next = sec->pages[i].next;
-		if (sec->pages[i].flags & PG_REPORTED)
+		if (sec->pages[i].flags & (PG_REPORTED | PG_POPULATING))
 			continue;
 		/* Being faulted in: given back now, it would come back. */
 		if (sec == pool->prefault_run.sec &&

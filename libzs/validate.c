@@ -106,6 +106,9 @@ check_section(struct walk *wk, uint32_t slot, struct section *sec)
 			    "page %u: reported but state %u", pfn, pg->state);
 			reported++;
 		}
+		/* Only while an allocation faults its run in. */
+		CHECK(wk, !(pg->flags & PG_POPULATING),
+		    "page %u: still marked as being faulted in", pfn);
 		if (pg->state == PAGE_FREE)
 			nfree++;
 		if (pg->state == PAGE_ZSPAGE && pg->owner == OWNER_CACHED)

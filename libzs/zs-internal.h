@@ -177,6 +177,10 @@ enum page_state {
 
 #define PG_REPORTED	0x01	/* free and not resident: given back to the
 				   OS, or never touched since mapped */
+#define PG_POPULATING	0x02	/* in a run an allocation is faulting in
+				   (section.c): not reported until it is
+				   done; kept while the page is taken and
+				   freed again meanwhile */
 
 /*
  * One per page of a section, in the section's own memmap.  All fields under

@@ -30,7 +30,14 @@ extern "C" {
 #define ZS_MAX_PREFAULT		1024		/* largest prefault_ahead */
 #define ZS_MAX_PAGE_CACHE	64		/* largest page_cache */
 
-/* 0 is never a valid handle. */
+/*
+ * 0 is never a valid handle.  A handle holds its object's index in the
+ * pool's handle table and a 16-bit generation.  A handle used after
+ * zs_free() is refused (EINVAL) as long as its index has been given to
+ * new objects fewer than 65,536 times since; the 65,536th of them gets a
+ * handle equal to the stale one, which then reaches that object.  This is
+ * a debugging aid, not a guarantee: never use a handle after freeing it.
+ */
 typedef uint64_t zs_handle_t;
 
 struct zs_pool;
@@ -190,8 +197,9 @@ void		 zs_pool_flush(struct zs_pool *pool);
 /*
  * Give every free page that is still resident back to the OS now, in the
  * calling thread, without waiting for the reporting worker; first does
- * what zs_pool_flush() does, so pages waiting on frees count too.
- * Returns the pages given back.
+ * what zs_pool_flush() does, so pages waiting on frees count too.  Free
+ * pages another thread's allocation is faulting in meanwhile are left
+ * for a later report.  Returns the pages given back.
  */
 long		 zs_pool_report(struct zs_pool *pool);
 

@@ -1,7 +1,7 @@
 /*
  * test-alloc.c - allocate, write, read back and free at every object size,
- * statistics that add up, batched frees, and bad input refused without
- * harm.
+ * statistics that add up, batched frees, bad input refused without
+ * harm, and where stale handle detection ends.
  */
 #include <config.h>
 
@@ -472,6 +472,85 @@ handles_shared(void)
 	zs_destroy_pool(pool);
 }
 
+/*
+ * A handle's generation has 16 bits: after a handle is freed, its index
+ * may be handed out again 65,535 times and the stale handle is still
+ * refused; the 65,536th handle on that index equals it.  Allocations that
+ * take the index and then fail for want of memory use none of those.
+ * The stale handle is passed to the pool only where it must be refused
+ * (debug builds abort on it).
+ */
+static void
+generation_wrap(void)
+{
+	static struct tobj objs[64];
+	uint8_t local[ZS_MAX_ALLOC_SIZE];
+	struct zs_pool_config cfg;
+	struct zs_pool *pool;
+	zs_handle_t stale, h, small;
+	unsigned int n, k, fails = 0, other = 0, equal = 0;
+	struct tobj o;
+
+	zs_pool_config_init(&cfg);
+	cfg.section_size = 256 << 10;
+	cfg.max_size = cfg.section_size;	/* one section */
+	cfg.async_free = 0;
+	cfg.free_batch = 0;
+	cfg.page_cache = 0;
+	cfg.free_page_reporting = 0;
+	pool = zs_create_pool(&cfg);
+	for (n = 0; n < 64 && tobj_put(pool, &objs[n], n, ZS_MAX_ALLOC_SIZE) ==
+	    0; n++)
+		;
+	ok(pool != NULL && n > 0 && n < 64, "one section full of %u huge "
+	    "objects", n);
+	if (n == 0 || n == 64) {
+		zs_destroy_pool(pool);
+		return;
+	}
+	stale = objs[n - 1].handle;
+	tobj_drop(pool, &objs[n - 1]);
+
+	/* Its page taken by another class: a huge malloc fails. */
+	small = zs_malloc(pool, 100);
+	for (k = 0; k < 100; k++)
+		fails += zs_malloc(pool, ZS_MAX_ALLOC_SIZE) == 0 &&
+		    errno == ENOMEM;
+	ok(small != 0 && fails == 100, "100 huge allocations failed after "
+	    "taking the freed index (%u)", fails);
+	zs_free(pool, small);
+
+	for (k = 1; k < 65535; k++) {
+		h = zs_malloc(pool, ZS_MAX_ALLOC_SIZE);
+		other += (uint32_t)h != (uint32_t)stale;
+		equal += h == stale;
+		zs_free(pool, h);
+	}
+	ok(other == 0 && equal == 0, "the index handed out 65,534 times: "
+	    "%u other indices, %u handles equal to the stale one", other,
+	    equal);
+	ok(tobj_put(pool, &o, 7, ZS_MAX_ALLOC_SIZE) == 0 &&
+	    (uint32_t)o.handle == (uint32_t)stale && o.handle != stale,
+	    "the 65,535th handle on the index differs from the stale one");
+#ifndef ZS_DEBUG
+	errno = 0;
+	ok(zs_obj_size(pool, stale) == 0 && errno == EINVAL &&
+	    zs_obj_read_begin(pool, stale, local, NULL) == NULL &&
+	    zs_free(pool, stale) == -EINVAL && tobj_intact(pool, &o),
+	    "the stale handle is refused; the live object is intact");
+#endif
+	tobj_drop(pool, &o);
+	h = zs_malloc(pool, ZS_MAX_ALLOC_SIZE);
+	ok(h == stale, "the 65,536th handle on the index equals the stale "
+	    "one (%#llx, stale %#llx)", (unsigned long long)h,
+	    (unsigned long long)stale);
+	zs_free(pool, h);
+	ok(pool_valid(pool), "pool valid");
+	for (k = 0; k < n; k++)
+		tobj_drop(pool, &objs[k]);
+	zs_destroy_pool(pool);
+}
+
 int
 main(void)
 {
@@ -485,5 +564,6 @@ main(void)
 	bad_sizes();
 	bad_handles();
 	handles_shared();
+	generation_wrap();
 	return done_testing();
 }

@@ -11,11 +11,16 @@
  *
  * The other way: a first allocation in a new pool faults in a run of
  * pages after the one it takes, prefault_ahead long when the worker does
- * it, 32 when the caller does; mincore() says which pages are in.
+ * it, 32 when the caller does; mincore() says which pages are in.  A
+ * report that runs while the caller faults its run in must leave the run
+ * alone: held inside that madvise by the pool's OS ops, the caller lets a
+ * report run to its end, and then every page the pool counts as reported
+ * must be out of memory.
  */
 #include <config.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -345,11 +350,178 @@ test_prefault(void)
 	    n);
 }
 
+/*
+ * OS ops that hold the first MADV_POPULATE_WRITE after `armed` is set
+ * until `released`, and note where the pool's one section is.
+ */
+struct hold {
+	pthread_mutex_t	lock;
+	pthread_cond_t	cond;
+	bool		armed, holding, released;
+	size_t		section_size;
+	char		*section;
+};
+
+static void *
+hold_map(void *ctx, size_t len)
+{
+	struct hold *h = ctx;
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE |
+	    MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	if (len == h->section_size) {
+		/* Pages, not huge pages, so that mincore() counts them. */
+		(void)madvise(p, len, MADV_NOHUGEPAGE);
+		pthread_mutex_lock(&h->lock);
+		h->section = p;
+		pthread_mutex_unlock(&h->lock);
+	}
+	return p;
+}
+
+static int
+hold_unmap(void *ctx, void *addr, size_t len)
+{
+	(void)ctx;
+	return munmap(addr, len);
+}
+
+static int
+hold_advise(void *ctx, void *addr, size_t len, int advice)
+{
+	struct hold *h = ctx;
+
+	pthread_mutex_lock(&h->lock);
+	if (advice == MADV_POPULATE_WRITE && h->armed) {
+		h->armed = false;
+		h->holding = true;
+		pthread_cond_broadcast(&h->cond);
+		while (!h->released)
+			pthread_cond_wait(&h->cond, &h->lock);
+		h->holding = false;
+	}
+	pthread_mutex_unlock(&h->lock);
+	return madvise(addr, len, advice);
+}
+
+struct alloc_arg {
+	struct zs_pool	*pool;
+	struct tobj	 o;
+	int		 error;
+};
+
+static void *
+alloc_thread(void *arg)
+{
+	struct alloc_arg *a = arg;
+
+	a->error = tobj_put(a->pool, &a->o, 1, 3000);
+	return NULL;
+}
+
+/* Data pages of the section that are not resident. */
+static int
+section_out(struct zs_pool *pool, const struct hold *h)
+{
+	static unsigned char vec[1024];
+	struct zs_section_stats st;
+	unsigned int i, n = 0;
+
+	if (zs_section_stats(pool, 0, &st) != 0 ||
+	    st.pages > sizeof(vec) || mincore(h->section, h->section_size,
+	    vec) != 0)
+		return -1;
+	for (i = st.pages_meta; i < st.pages; i++)
+		n += !(vec[i] & 1);
+	return (int)n;
+}
+
+static void
+test_report_vs_populate(void)
+{
+	static const struct zs_os_ops ops_tmpl = { hold_map, hold_unmap,
+	    hold_advise, NULL };
+	struct zs_os_ops ops = ops_tmpl;
+	struct zs_section_stats st;
+	struct zs_pool_config cfg;
+	struct alloc_arg a;
+	struct tobj o;
+	struct hold h;
+	pthread_t t;
+	const char *why;
+	long n1, n2;
+	int out;
+
+	if ((why = pages_countable()) != NULL) {
+		skip(7, "%s", why);
+		return;
+	}
+	memset(&h, 0, sizeof(h));
+	pthread_mutex_init(&h.lock, NULL);
+	pthread_cond_init(&h.cond, NULL);
+	h.section_size = 1 << 20;
+	h.armed = true;
+	ops.ctx = &h;
+	zs_pool_config_init(&cfg);
+	cfg.section_size = h.section_size;
+	cfg.async_free = 0;		/* the caller faults its run in */
+	cfg.page_cache = 0;
+	cfg.free_page_reporting = 0;	/* reports come from here */
+	cfg.os_ops = &ops;
+	a.pool = zs_create_pool(&cfg);
+	if (a.pool == NULL) {
+		ok(0, "zs_create_pool: %s", strerror(errno));
+		return;
+	}
+
+	/* The first object: its page and the 31 after it are claimed. */
+	pthread_create(&t, NULL, alloc_thread, &a);
+	pthread_mutex_lock(&h.lock);
+	while (!h.holding)
+		pthread_cond_wait(&h.cond, &h.lock);
+	pthread_mutex_unlock(&h.lock);
+	/* A page of the run taken and freed again meanwhile is still in it. */
+	ok(tobj_put(a.pool, &o, 2, ZS_MAX_ALLOC_SIZE) == 0 &&
+	    tobj_intact(a.pool, &o), "a huge object allocated meanwhile");
+	tobj_drop(a.pool, &o);
+	n1 = zs_pool_report(a.pool);
+	pthread_mutex_lock(&h.lock);
+	h.released = true;
+	pthread_cond_broadcast(&h.cond);
+	pthread_mutex_unlock(&h.lock);
+	pthread_join(t, NULL);
+	ok(a.error == 0 && tobj_intact(a.pool, &a.o), "object written while "
+	    "a report ran");
+	ok(n1 == 0, "the report left the run being faulted in alone (%ld "
+	    "pages given back)", n1);
+	zs_section_stats(a.pool, 0, &st);
+	out = section_out(a.pool, &h);
+	ok(out >= 0 && st.pages_reported == (unsigned int)out, "pages counted "
+	    "as reported: %u; not resident: %d", st.pages_reported, out);
+
+	/* Faulted in and still free: the next report gives them back. */
+	n2 = zs_pool_report(a.pool);
+	zs_section_stats(a.pool, 0, &st);
+	out = section_out(a.pool, &h);
+	ok(n2 == 31, "the next report gave back the run's 31 free pages (%ld)",
+	    n2);
+	ok(out >= 0 && st.pages_reported == (unsigned int)out, "then counted "
+	    "as reported: %u; not resident: %d", st.pages_reported, out);
+	ok(pool_valid(a.pool), "pool valid");
+	tobj_drop(a.pool, &a.o);
+	zs_destroy_pool(a.pool);
+	pthread_cond_destroy(&h.cond);
+	pthread_mutex_destroy(&h.lock);
+}
+
 int
 main(void)
 {
 	tap_watchdog(600);
 	test_prefault();
+	test_report_vs_populate();
 	objs = calloc(MAX_OBJS, sizeof(*objs));
 	if (objs == NULL)
 		return 99;
