@@ -149,11 +149,15 @@ void		 store_set_options(struct store *st,
 /*
  * Byte-addressed I/O; any offset and length (partial pages are read,
  * patched and written back under the slot's lock).
- *   store_write: 0, -EFBIG past the end, -ENOSPC over the memory limit,
- *   -ENOMEM if the pool cannot grow; on error the slots not yet written
- *   keep their old data (a page is replaced whole or not at all).
+ *   store_write: 0, -EFBIG past the end, -ENOSPC if the pool is at the
+ *   memory limit and a page would need a new object or a larger one than
+ *   its slot holds (see store.c), -ENOMEM if the pool cannot grow; on
+ *   error the slots not yet written keep their old data (a page is
+ *   replaced whole or not at all).
  *   store_read: bytes read (short at the end), or -errno.
- *   store_discard: whole pages freed, partial ones zeroed; 0 or -errno.
+ *   store_discard: whole pages freed, partial ones zeroed; 0, or -ENOMEM
+ *   if rewriting a partial page needs memory the pool cannot get (never
+ *   -ENOSPC: the memory limit does not apply to discards).
  */
 int		 store_write(struct store *st, struct store_ctx *ctx,
 		    uint64_t off, const void *buf, size_t len);

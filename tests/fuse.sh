@@ -69,7 +69,7 @@ tap_ok $? "63 MiB of random data over mem_limit=4M fails with ENOSPC"
 used=$(mm_stat mem_used_total)
 tap_diag "mm_stat: $(cat "$ZSD_MNT/mm_stat")"
 # The limit is checked before each allocation, not with it: writers racing
-# at the limit may each overshoot it by an object (a zspage at most).
+# at the limit may each overshoot it by an object (two pages at most).
 [ "${used:-0}" -gt 0 ] && [ "$used" -le $(((4 << 20) + (64 << 10))) ]
 tap_ok $? "mem_used_total $used is within the limit (+ 64 KiB)"
 
