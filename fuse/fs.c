@@ -283,6 +283,11 @@ fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct stat st;
 	off_t i;
 
+	/* off indexes names. */
+	if (off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
 	if (size > sizeof(buf))
 		size = sizeof(buf);
 	for (i = off; i < 4; i++) {
@@ -467,16 +472,17 @@ fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct fs *fs = fuse_req_userdata(req);
 	uint64_t disksize = fs->z->cfg.disksize;
 
+	/* Before anything uses off: mm_stat indexes its line with it. */
+	if (off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
 	if (ino == INO_STAT) {
 		fs_read_stat(fs, req, size, off);
 		return;
 	}
 	if (ino != INO_SWAP) {
 		fuse_reply_err(req, EISDIR);
-		return;
-	}
-	if (off < 0) {
-		fuse_reply_err(req, EINVAL);
 		return;
 	}
 	if ((uint64_t)off >= disksize || size == 0) {
