@@ -88,7 +88,7 @@ struct counters {
 	_Atomic uint64_t	failed_reads;	/* pages */
 	_Atomic uint64_t	failed_writes;	/* pages, discards included */
 	_Atomic uint64_t	limit_refusals;
-	_Atomic uint64_t	invalid_io;	/* writes past the end */
+	_Atomic uint64_t	invalid_io;	/* requests past the end */
 } __attribute__((aligned(CACHE_LINE)));
 
 enum slot_type {
@@ -456,6 +456,16 @@ out:
 	return error;
 }
 
+bool
+store_io_valid(struct store *st, struct store_ctx *ctx, uint64_t off,
+    uint64_t len)
+{
+	if (off <= st->size && len <= st->size - off)
+		return true;
+	STAT_ADD(ctx, invalid_io, 1);
+	return false;
+}
+
 int
 store_write(struct store *st, struct store_ctx *ctx, uint64_t off,
     const void *buf, size_t len)
@@ -465,10 +475,8 @@ store_write(struct store *st, struct store_ctx *ctx, uint64_t off,
 	uint64_t i;
 	int error;
 
-	if (off > st->size || len > st->size - off) {
-		STAT_ADD(ctx, invalid_io, 1);
+	if (!store_io_valid(st, ctx, off, len))
 		return -EFBIG;
-	}
 	while (len > 0) {
 		i = off >> ZSD_PAGE_SHIFT;
 		in = off & (ZSD_PAGE_SIZE - 1);
@@ -500,10 +508,11 @@ store_read(struct store *st, struct store_ctx *ctx, uint64_t off, void *buf,
 	uint64_t i;
 	int error;
 
-	if (off >= st->size)
-		return 0;
-	if (len > st->size - off)
+	if (!store_io_valid(st, ctx, off, len)) {
+		if (off >= st->size)
+			return 0;
 		len = st->size - off;
+	}
 	if (len > LONG_MAX)
 		len = LONG_MAX & ~(size_t)(ZSD_PAGE_SIZE - 1);
 	for (done = 0; done < len; done += n, off += n) {

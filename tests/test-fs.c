@@ -1,7 +1,7 @@
 /*
  * test-fs.c - the FUSE front end in process, without a mount: requests
  * the kernel would never send (negative offsets), and what requests out
- * of the file's range are answered and counted as.
+ * of the file's range are answered with and counted as (invalid_io).
  *
  * libfuse takes a mountpoint of /dev/fd/N to mean "fd N is already the
  * channel".  Here N is one end of a socketpair of datagrams, so fs.c
@@ -176,6 +176,15 @@ teardown(void)
 	close(peer);
 }
 
+static uint64_t
+invalid_io(void)
+{
+	struct store_stats ss;
+
+	store_stats(z.store, &ss);
+	return ss.invalid_io;
+}
+
 /*
  * Offsets past INT64_MAX reach the handlers as negative off_t.  The
  * kernel never sends them (it refuses negative positions before FUSE
@@ -219,12 +228,62 @@ test_negative(void)
 	    r.len);
 }
 
+/*
+ * Reads and writes that reach past the end of the swap file are answered
+ * (short reads, EFBIG) and counted in invalid_io, one each; what lies
+ * within it is not counted.
+ */
+static void
+test_out_of_range(void)
+{
+	unsigned char page[PG], back[PG];
+	struct reply r;
+	uint64_t before;
+
+	memset(page, 0x3c, PG);
+	before = invalid_io();
+	req_write(DISKSIZE - PG, page, PG, &r);
+	ok(r.error == 0, "write of the last page (%d)", r.error);
+	req_read(FUSE_READ, INO_SWAP, DISKSIZE - PG, PG, &r);
+	memset(back, 0x3c, PG);
+	ok(r.error == 0 && r.len == PG && memcmp(r.data, back, PG) == 0,
+	    "read of the last page");
+	req_read(FUSE_READ, INO_STAT, 1000, PG, &r);
+	ok(r.error == 0 && r.len == 0, "mm_stat past its line: 0 bytes");
+	ok(invalid_io() == before, "none of that is invalid_io (%llu)",
+	    (unsigned long long)(invalid_io() - before));
+
+	req_write(DISKSIZE, page, PG, &r);
+	ok(r.error == EFBIG && invalid_io() == before + 1,
+	    "write at the end: EFBIG (%d), invalid_io +%llu", r.error,
+	    (unsigned long long)(invalid_io() - before));
+	req_write(DISKSIZE - 100, page, 200, &r);
+	ok(r.error == EFBIG && invalid_io() == before + 2,
+	    "write across the end: EFBIG (%d), invalid_io +%llu", r.error,
+	    (unsigned long long)(invalid_io() - before));
+	req_write(DISKSIZE + 1000 * PG, page, PG, &r);
+	ok(r.error == EFBIG && invalid_io() == before + 3,
+	    "write far past the end: EFBIG (%d), invalid_io +%llu", r.error,
+	    (unsigned long long)(invalid_io() - before));
+	req_read(FUSE_READ, INO_SWAP, DISKSIZE, PG, &r);
+	ok(r.error == 0 && r.len == 0 && invalid_io() == before + 4,
+	    "read at the end: 0 bytes (%zu), invalid_io +%llu", r.len,
+	    (unsigned long long)(invalid_io() - before));
+	req_read(FUSE_READ, INO_SWAP, DISKSIZE - 100, 200, &r);
+	ok(r.error == 0 && r.len == 100 && memcmp(r.data, back, 100) == 0 &&
+	    invalid_io() == before + 5,
+	    "read across the end: the 100 bytes before it (%zu), "
+	    "invalid_io +%llu", r.len,
+	    (unsigned long long)(invalid_io() - before));
+}
+
 int
 main(void)
 {
 	tap_watchdog(120);
 	setup();
 	test_negative();
+	test_out_of_range();
 	teardown();
 	return done_testing();
 }

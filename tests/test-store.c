@@ -542,6 +542,7 @@ test_range(void)
 	struct store *st = store_new(pool, NPAGES, CODEC_LZ4, 0);
 	struct store_ctx *ctx = ctx_new(st);
 	unsigned char buf[2 * PG], back[2 * PG];
+	struct store_stats ss;
 
 	memset(buf, 0x5a, sizeof(buf));
 	ok(store_nr_pages(st) == NPAGES, "store_nr_pages");
@@ -552,6 +553,9 @@ test_range(void)
 	ok(store_write(st, ctx, SIZE, buf, 1) == -EFBIG &&
 	    store_write(st, ctx, UINT64_MAX - 10, buf, 100) == -EFBIG,
 	    "write past the end, and with off + len overflowing: EFBIG");
+	store_stats(st, &ss);
+	ok(ss.invalid_io == 3, "the three writes out of range counted in "
+	    "invalid_io (%llu)", (unsigned long long)ss.invalid_io);
 	memset(buf, 0x11, sizeof(buf));
 	ok(store_read(st, ctx, SIZE - 100, back, 200) == 100 &&
 	    back[0] == 0x5a && back[99] == 0x5a,
@@ -559,8 +563,17 @@ test_range(void)
 	ok(store_read(st, ctx, SIZE, back, 10) == 0 &&
 	    store_read(st, ctx, SIZE + PG, back, 10) == 0,
 	    "read at and past the end: 0");
+	store_stats(st, &ss);
+	ok(ss.invalid_io == 6, "and the three reads (%llu)",
+	    (unsigned long long)ss.invalid_io);
 	ok(store_write(st, ctx, 0, buf, 0) == 0 &&
-	    store_read(st, ctx, 0, back, 0) == 0, "zero lengths");
+	    store_read(st, ctx, 0, back, 0) == 0 &&
+	    store_read(st, ctx, SIZE - PG, back, PG) == PG &&
+	    store_write(st, ctx, SIZE - PG, buf, PG) == 0,
+	    "zero lengths, the last page");
+	store_stats(st, &ss);
+	ok(ss.invalid_io == 6, "what is in range is not invalid_io (%llu)",
+	    (unsigned long long)ss.invalid_io);
 	store_ctx_destroy(ctx);
 	store_destroy(st);
 	zs_destroy_pool(pool);
