@@ -19,6 +19,21 @@
  * freeing the object underneath it.  The I/O calls never call malloc:
  * each thread's buffers and codec state are in its struct store_ctx.
  *
+ * The memory limit (mem_limit in zsd.conf(5)).  Below it every write is
+ * taken.  When the pool uses as much as the limit or more, a page is
+ * taken only if storing it does not grow its slot's object: a
+ * same-filled page (no object) always; a page for a slot without an
+ * object is refused with -ENOSPC before it is compressed; a page for a
+ * slot holding an object is compressed and taken if its object is no
+ * larger than the old one (which is freed right after: the pool holds
+ * both for that moment), refused otherwise.  A discard is never refused,
+ * not even one that rewrites the rest of a page.  The check reads the
+ * pool's size and is not atomic with the allocation that follows it, so
+ * writers that pass it at the same moment may each take the pool over
+ * the limit by one object (at most two pool pages).  (zram allocates
+ * first and checks after, which spends a compression and an allocation
+ * on every page it refuses.)
+ *
  * Locking.  Slots are guarded by STORE_STRIPES mutexes, slot i by stripe
  * i % STORE_STRIPES: consecutive pages, as one large request split across
  * workers, fall on different locks.  A thread holds at most one stripe at
@@ -73,7 +88,7 @@ struct counters {
 	_Atomic uint64_t	failed_reads;	/* pages */
 	_Atomic uint64_t	failed_writes;	/* pages, discards included */
 	_Atomic uint64_t	limit_refusals;
-	_Atomic uint64_t	invalid_io;	/* writes past the end */
+	_Atomic uint64_t	invalid_io;	/* requests past the end */
 } __attribute__((aligned(CACHE_LINE)));
 
 enum slot_type {
@@ -224,17 +239,39 @@ store_ctx_sync_level(struct store *st, struct store_ctx *ctx)
 	}
 }
 
+/* What a write to a slot holding s may take at the limit. */
+#define STORE_ROOM_ANY	SIZE_MAX	/* no limit, or a discard */
+
+static size_t
+slot_room(const struct slot *s)
+{
+	return s->type == SLOT_COMPRESSED || s->type == SLOT_RAW ? s->len : 0;
+}
+
+/* Whether the pool uses as much as the memory limit, or more. */
+static bool
+store_at_limit(struct store *st)
+{
+	uint64_t limit = atomic_load_explicit(&st->mem_limit,
+	    memory_order_relaxed);
+
+	return limit != 0 &&
+	    zs_pool_pages_used(st->pool) * ZSD_PAGE_SIZE >= limit;
+}
+
 /*
  * Make the entry for a page, object included, without touching the
- * table.  Nothing needs to be undone on failure.
+ * table; the object may take room bytes at most (STORE_ROOM_ANY: any),
+ * or the page is refused with -ENOSPC, before it is compressed if room
+ * is 0.  Nothing needs to be undone on failure.
  */
 static int
 store_encode(struct store *st, struct store_ctx *ctx, const void *page,
-    struct slot *out)
+    size_t room, struct slot *out)
 {
 	const void *src;
 	zs_handle_t handle;
-	uint64_t word, limit;
+	uint64_t word;
 	size_t len;
 	int codec;
 
@@ -242,6 +279,8 @@ store_encode(struct store *st, struct store_ctx *ctx, const void *page,
 		*out = (struct slot){ .value = word, .type = SLOT_SAME };
 		return 0;
 	}
+	if (room == 0)
+		goto refuse;
 
 	codec = atomic_load_explicit(&st->codec, memory_order_relaxed);
 	if (codec == CODEC_ZSTD)
@@ -258,23 +297,18 @@ store_encode(struct store *st, struct store_ctx *ctx, const void *page,
 		*out = (struct slot){ .len = ZSD_PAGE_SIZE,
 		    .type = SLOT_RAW };
 	}
+	if (len > room)
+		goto refuse;
 
-	/*
-	 * Checked before every allocation, not atomically with it: writers
-	 * racing at the limit may overshoot it by an object each.
-	 */
-	limit = atomic_load_explicit(&st->mem_limit, memory_order_relaxed);
-	if (limit != 0 &&
-	    zs_pool_pages_used(st->pool) * ZSD_PAGE_SIZE >= limit) {
-		STAT_ADD(ctx, limit_refusals, 1);
-		return -ENOSPC;
-	}
 	/* EINVAL would be a length libzs rejects: a bug. */
 	if ((handle = zs_malloc_write(st->pool, src, len)) == 0)
 		return errno == ENOMEM ? -ENOMEM : -EIO;
 	store_note_used(st, ctx);
 	out->value = handle;
 	return 0;
+refuse:
+	STAT_ADD(ctx, limit_refusals, 1);
+	return -ENOSPC;
 }
 
 /* The page an entry holds, into page.  Called with the slot locked. */
@@ -358,10 +392,21 @@ store_write_page(struct store *st, struct store_ctx *ctx, uint64_t i,
     const void *page)
 {
 	pthread_mutex_t *lock = store_slot_lock(st, i);
+	size_t room = STORE_ROOM_ANY;
 	struct slot new, old;
 	int error;
 
-	if ((error = store_encode(st, ctx, page, &new)) != 0)
+	/*
+	 * At the limit: what the slot holds now, read under its lock.  A
+	 * writer of the same slot meanwhile may change it; the kernel never
+	 * writes one slot twice at once, and the overshoot is an object.
+	 */
+	if (store_at_limit(st)) {
+		pthread_mutex_lock(lock);
+		room = slot_room(&st->slots[i]);
+		pthread_mutex_unlock(lock);
+	}
+	if ((error = store_encode(st, ctx, page, room, &new)) != 0)
 		return error;
 	pthread_mutex_lock(lock);
 	store_replace_locked(st, ctx, i, &new, &old);
@@ -372,13 +417,15 @@ store_write_page(struct store *st, struct store_ctx *ctx, uint64_t i,
 
 /*
  * Replace n bytes at in of slot i by src, or by zeros if src is NULL:
- * read, patch and write back, all under the slot's lock.
+ * read, patch and write back, all under the slot's lock.  Zeroing is a
+ * discard, which the memory limit never refuses.
  */
 static int
 store_patch_page(struct store *st, struct store_ctx *ctx, uint64_t i,
     size_t in, const void *src, size_t n)
 {
 	pthread_mutex_t *lock = store_slot_lock(st, i);
+	size_t room = STORE_ROOM_ANY;
 	struct slot new, old;
 	int error;
 
@@ -396,7 +443,9 @@ store_patch_page(struct store *st, struct store_ctx *ctx, uint64_t i,
 		bulk_copy(ctx->page + in, src, n);
 	else
 		memset(ctx->page + in, 0, n);
-	if ((error = store_encode(st, ctx, ctx->page, &new)) != 0)
+	if (src != NULL && store_at_limit(st))
+		room = slot_room(&old);
+	if ((error = store_encode(st, ctx, ctx->page, room, &new)) != 0)
 		goto out;
 	store_replace_locked(st, ctx, i, &new, &old);
 	pthread_mutex_unlock(lock);
@@ -405,6 +454,16 @@ store_patch_page(struct store *st, struct store_ctx *ctx, uint64_t i,
 out:
 	pthread_mutex_unlock(lock);
 	return error;
+}
+
+bool
+store_io_valid(struct store *st, struct store_ctx *ctx, uint64_t off,
+    uint64_t len)
+{
+	if (off <= st->size && len <= st->size - off)
+		return true;
+	STAT_ADD(ctx, invalid_io, 1);
+	return false;
 }
 
 int
@@ -416,10 +475,8 @@ store_write(struct store *st, struct store_ctx *ctx, uint64_t off,
 	uint64_t i;
 	int error;
 
-	if (off > st->size || len > st->size - off) {
-		STAT_ADD(ctx, invalid_io, 1);
+	if (!store_io_valid(st, ctx, off, len))
 		return -EFBIG;
-	}
 	while (len > 0) {
 		i = off >> ZSD_PAGE_SHIFT;
 		in = off & (ZSD_PAGE_SIZE - 1);
@@ -451,10 +508,11 @@ store_read(struct store *st, struct store_ctx *ctx, uint64_t off, void *buf,
 	uint64_t i;
 	int error;
 
-	if (off >= st->size)
-		return 0;
-	if (len > st->size - off)
+	if (!store_io_valid(st, ctx, off, len)) {
+		if (off >= st->size)
+			return 0;
 		len = st->size - off;
+	}
 	if (len > LONG_MAX)
 		len = LONG_MAX & ~(size_t)(ZSD_PAGE_SIZE - 1);
 	for (done = 0; done < len; done += n, off += n) {

@@ -138,7 +138,7 @@ struct store_stats {
 	uint64_t	writes;
 	uint64_t	discards;
 	uint64_t	limit_refusals;	/* writes refused by mem_limit */
-	uint64_t	invalid_io;	/* writes past the end of the file */
+	uint64_t	invalid_io;	/* reads, writes past the end */
 };
 
 struct store;
@@ -159,12 +159,23 @@ void		 store_set_options(struct store *st,
 /*
  * Byte-addressed I/O; any offset and length (partial pages are read,
  * patched and written back under the slot's lock).
- *   store_write: 0, -EFBIG past the end, -ENOSPC over the memory limit,
- *   -ENOMEM if the pool cannot grow; on error the slots not yet written
- *   keep their old data (a page is replaced whole or not at all).
+ *   store_write: 0, -EFBIG past the end, -ENOSPC if the pool is at the
+ *   memory limit and a page would need a new object or a larger one than
+ *   its slot holds (see store.c), -ENOMEM if the pool cannot grow; on
+ *   error the slots not yet written keep their old data (a page is
+ *   replaced whole or not at all).
  *   store_read: bytes read (short at the end), or -errno.
- *   store_discard: whole pages freed, partial ones zeroed; 0 or -errno.
+ *   Reads and writes that reach past the end are counted in invalid_io.
+ *   store_discard: whole pages freed, partial ones zeroed; 0, or -ENOMEM
+ *   if rewriting a partial page needs memory the pool cannot get (never
+ *   -ENOSPC: the memory limit does not apply to discards).
  */
+/*
+ * Whether [off, off + len) lies within the file; if not, counted in
+ * invalid_io (for callers that answer such a request themselves).
+ */
+bool		 store_io_valid(struct store *st, struct store_ctx *ctx,
+		    uint64_t off, uint64_t len);
 int		 store_write(struct store *st, struct store_ctx *ctx,
 		    uint64_t off, const void *buf, size_t len);
 long		 store_read(struct store *st, struct store_ctx *ctx,

@@ -91,7 +91,7 @@ struct fs {
 	struct fs_req		*reqs;
 	unsigned int		 nr_reqs;
 	struct fs_req		*current;	/* loop: in fuse_session_... */
-	struct store_ctx	*ctx;		/* loop: for the work it runs */
+	struct store_ctx	*ctx;	/* loop: works it runs, counting */
 	struct work		*held;		/* loop: a swap-in not yet run */
 	unsigned int		 read_errors;	/* loop: failed reads in a row */
 };
@@ -283,6 +283,11 @@ fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct stat st;
 	off_t i;
 
+	/* off indexes names. */
+	if (off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
 	if (size > sizeof(buf))
 		size = sizeof(buf);
 	for (i = off; i < 4; i++) {
@@ -467,6 +472,11 @@ fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct fs *fs = fuse_req_userdata(req);
 	uint64_t disksize = fs->z->cfg.disksize;
 
+	/* Before anything uses off: mm_stat indexes its line with it. */
+	if (off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
 	if (ino == INO_STAT) {
 		fs_read_stat(fs, req, size, off);
 		return;
@@ -475,10 +485,8 @@ fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, EISDIR);
 		return;
 	}
-	if (off < 0) {
-		fuse_reply_err(req, EINVAL);
-		return;
-	}
+	/* Past the end: counted, then answered with what lies before it. */
+	(void)store_io_valid(fs->z->store, fs->ctx, (uint64_t)off, size);
 	if ((uint64_t)off >= disksize || size == 0) {
 		fuse_reply_buf(req, NULL, 0);
 		return;
@@ -509,7 +517,7 @@ fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		return;
 	}
 	/* A fixed-size file: nothing is written past its end. */
-	if ((uint64_t)off + size > fs->z->cfg.disksize) {
+	if (!store_io_valid(fs->z->store, fs->ctx, (uint64_t)off, size)) {
 		fuse_reply_err(req, EFBIG);
 		return;
 	}

@@ -25,6 +25,30 @@ run_tap "fuse-io, 4 threads" "$FUSE_IO" -s 2 -t 4 -n 10000 "$f"
 run_tap "fuse-io, O_DIRECT, 2 threads" "$FUSE_IO" -d -s 3 -t 2 -n 5000 "$f"
 run_tap "fuse-io, end of file" "$FUSE_IO" -p "$f"
 
+# I/O past the end is counted in invalid_io, one a request.
+ZSCTL=${ZSCTL:-$builddir/daemon/zsctl}
+invalid_io()
+{
+	"$ZSCTL" -s "$TEST_DIR/control" -b stat |
+	    awk '$1 == "invalid_io" { print $2 }'
+}
+before=$(invalid_io)
+dd if=/dev/zero of="$f" bs=4k seek=$((size / 4096)) count=1 \
+    conv=notrunc oflag=direct status=none 2>/dev/null
+status=$?
+after=$(invalid_io)
+[ "$status" -ne 0 ] && [ -n "$before" ] && [ "$after" = $((before + 1)) ]
+tap_ok $? "a write at the end fails (dd $status) and counts in" \
+    "invalid_io ($before -> $after)"
+before=$after
+dd if="$f" of=/dev/null bs=4k skip=$((size / 4096 - 1)) count=2 \
+    iflag=direct status=none
+status=$?
+after=$(invalid_io)
+[ "$status" -eq 0 ] && [ -n "$before" ] && [ "$after" = $((before + 1)) ]
+tap_ok $? "a read across the end succeeds (dd $status) and counts in" \
+    "invalid_io ($before -> $after)"
+
 orig=$(mm_stat orig_data_size)
 compr=$(mm_stat compr_data_size)
 [ "${orig:-0}" -gt 0 ]
@@ -69,7 +93,7 @@ tap_ok $? "63 MiB of random data over mem_limit=4M fails with ENOSPC"
 used=$(mm_stat mem_used_total)
 tap_diag "mm_stat: $(cat "$ZSD_MNT/mm_stat")"
 # The limit is checked before each allocation, not with it: writers racing
-# at the limit may each overshoot it by an object (a zspage at most).
+# at the limit may each overshoot it by an object (two pages at most).
 [ "${used:-0}" -gt 0 ] && [ "$used" -le $(((4 << 20) + (64 << 10))) ]
 tap_ok $? "mem_used_total $used is within the limit (+ 64 KiB)"
 

@@ -2,8 +2,13 @@
  * test-store.c - the page store: every kind of page comes back as written
  * and is counted as what it is; byte-addressed I/O at any offset agrees
  * with a plain buffer; overwrites and discards free what they replace;
- * the memory limit refuses writes without harming stored data; and
- * threads writing the same pages in parts lose nothing.
+ * the memory limit refuses writes without harming stored data, refuses
+ * new pages before compressing them, and never refuses an overwrite that
+ * does not grow its slot or a discard; and threads writing the same
+ * pages in parts lose nothing.
+ *
+ * The test is linked with -Wl,--wrap=codec_compress, so that the calls
+ * the store makes to the codec can be counted.
  */
 #include <config.h>
 
@@ -20,6 +25,25 @@
 #define PG	ZSD_PAGE_SIZE
 
 static const enum codec_id codec_ids[] = { CODEC_LZ4, CODEC_ZSTD };
+
+/*
+ * Every codec_compress call, counted on its way to the real one (the
+ * linker's --wrap names them; hence the underscores).
+ */
+static atomic_ulong compress_calls;
+
+size_t	__real_codec_compress(struct codec_ctx *ctx, enum codec_id id,
+	    const void *page, void *dst, size_t cap);
+size_t	__wrap_codec_compress(struct codec_ctx *ctx, enum codec_id id,
+	    const void *page, void *dst, size_t cap);
+
+size_t
+__wrap_codec_compress(struct codec_ctx *ctx, enum codec_id id,
+    const void *page, void *dst, size_t cap)
+{
+	atomic_fetch_add(&compress_calls, 1);
+	return __real_codec_compress(ctx, id, page, dst, cap);
+}
 
 /* xorshift64*: the same data for the same seed. */
 static uint64_t
@@ -518,6 +542,7 @@ test_range(void)
 	struct store *st = store_new(pool, NPAGES, CODEC_LZ4, 0);
 	struct store_ctx *ctx = ctx_new(st);
 	unsigned char buf[2 * PG], back[2 * PG];
+	struct store_stats ss;
 
 	memset(buf, 0x5a, sizeof(buf));
 	ok(store_nr_pages(st) == NPAGES, "store_nr_pages");
@@ -528,6 +553,9 @@ test_range(void)
 	ok(store_write(st, ctx, SIZE, buf, 1) == -EFBIG &&
 	    store_write(st, ctx, UINT64_MAX - 10, buf, 100) == -EFBIG,
 	    "write past the end, and with off + len overflowing: EFBIG");
+	store_stats(st, &ss);
+	ok(ss.invalid_io == 3, "the three writes out of range counted in "
+	    "invalid_io (%llu)", (unsigned long long)ss.invalid_io);
 	memset(buf, 0x11, sizeof(buf));
 	ok(store_read(st, ctx, SIZE - 100, back, 200) == 100 &&
 	    back[0] == 0x5a && back[99] == 0x5a,
@@ -535,8 +563,17 @@ test_range(void)
 	ok(store_read(st, ctx, SIZE, back, 10) == 0 &&
 	    store_read(st, ctx, SIZE + PG, back, 10) == 0,
 	    "read at and past the end: 0");
+	store_stats(st, &ss);
+	ok(ss.invalid_io == 6, "and the three reads (%llu)",
+	    (unsigned long long)ss.invalid_io);
 	ok(store_write(st, ctx, 0, buf, 0) == 0 &&
-	    store_read(st, ctx, 0, back, 0) == 0, "zero lengths");
+	    store_read(st, ctx, 0, back, 0) == 0 &&
+	    store_read(st, ctx, SIZE - PG, back, PG) == PG &&
+	    store_write(st, ctx, SIZE - PG, buf, PG) == 0,
+	    "zero lengths, the last page");
+	store_stats(st, &ss);
+	ok(ss.invalid_io == 6, "what is in range is not invalid_io (%llu)",
+	    (unsigned long long)ss.invalid_io);
 	store_ctx_destroy(ctx);
 	store_destroy(st);
 	zs_destroy_pool(pool);
@@ -636,6 +673,229 @@ test_mem_limit(void)
 	store_destroy(st);
 	zs_destroy_pool(pool);
 	free(ref);
+}
+
+/* A pool that frees on the spot: its pages in use follow every free. */
+static struct zs_pool *
+pool_new_sync(void)
+{
+	struct zs_pool_config cfg;
+	struct zs_pool *pool;
+
+	zs_pool_config_init(&cfg);
+	cfg.async_free = 0;
+	cfg.free_batch = 0;
+	cfg.free_page_reporting = 0;
+	if ((pool = zs_create_pool(&cfg)) == NULL)
+		bail("zs_create_pool: %s", strerror(errno));
+	return pool;
+}
+
+/*
+ * Write text pages into empty slots from *next on until one is refused;
+ * ref keeps what was written.  After it the pool is at the limit.
+ */
+static void
+fill_to_limit(struct store *st, struct store_ctx *ctx, uint64_t nr_pages,
+    uint64_t *next, unsigned char *ref, uint64_t *seed)
+{
+	int error = 0;
+
+	for (; *next < nr_pages; (*next)++) {
+		fill_text(ref + *next * PG, PG, seed);
+		error = store_write(st, ctx, *next * PG, ref + *next * PG, PG);
+		if (error != 0)
+			break;
+	}
+	if (error != -ENOSPC)
+		bail("filling to the limit: %d after %llu pages", error,
+		    (unsigned long long)*next);
+	/* Refused: the slot stays empty, and is skipped from now on. */
+	memset(ref + *next * PG, 0, PG);
+	(*next)++;
+}
+
+/*
+ * What the limit refuses and what it lets through, once the pool is at
+ * it: new pages are refused before they are compressed; an overwrite
+ * that does not grow its slot's object and every discard are taken.
+ */
+static void
+test_limit_rules(void)
+{
+	enum { NPAGES = 1024, LIMIT = 256 << 10 };
+	struct zs_pool *pool = pool_new_sync();
+	struct store *st = store_new(pool, NPAGES, CODEC_LZ4, LIMIT);
+	struct store_ctx *ctx = ctx_new(st);
+	unsigned char *ref, page[PG], back[PG];
+	struct store_stats s1, s2;
+	uint64_t seed = 31, next = 2, i;
+	unsigned long calls;
+	bool intact = true;
+	int error;
+
+	if ((ref = calloc(NPAGES, PG)) == NULL)
+		bail("out of memory");
+	/* Slot 0: a random page, stored raw.  Slot 1: text. */
+	fill_random(ref, PG, &seed);
+	fill_text(ref + PG, PG, &seed);
+	if (store_write(st, ctx, 0, ref, 2 * PG) != 0)
+		bail("store_write of the first two pages");
+	fill_to_limit(st, ctx, NPAGES, &next, ref, &seed);
+	store_stats(st, &s1);
+	ok(s1.mem_used_total >= LIMIT, "at the limit after %llu pages "
+	    "(%llu bytes used)", (unsigned long long)next,
+	    (unsigned long long)s1.mem_used_total);
+
+	/* A new page: refused, and the codec never sees it. */
+	fill_text(page, PG, &seed);
+	calls = atomic_load(&compress_calls);
+	error = store_write(st, ctx, next * PG, page, PG);
+	ok(error == -ENOSPC && atomic_load(&compress_calls) == calls,
+	    "a new page at the limit: ENOSPC (%d) without compressing it "
+	    "(%lu codec calls)", error, atomic_load(&compress_calls) - calls);
+	calls = atomic_load(&compress_calls);
+	error = store_write(st, ctx, next * PG + 100, page, 200);
+	ok(error == -ENOSPC && atomic_load(&compress_calls) == calls,
+	    "a partial write into an empty slot: the same (%d, %lu calls)",
+	    error, atomic_load(&compress_calls) - calls);
+	store_stats(st, &s2);
+	ok(s2.limit_refusals == s1.limit_refusals + 2,
+	    "both counted as limit refusals");
+
+	/* The same page again: the store does not grow. */
+	store_stats(st, &s1);
+	error = store_write(st, ctx, PG, ref + PG, PG);
+	store_stats(st, &s2);
+	ok(error == 0 && s2.compr_data_size == s1.compr_data_size,
+	    "an overwrite with the same page at the limit is taken (%d)",
+	    error);
+
+	/* A page that compresses to less, then a part of one in place. */
+	fill_to_limit(st, ctx, NPAGES, &next, ref, &seed);
+	memset(ref + PG + PG / 4, 0, PG - PG / 4);
+	error = store_write(st, ctx, PG, ref + PG, PG);
+	ok(error == 0, "an overwrite that shrinks its object is taken (%d)",
+	    error);
+	fill_to_limit(st, ctx, NPAGES, &next, ref, &seed);
+	error = store_write(st, ctx, 2 * PG + 10, ref + 2 * PG + 10, 100);
+	ok(error == 0, "a partial overwrite that keeps the size is taken "
+	    "(%d)", error);
+
+	/* A raw page may become anything: nothing takes more than it. */
+	fill_to_limit(st, ctx, NPAGES, &next, ref, &seed);
+	fill_random(ref, PG, &seed);
+	error = store_write(st, ctx, 0, ref, PG);
+	ok(error == 0, "a raw page overwritten by another at the limit (%d)",
+	    error);
+
+	/* Growing a slot is refused, and the old data stays. */
+	fill_to_limit(st, ctx, NPAGES, &next, ref, &seed);
+	fill_random(page, PG, &seed);
+	error = store_write(st, ctx, 3 * PG, page, PG);
+	ok(error == -ENOSPC && store_read(st, ctx, 3 * PG, back, PG) == PG &&
+	    memcmp(back, ref + 3 * PG, PG) == 0,
+	    "an overwrite that would grow its slot: ENOSPC (%d), old data "
+	    "kept", error);
+
+	/* Discards, partial ones included, are never refused. */
+	fill_to_limit(st, ctx, NPAGES, &next, ref, &seed);
+	error = store_discard(st, ctx, 4 * PG + 100, 1000);
+	memset(ref + 4 * PG + 100, 0, 1000);
+	ok(error == 0, "a partial discard at the limit is taken (%d)", error);
+	fill_to_limit(st, ctx, NPAGES, &next, ref, &seed);
+	error = store_discard(st, ctx, 5 * PG - 10, PG + 20);
+	memset(ref + 5 * PG - 10, 0, PG + 20);
+	ok(error == 0, "a discard of a page and two ends of others (%d)",
+	    error);
+	store_stats(st, &s1);
+	ok(s1.failed_writes == s1.limit_refusals, "no failed writes but the "
+	    "refused ones (%llu failed, %llu refusals)",
+	    (unsigned long long)s1.failed_writes,
+	    (unsigned long long)s1.limit_refusals);
+
+	for (i = 0; i < NPAGES && intact; i++) {
+		intact = store_read(st, ctx, i * PG, back, PG) == PG &&
+		    memcmp(back, ref + i * PG, PG) == 0;
+		if (!intact)
+			diag("page %llu differs", (unsigned long long)i);
+	}
+	ok(intact, "every page reads back as the reference");
+	ok(pool_valid(pool), "pool valid");
+	store_ctx_destroy(ctx);
+	store_destroy(st);
+	zs_destroy_pool(pool);
+	free(ref);
+}
+
+/*
+ * Writers racing at the limit: each may pass the check before the others'
+ * objects are counted, so the pool may go over it by one object (two
+ * pool pages at most) per writer, and no more.
+ */
+#define RACE_THREADS	4
+#define RACE_PAGES	512	/* each */
+
+struct race {
+	struct store	*st;
+	unsigned int	 id;
+	uint64_t	 written;
+	int		 error;
+};
+
+static pthread_barrier_t race_start;
+
+static void *
+race_run(void *arg)
+{
+	struct race *r = arg;
+	struct store_ctx *ctx = ctx_new(r->st);
+	uint64_t seed = 500 + r->id, base = (uint64_t)r->id * RACE_PAGES;
+	unsigned char page[PG];
+
+	pthread_barrier_wait(&race_start);
+	for (r->written = 0; r->written < RACE_PAGES; r->written++) {
+		fill_random(page, PG, &seed);
+		if ((r->error = store_write(r->st, ctx, (base + r->written) *
+		    PG, page, PG)) != 0)
+			break;
+	}
+	store_ctx_destroy(ctx);
+	return NULL;
+}
+
+static void
+test_limit_race(void)
+{
+	enum { LIMIT = 1 << 20 };
+	struct zs_pool *pool = pool_new_sync();
+	struct store *st = store_new(pool, RACE_THREADS * RACE_PAGES,
+	    CODEC_LZ4, LIMIT);
+	pthread_t threads[RACE_THREADS];
+	struct race r[RACE_THREADS];
+	struct store_stats ss;
+	unsigned int i;
+	bool refused = true;
+
+	pthread_barrier_init(&race_start, NULL, RACE_THREADS);
+	for (i = 0; i < RACE_THREADS; i++) {
+		r[i] = (struct race){ .st = st, .id = i };
+		if (pthread_create(&threads[i], NULL, race_run, &r[i]) != 0)
+			bail("pthread_create");
+	}
+	for (i = 0; i < RACE_THREADS; i++) {
+		pthread_join(threads[i], NULL);
+		refused = refused && r[i].error == -ENOSPC;
+	}
+	pthread_barrier_destroy(&race_start);
+	store_stats(st, &ss);
+	ok(refused, "%d writers racing to the limit: each refused in the end",
+	    RACE_THREADS);
+	ok(ss.mem_used_total <= LIMIT + RACE_THREADS * 2 * PG,
+	    "over the limit by %lld bytes, at most two pages a writer",
+	    (long long)ss.mem_used_total - LIMIT);
+	store_destroy(st);
+	zs_destroy_pool(pool);
 }
 
 /*
@@ -925,6 +1185,8 @@ main(void)
 	test_discard();
 	test_range();
 	test_mem_limit();
+	test_limit_rules();
+	test_limit_race();
 	test_threads();
 	return done_testing();
 }
