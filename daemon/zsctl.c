@@ -2,8 +2,9 @@
  * zsctl.c - the client of zsd's control socket.
  *
  * One request per run: connect, send, read the reply, print it as a
- * table or as JSON (--json), and exit with a status scripts can rely
- * on (zsctl(8)).  Options may come before or after the command, as with
+ * table, as JSON (--json) or, for stat, in the Prometheus text format
+ * (--format=prometheus), and exit with a status scripts can rely on
+ * (zsctl(8)).  Options may come before or after the command, as with
  * zramctl or git.  It speaks proto.h and links nothing else.
  */
 #include <config.h>
@@ -21,7 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "proto.h"
+#include "zsctl.h"
 
 #define ZSCTL_SOCKET		"/run/zsd/control"
 #define ZSCTL_TIMEOUT		120	/* seconds for the reply */
@@ -37,6 +38,7 @@
 enum format {
 	FORMAT_TEXT,
 	FORMAT_JSON,
+	FORMAT_PROMETHEUS,		/* stat only */
 };
 
 static const char	*socket_path = ZSCTL_SOCKET;
@@ -45,6 +47,7 @@ static bool		 bytes;		/* sizes in bytes */
 static bool		 all;		/* classes: empty ones too */
 static int		 timeout = ZSCTL_TIMEOUT;
 static unsigned char	 msg[PROTO_MAX_MSG];
+static unsigned char	 msg_classes[PROTO_MAX_MSG];	/* prometheus */
 
 static void __attribute__((noreturn, format(printf, 2, 3)))
 die(int status, const char *fmt, ...)
@@ -74,9 +77,11 @@ usage(FILE *f, int status)
 	    "\n"
 	    "  -s, --socket=PATH    zsd's control socket (default "
 	    ZSCTL_SOCKET ")\n"
-	    "  -j, --json           print JSON\n"
+	    "  -j, --json           print JSON, the same as --format=json\n"
+	    "      --format=FORMAT  text, json, or prometheus (stat only)\n"
 	    "  -b, --bytes          print sizes in bytes\n"
-	    "  -a, --all            classes: empty ones too\n"
+	    "  -a, --all            classes, stat --format=prometheus: "
+	    "empty classes too\n"
 	    "  -t, --timeout=SECS   wait that long for the reply (default "
 	    "%d)\n"
 	    "  -h, --help           print this and exit\n"
@@ -563,6 +568,7 @@ parse_args(int argc, char **argv, char **words)
 	static const struct option longopts[] = {
 		{ "socket", required_argument, NULL, 's' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "format", required_argument, NULL, 'F' },
 		{ "bytes", no_argument, NULL, 'b' },
 		{ "all", no_argument, NULL, 'a' },
 		{ "timeout", required_argument, NULL, 't' },
@@ -582,6 +588,17 @@ parse_args(int argc, char **argv, char **words)
 		case 'j': format = FORMAT_JSON; break;
 		case 'b': bytes = true; break;
 		case 'a': all = true; break;
+		case 'F':
+			if (strcmp(optarg, "text") == 0)
+				format = FORMAT_TEXT;
+			else if (strcmp(optarg, "json") == 0)
+				format = FORMAT_JSON;
+			else if (strcmp(optarg, "prometheus") == 0)
+				format = FORMAT_PROMETHEUS;
+			else
+				die(EXIT_USAGE, "--format=%s: expected text, "
+				    "json or prometheus", optarg);
+			break;
 		case 't':
 			l = strtol(optarg, &end, 10);
 			if (*optarg == '\0' || *end != '\0' || l < 1 ||
@@ -603,7 +620,7 @@ parse_args(int argc, char **argv, char **words)
 int
 main(int argc, char **argv)
 {
-	struct proto_msg m;
+	struct proto_msg m, mc;
 	char *words[ZSCTL_MAX_WORDS], *arg = NULL;
 	const char *cmd;
 	int fd, type, nargs, nwords;
@@ -625,8 +642,12 @@ main(int argc, char **argv)
 		    nargs ? "one SIZE" : "no arguments", words[nargs + 1]);
 		usage(stderr, EXIT_USAGE);
 	}
-	if (all && type != PROTO_CLASSES)
-		die(EXIT_USAGE, "%s: -a is for classes only", cmd);
+	if (format == FORMAT_PROMETHEUS && type != PROTO_STAT)
+		die(EXIT_USAGE, "%s: --format=prometheus is for stat only",
+		    cmd);
+	if (all && type != PROTO_CLASSES && format != FORMAT_PROMETHEUS)
+		die(EXIT_USAGE, "%s: -a is for classes and stat "
+		    "--format=prometheus only", cmd);
 	if (nargs) {
 		arg = words[1];
 		if (arg[0] == '\0' || strlen(arg) > PROTO_VALUE_MAX ||
@@ -639,9 +660,18 @@ main(int argc, char **argv)
 	receive(fd, msg, sizeof(msg), &m);
 	if (m.type == PROTO_ERROR)
 		return reply_error(&m);
+	if (format == FORMAT_PROMETHEUS) {
+		/* The per-class figures, on the same connection. */
+		request(fd, PROTO_CLASSES, NULL);
+		receive(fd, msg_classes, sizeof(msg_classes), &mc);
+		if (mc.type == PROTO_ERROR)
+			return reply_error(&mc);
+	}
 	close(fd);
 
-	if (format == FORMAT_JSON) {
+	if (format == FORMAT_PROMETHEUS)
+		prom_print(stdout, &m, &mc, all);
+	else if (format == FORMAT_JSON) {
 		if (type == PROTO_STATUS)
 			json_records(&m);
 		else if (type == PROTO_CLASSES)
