@@ -2,8 +2,10 @@
  * zsctl.c - the client of zsd's control socket.
  *
  * One request per run: connect, send, read the reply, print it as a
- * table (or JSON with --json), and exit with a status scripts can rely
- * on (zsctl(8)).  It speaks proto.h and links nothing else.
+ * table, as JSON (--json) or, for stat, in the Prometheus text format
+ * (--format=prometheus), and exit with a status scripts can rely on
+ * (zsctl(8)).  Options may come before or after the command, as with
+ * zramctl or git.  It speaks proto.h and links nothing else.
  */
 #include <config.h>
 
@@ -20,10 +22,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "proto.h"
+#include "zsctl.h"
 
 #define ZSCTL_SOCKET		"/run/zsd/control"
 #define ZSCTL_TIMEOUT		120	/* seconds for the reply */
+#define ZSCTL_MAX_WORDS		3	/* command, argument, one too many */
 
 /* Exit statuses. */
 #define EXIT_OK			0
@@ -32,11 +35,19 @@
 #define EXIT_UNREACHABLE	3	/* no zsd, or no reply */
 #define EXIT_DENIED		4
 
+enum format {
+	FORMAT_TEXT,
+	FORMAT_JSON,
+	FORMAT_PROMETHEUS,		/* stat only */
+};
+
 static const char	*socket_path = ZSCTL_SOCKET;
-static bool		 json;
+static enum format	 format;
 static bool		 bytes;		/* sizes in bytes */
 static bool		 all;		/* classes: empty ones too */
+static int		 timeout = ZSCTL_TIMEOUT;
 static unsigned char	 msg[PROTO_MAX_MSG];
+static unsigned char	 msg_classes[PROTO_MAX_MSG];	/* prometheus */
 
 static void __attribute__((noreturn, format(printf, 2, 3)))
 die(int status, const char *fmt, ...)
@@ -54,7 +65,7 @@ die(int status, const char *fmt, ...)
 static void __attribute__((noreturn))
 usage(FILE *f, int status)
 {
-	fprintf(f, "usage: zsctl [-s socket] [--json] [-b] command [args]\n"
+	fprintf(f, "usage: zsctl [options] command [argument] [options]\n"
 	    "\n"
 	    "  status        one row per swap file\n"
 	    "  stat          every counter of the store and the pool\n"
@@ -64,12 +75,20 @@ usage(FILE *f, int status)
 	    "  shrink SIZE   unmap that much of the pool if it can (root)\n"
 	    "  reset-max     reset mem_used_max (root)\n"
 	    "\n"
-	    "  -s socket     zsd's control socket (default " ZSCTL_SOCKET
-	    ")\n"
-	    "  -j, --json    print JSON\n"
-	    "  -b, --bytes   print sizes in bytes\n"
-	    "  -t seconds    wait that long for the reply (default %d)\n",
-	    ZSCTL_TIMEOUT);
+	    "  -s, --socket=PATH    zsd's control socket (default "
+	    ZSCTL_SOCKET ")\n"
+	    "  -j, --json           print JSON, the same as --format=json\n"
+	    "      --format=FORMAT  text, json, or prometheus (stat only)\n"
+	    "  -b, --bytes          print sizes in bytes\n"
+	    "  -a, --all            classes, stat --format=prometheus: "
+	    "empty classes too\n"
+	    "  -t, --timeout=SECS   wait that long for the reply (default "
+	    "%d)\n"
+	    "  -h, --help           print this and exit\n"
+	    "  -V, --version        print the version and exit\n"
+	    "\n"
+	    "Options may come before or after the command; \"--\" ends "
+	    "them.\n", ZSCTL_TIMEOUT);
 	exit(status);
 }
 
@@ -406,7 +425,7 @@ print_result(int type, const struct proto_msg *m)
 }
 
 static int
-zsd_connect(int timeout)
+zsd_connect(void)
 {
 	struct sockaddr_un sun;
 	struct timeval tv = { .tv_sec = timeout };
@@ -464,22 +483,22 @@ send_all(int fd, const unsigned char *p, size_t len)
 	}
 }
 
-/* The whole reply, into msg. */
+/* The whole reply, into buf. */
 static void
-receive(int fd, struct proto_msg *m)
+receive(int fd, unsigned char *buf, size_t size, struct proto_msg *m)
 {
 	size_t len = 0, used;
 	ssize_t n;
 	int r;
 
 	for (;;) {
-		r = proto_parse(msg, len, m, &used);
+		r = proto_parse(buf, len, m, &used);
 		if (r == PROTO_OK)
 			break;
 		if (r != PROTO_ETRUNC)
 			die(EXIT_ZSD_ERROR, "bad reply from zsd: %s",
 			    proto_strerror(r));
-		if ((n = read(fd, msg + len, sizeof(msg) - len)) < 0) {
+		if ((n = read(fd, buf + len, size - len)) < 0) {
 			if (errno == EINTR)
 				continue;
 			die(EXIT_UNREACHABLE, "no reply from zsd: %s",
@@ -495,31 +514,91 @@ receive(int fd, struct proto_msg *m)
 		die(EXIT_ZSD_ERROR, "bad reply from zsd: type %d", m->type);
 }
 
-int
-main(int argc, char **argv)
+/* Send a request of that type, with size=arg unless NULL. */
+static void
+request(int fd, int type, const char *arg)
+{
+	static struct proto_buf req;
+
+	proto_begin(&req, type);
+	if (arg != NULL)
+		proto_add(&req, "size", "%s", arg);
+	if (proto_finish(&req) != PROTO_OK)
+		die(EXIT_USAGE, "request too large");
+	send_all(fd, req.data, req.len);
+}
+
+/* An error reply on stderr; the exit status it means. */
+static int
+reply_error(const struct proto_msg *m)
+{
+	char code[16], why[PROTO_VALUE_MAX + 1];
+
+	if (proto_get(m, "message", why, sizeof(why)) == NULL)
+		snprintf(why, sizeof(why), "zsd returned an error");
+	fprintf(stderr, "zsctl: %s\n", why);
+	switch (atoi(proto_get(m, "error", code, sizeof(code)) ? code : "0")) {
+	case PROTO_ERR_PERM:
+		return EXIT_DENIED;
+	case PROTO_ERR_ARGS:
+		return EXIT_USAGE;
+	default:
+		return EXIT_ZSD_ERROR;
+	}
+}
+
+static void
+words_add(char **words, int *n, char *word)
+{
+	if (*n < ZSCTL_MAX_WORDS)
+		words[*n] = word;
+	(*n)++;
+}
+
+/*
+ * The options, wherever they are, into the globals; the other words
+ * (the command and its argument) into words, the first
+ * ZSCTL_MAX_WORDS of them; how many there were.  "-" first in the
+ * option string keeps them in order whatever POSIXLY_CORRECT says;
+ * after "--" every word is a word.
+ */
+static int
+parse_args(int argc, char **argv, char **words)
 {
 	static const struct option longopts[] = {
+		{ "socket", required_argument, NULL, 's' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "format", required_argument, NULL, 'F' },
 		{ "bytes", no_argument, NULL, 'b' },
+		{ "all", no_argument, NULL, 'a' },
+		{ "timeout", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
 	};
-	static struct proto_buf req;
-	struct proto_msg m;
-	char code[16], why[PROTO_VALUE_MAX + 1];
-	const char *cmd;
-	int c, fd, type, timeout = ZSCTL_TIMEOUT, nargs;
+	int c, n = 0;
 	char *end;
 	long l;
 
-	while ((c = getopt_long(argc, argv, "+s:jbt:ahV", longopts,
+	while ((c = getopt_long(argc, argv, "-s:jbat:hV", longopts,
 	    NULL)) != -1) {
 		switch (c) {
+		case 1: words_add(words, &n, optarg); break;
 		case 's': socket_path = optarg; break;
-		case 'j': json = true; break;
+		case 'j': format = FORMAT_JSON; break;
 		case 'b': bytes = true; break;
 		case 'a': all = true; break;
+		case 'F':
+			if (strcmp(optarg, "text") == 0)
+				format = FORMAT_TEXT;
+			else if (strcmp(optarg, "json") == 0)
+				format = FORMAT_JSON;
+			else if (strcmp(optarg, "prometheus") == 0)
+				format = FORMAT_PROMETHEUS;
+			else
+				die(EXIT_USAGE, "--format=%s: expected text, "
+				    "json or prometheus", optarg);
+			break;
 		case 't':
 			l = strtol(optarg, &end, 10);
 			if (*optarg == '\0' || *end != '\0' || l < 1 ||
@@ -529,61 +608,70 @@ main(int argc, char **argv)
 			timeout = (int)l;
 			break;
 		case 'h': usage(stdout, EXIT_OK);
-		case 'V': printf("zsctl %s\n", PACKAGE_VERSION); return 0;
+		case 'V': printf("zsctl %s\n", PACKAGE_VERSION); exit(EXIT_OK);
 		default: usage(stderr, EXIT_USAGE);
 		}
 	}
-	if (optind >= argc)
+	for (; optind < argc; optind++)
+		words_add(words, &n, argv[optind]);
+	return n;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct proto_msg m, mc;
+	char *words[ZSCTL_MAX_WORDS], *arg = NULL;
+	const char *cmd;
+	int fd, type, nargs, nwords;
+
+	if ((nwords = parse_args(argc, argv, words)) == 0)
 		usage(stderr, EXIT_USAGE);
-	cmd = argv[optind++];
-	if (strcmp(cmd, "classes") == 0 && optind < argc &&
-	    strcmp(argv[optind], "-a") == 0) {
-		all = true;
-		optind++;
-	}
+	cmd = words[0];
 	if ((type = proto_type_by_name(cmd)) == -1) {
 		fprintf(stderr, "zsctl: unknown command '%s'\n", cmd);
 		usage(stderr, EXIT_USAGE);
 	}
 	nargs = type == PROTO_LIMIT || type == PROTO_SHRINK;
-	if (argc - optind != nargs) {
-		fprintf(stderr, "zsctl: %s takes %s\n", cmd, nargs ?
-		    "a SIZE" : "no arguments");
+	if (nwords - 1 < nargs) {
+		fprintf(stderr, "zsctl: %s takes a SIZE\n", cmd);
 		usage(stderr, EXIT_USAGE);
 	}
-
-	proto_begin(&req, type);
-	if (nargs) {
-		if (argv[optind][0] == '\0' ||
-		    strlen(argv[optind]) > PROTO_VALUE_MAX ||
-		    strpbrk(argv[optind], "\n\r\t") != NULL)
-			die(EXIT_USAGE, "%s: bad SIZE '%s'", cmd,
-			    argv[optind]);
-		proto_add(&req, "size", "%s", argv[optind]);
+	if (nwords - 1 > nargs) {
+		fprintf(stderr, "zsctl: %s takes %s, not '%s'\n", cmd,
+		    nargs ? "one SIZE" : "no arguments", words[nargs + 1]);
+		usage(stderr, EXIT_USAGE);
 	}
-	if (proto_finish(&req) != PROTO_OK)
-		die(EXIT_USAGE, "request too large");
+	if (format == FORMAT_PROMETHEUS && type != PROTO_STAT)
+		die(EXIT_USAGE, "%s: --format=prometheus is for stat only",
+		    cmd);
+	if (all && type != PROTO_CLASSES && format != FORMAT_PROMETHEUS)
+		die(EXIT_USAGE, "%s: -a is for classes and stat "
+		    "--format=prometheus only", cmd);
+	if (nargs) {
+		arg = words[1];
+		if (arg[0] == '\0' || strlen(arg) > PROTO_VALUE_MAX ||
+		    strpbrk(arg, "\n\r\t") != NULL)
+			die(EXIT_USAGE, "%s: bad SIZE '%s'", cmd, arg);
+	}
 
-	fd = zsd_connect(timeout);
-	send_all(fd, req.data, req.len);
-	receive(fd, &m);
+	fd = zsd_connect();
+	request(fd, type, arg);
+	receive(fd, msg, sizeof(msg), &m);
+	if (m.type == PROTO_ERROR)
+		return reply_error(&m);
+	if (format == FORMAT_PROMETHEUS) {
+		/* The per-class figures, on the same connection. */
+		request(fd, PROTO_CLASSES, NULL);
+		receive(fd, msg_classes, sizeof(msg_classes), &mc);
+		if (mc.type == PROTO_ERROR)
+			return reply_error(&mc);
+	}
 	close(fd);
 
-	if (m.type == PROTO_ERROR) {
-		if (proto_get(&m, "message", why, sizeof(why)) == NULL)
-			snprintf(why, sizeof(why), "zsd returned an error");
-		fprintf(stderr, "zsctl: %s\n", why);
-		switch (atoi(proto_get(&m, "error", code, sizeof(code)) ?
-		    code : "0")) {
-		case PROTO_ERR_PERM:
-			return EXIT_DENIED;
-		case PROTO_ERR_ARGS:
-			return EXIT_USAGE;
-		default:
-			return EXIT_ZSD_ERROR;
-		}
-	}
-	if (json) {
+	if (format == FORMAT_PROMETHEUS)
+		prom_print(stdout, &m, &mc, all);
+	else if (format == FORMAT_JSON) {
 		if (type == PROTO_STATUS)
 			json_records(&m);
 		else if (type == PROTO_CLASSES)
