@@ -134,8 +134,6 @@ report_tick(struct run *r, bool last)
 		return;
 	if (r->stat.mem_used_total > r->pool_peak)
 		r->pool_peak = r->stat.mem_used_total;
-	if (r->stat.orig_data_size >= r->stat_fullest.orig_data_size)
-		r->stat_fullest = r->stat;
 	if (r->opt.workload == WORKLOAD_SWAP) {
 		swapped = cgroup_swap_bytes(&r->cg);
 		if (swapped > r->cg_swap_peak)
@@ -152,7 +150,8 @@ report_tick(struct run *r, bool last)
 	s.verified = SUM(r, pages_verified);
 	s.pool = r->stat.mem_used_total;
 	s.ratio = ratio_of(&r->stat);
-	add_sample(r, &s);
+	if (!last)
+		add_sample(r, &s);
 
 	pthread_mutex_lock(&out_lock);
 	if (r->tty) {
@@ -208,6 +207,21 @@ result_name(int status, const struct run *r)
 	}
 }
 
+/* The ratio over the samples where the pool held something. */
+static double
+mean_ratio(const struct run *r)
+{
+	double sum = 0;
+	size_t i, n = 0;
+
+	for (i = 0; i < r->nr_samples; i++)
+		if (r->samples[i].pool > 0) {
+			sum += r->samples[i].ratio;
+			n++;
+		}
+	return n ? sum / (double)n : 0;
+}
+
 static void
 summary_json(struct run *r, int status, double stress, double check)
 {
@@ -253,15 +267,13 @@ summary_json(struct run *r, int status, double stress, double check)
 	    "\"pages_read\": %" PRIu64 ", \"mib_s_out\": %.2f, "
 	    "\"mib_s_in\": %.2f, \"failed_reads\": %" PRIu64 ", "
 	    "\"failed_writes\": %" PRIu64 ", \"limit_refusals\": %" PRIu64
-	    ", \"pool_peak_bytes\": %" PRIu64 ", \"fullest_data_bytes\": %"
-	    PRIu64 ", \"fullest_pool_bytes\": %" PRIu64 ", \"ratio\": %.3f "
-	    "},\n", b->writes - a->writes, b->reads -
+	    ", \"pool_peak_bytes\": %" PRIu64 ", \"mean_ratio\": %.3f },\n",
+	    b->writes - a->writes, b->reads -
 	    a->reads, total > 0 ? mib((b->writes - a->writes) * PAGE) / total
 	    : 0, total > 0 ? mib((b->reads - a->reads) * PAGE) / total : 0,
 	    b->failed_reads - a->failed_reads, b->failed_writes -
 	    a->failed_writes, b->limit_refusals - a->limit_refusals,
-	    r->pool_peak, r->stat_fullest.orig_data_size,
-	    r->stat_fullest.mem_used_total, ratio_of(&r->stat_fullest));
+	    r->pool_peak, mean_ratio(r));
 	printf("  \"cgroup_swap_peak_bytes\": %" PRIu64 ",\n"
 	    "  \"oom_kills\": %" PRIu64 ",\n", r->cg_swap_peak, r->oom_kills);
 	printf("  \"chaos_actions\": {");
@@ -352,10 +364,9 @@ report_summary(struct run *r, int status)
 	else if (SUM(r, writes_refused) > 0)
 		fprintf(f, "  %-18s %" PRIu64 " (over mem_limit, retried)\n",
 		    "writes refused", SUM(r, writes_refused));
-	fprintf(f, "  %-18s %.1f MiB at most; at the fullest %.1f MiB held "
-	    "%.1f MiB of pages: ratio %.2f\n", "pool", mib(r->pool_peak),
-	    mib(r->stat_fullest.mem_used_total),
-	    mib(r->stat_fullest.orig_data_size), ratio_of(&r->stat_fullest));
+	fprintf(f, "  %-18s %.1f MiB at most; ratio %.2f on average (data "
+	    "stored / pool memory, once a second)\n", "pool",
+	    mib(r->pool_peak), mean_ratio(r));
 	if (r->opt.chaos) {
 		fprintf(f, "  %-18s", "chaos");
 		for (k = 0; k < NR_CHAOS; k++)

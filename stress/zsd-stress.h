@@ -303,7 +303,6 @@ struct run {
 	double			 t_stat_prev;
 	bool			 stat_ok;
 	uint64_t		 pool_peak;
-	struct zsd_stat		 stat_fullest;	/* most data stored */
 	uint64_t		 cg_swap_peak;
 	char			 unhealthy[512];	/* why, if it is */
 	char			 warning[512];
