@@ -497,6 +497,35 @@ store_write(struct store *st, struct store_ctx *ctx, uint64_t off,
 	return 0;
 }
 
+/*
+ * Fault injection for zsd-stress's tests, in debug builds only
+ * (--enable-debug): with ZSD_FAULT_CORRUPT_PAGE=N in zsd's environment,
+ * every read of page N returns it with byte 100 flipped, as a corrupt
+ * store would.  Other builds compile it to nothing.
+ */
+#ifdef ZS_DEBUG
+static void
+store_fault_read(uint64_t i, unsigned char *page)
+{
+	static _Atomic long long corrupt = -2;	/* -2: not looked up yet */
+	long long n = atomic_load(&corrupt);
+	const char *s;
+
+	if (n == -2) {
+		s = getenv("ZSD_FAULT_CORRUPT_PAGE");
+		n = s != NULL && *s >= '0' && *s <= '9' ? atoll(s) : -1;
+		atomic_store(&corrupt, n);
+	}
+	if (n >= 0 && (uint64_t)n == i)
+		page[100] ^= 0x5a;
+}
+#else
+static inline void
+store_fault_read(uint64_t i, unsigned char *page)
+{
+}
+#endif
+
 long
 store_read(struct store *st, struct store_ctx *ctx, uint64_t off, void *buf,
     size_t len)
@@ -525,8 +554,10 @@ store_read(struct store *st, struct store_ctx *ctx, uint64_t off, void *buf,
 		s = st->slots[i];
 		if (n == ZSD_PAGE_SIZE) {
 			error = store_decode(st, ctx, &s, p + done);
+			store_fault_read(i, p + done);
 		} else if ((error = store_decode(st, ctx, &s,
 		    ctx->page)) == 0) {
+			store_fault_read(i, ctx->page);
 			bulk_copy(p + done, ctx->page + in, n);
 		}
 		pthread_mutex_unlock(lock);

@@ -36,6 +36,10 @@ check "$sbindir/zsd" "daemon" -x
 if [ -e "$top_builddir/daemon/zsctl" ]; then
 	check "$sbindir/zsctl" "control client" -x
 fi
+if [ -e "$top_builddir/stress/zsd-stress" ]; then
+	check "$sbindir/zsd-stress" "stress test" -x
+	check "$mandir/man8/zsd-stress.8" "zsd-stress(8)"
+fi
 check "$libdir/libzs.so" "shared library" -e
 check "$libdir/libzs.a" "static library"
 check "$includedir/zs.h" "public header"
