@@ -6,8 +6,12 @@
  * means another zsd: we refuse to start; a dead one (ECONNREFUSED) is
  * stale and replaced.  Clients are bufferevents with idle timeouts; at
  * most CONTROL_MAX_CLIENTS at once, the others get a "busy" reply and are
- * closed.  When accept runs out of descriptors (EMFILE) the listener is
- * paused for a moment instead of spinning on a socket it cannot empty.
+ * closed.  CONTROL_ROOT_SLOTS of them are kept for root, the only one who
+ * may change anything, and when even those are taken a root client still
+ * gets in: the non-root client idle the longest is dropped to make room.
+ * So no client that may merely read can lock root out.  When accept runs
+ * out of descriptors (EMFILE) the listener is paused for a moment instead
+ * of spinning on a socket it cannot empty.
  *
  * Anyone who can connect may read; only uid 0 (SO_PEERCRED) may change
  * anything.  Compaction and shrinking take time, so they run on a job
@@ -46,6 +50,7 @@
 #include "proto.h"
 
 #define CONTROL_MAX_CLIENTS	32
+#define CONTROL_ROOT_SLOTS	4	/* of those, never given to non-root */
 #define CONTROL_BACKLOG		16
 #define CONTROL_PAUSE_MS	500	/* accept paused after EMFILE */
 
@@ -88,7 +93,7 @@ struct control {
 	struct event		*listen;
 	struct event		*resume;	/* accept again after EMFILE */
 	struct event		*tick;		/* automatic compaction */
-	TAILQ_HEAD(, control_client) clients;
+	TAILQ_HEAD(, control_client) clients;	/* least recently active first */
 	unsigned int		 nr_clients;
 	bool			 starved;	/* EMFILE logged */
 	struct control_job	 job;
@@ -427,6 +432,9 @@ control_read(struct bufferevent *bev, void *arg)
 		else
 			control_dispatch(cl, &m);
 		evbuffer_drain(in, used);
+		/* Active now: last in line to be dropped for root. */
+		TAILQ_REMOVE(&cl->c->clients, cl, entry);
+		TAILQ_INSERT_TAIL(&cl->c->clients, cl, entry);
 	}
 	if (cl->closing && evbuffer_get_length(
 	    bufferevent_get_output(bev)) == 0)
@@ -463,26 +471,19 @@ control_event(struct bufferevent *bev, short what, void *arg)
 }
 
 static void
-control_client_new(struct control *c, int fd)
+control_client_new(struct control *c, int fd, const struct ucred *cred)
 {
 	struct control_client *cl;
-	struct ucred cred;
-	socklen_t len = sizeof(cred);
 	struct timeval tv = { .tv_sec = c->z->cfg.control_timeout };
 
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
-		log_warn("control: SO_PEERCRED");
-		close(fd);
-		return;
-	}
 	if ((cl = calloc(1, sizeof(*cl))) == NULL) {
 		log_warn("control: client");
 		close(fd);
 		return;
 	}
 	cl->c = c;
-	cl->uid = cred.uid;
-	cl->pid = cred.pid;
+	cl->uid = cred->uid;
+	cl->pid = cred->pid;
 	cl->bev = bufferevent_socket_new(c->z->base, fd,
 	    BEV_OPT_CLOSE_ON_FREE);
 	if (cl->bev == NULL) {
@@ -502,12 +503,39 @@ control_client_new(struct control *c, int fd)
 	    (long)cl->uid);
 }
 
+/*
+ * Whether a client of this uid may have a slot, making one for root if
+ * need be: non-root clients leave CONTROL_ROOT_SLOTS free; root takes any
+ * slot, and when all are taken the non-root client idle the longest (not
+ * waiting for a compaction or shrink it asked for) is dropped.
+ */
+static bool
+control_make_room(struct control *c, uid_t uid)
+{
+	struct control_client *cl;
+
+	if (uid != 0)
+		return c->nr_clients < CONTROL_MAX_CLIENTS - CONTROL_ROOT_SLOTS;
+	if (c->nr_clients < CONTROL_MAX_CLIENTS)
+		return true;
+	TAILQ_FOREACH(cl, &c->clients, entry) {
+		if (cl->uid == 0 || cl->waiting)
+			continue;
+		log_info("control: %d clients; dropping pid %ld (uid %ld), "
+		    "idle the longest, to let root in", c->nr_clients,
+		    (long)cl->pid, (long)cl->uid);
+		control_client_free(cl);
+		return true;
+	}
+	return false;
+}
+
 /* Over the cap: say so, without waiting, and hang up. */
 static void
 control_refuse(struct control *c, int fd)
 {
-	proto_error(&c->reply, PROTO_ERR_BUSY, "too many clients (%d)",
-	    CONTROL_MAX_CLIENTS);
+	proto_error(&c->reply, PROTO_ERR_BUSY, "too many clients (%u)",
+	    c->nr_clients);
 	/* A new socket's buffer is empty: this cannot block or be short. */
 	if (write(fd, c->reply.data, c->reply.len) < 0)
 		log_debug("control: refusing a client: %s", strerror(errno));
@@ -519,9 +547,12 @@ control_accept(evutil_socket_t lfd, short what, void *arg)
 {
 	struct control *c = arg;
 	struct timeval tv = { 0, CONTROL_PAUSE_MS * 1000 };
+	struct ucred cred;
+	socklen_t len;
 	int fd;
 
 	for (;;) {
+		len = sizeof(cred);
 		fd = accept4(c->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd == -1) {
 			switch (errno) {
@@ -548,10 +579,14 @@ control_accept(evutil_socket_t lfd, short what, void *arg)
 			}
 		}
 		c->starved = false;
-		if (c->nr_clients >= CONTROL_MAX_CLIENTS)
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred,
+		    &len) != 0) {
+			log_warn("control: SO_PEERCRED");
+			close(fd);
+		} else if (!control_make_room(c, cred.uid))
 			control_refuse(c, fd);
 		else
-			control_client_new(c, fd);
+			control_client_new(c, fd, &cred);
 	}
 }
 

@@ -403,6 +403,55 @@ tap_ok $? "40 clients at once: $busy refused as busy, 32 served"
 still_serving
 tap_ok $? "zsd still answers once they are gone"
 
+# Clients that may only read cannot lock root out: they get all slots but
+# four, and when root holds those too, root's next client drops the
+# non-root client idle the longest.
+# wait_file FILE: until FILE has something in it (5 s at most).
+wait_file()
+{
+	local i
+
+	for i in $(seq 100); do
+		[ -s "$1" ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+chmod 755 "$TEST_DIR"
+chmod 644 "$PY"
+# A python3 that uid 65534 may run (not one under root's home), and
+# quick to start: all of this must happen within control_timeout (3 s).
+for py in /usr/bin/python3 /usr/local/bin/python3 "$(command -v python3)"; do
+	setpriv --reuid=65534 --regid=65534 --clear-groups "$py" -c '' \
+	    2>/dev/null && break
+done
+setpriv --reuid=65534 --regid=65534 --clear-groups \
+    "$py" "$PY" many "$SOCK" 40 2.5 >"$TEST_DIR/many-nobody" &
+pid=$!
+TEST_PIDS="$TEST_PIDS $pid"
+wait_file "$TEST_DIR/many-nobody"
+busy=$(cat "$TEST_DIR/many-nobody")
+[ "$busy" = 12 ]
+tap_ok $? "40 clients not root: $busy refused as busy, $((40 - busy)) served (28)"
+"$py" "$PY" many "$SOCK" 4 2 >"$TEST_DIR/many-root" &
+pid2=$!
+TEST_PIDS="$TEST_PIDS $pid2"
+wait_file "$TEST_DIR/many-root"
+busy=$(cat "$TEST_DIR/many-root")
+[ "$busy" = 0 ]
+tap_ok $? "then 4 root clients: $busy refused (0)"
+out=$(zsctl stat 2>&1)
+st=$?
+[ $st -eq 0 ] && echo "$out" | grep -q "^orig_data_size"
+tap_ok $? "all 32 slots taken, root's zsctl stat still gets in: exit $st"
+grep -q "dropping pid .* (uid 65534), idle the longest, to let root in" \
+    "$ZSD_LOG" || { st=1; tail -5 "$ZSD_LOG" | sed 's/^/# /'; }
+tap_ok ${st:-0} "by dropping a non-root client, as the log says"
+wait $pid $pid2
+chmod 711 "$TEST_DIR"
+still_serving
+tap_ok $? "zsd still answers once they are gone"
+
 # No descriptors left: accept fails with EMFILE; zsd must not spin.
 if command -v prlimit >/dev/null; then
 	nfd=$(ls /proc/"$ZSD_PID"/fd | wc -l)
