@@ -21,6 +21,12 @@
 
 #define DISKSIZE_MIN		(1ull << 20)	/* swap wants a few pages */
 #define DISKSIZE_DEFAULT_MAX	(4ull << 30)
+/*
+ * Pages compress about 3 to 1 and the pool lives in RAM, so a swap file
+ * much larger than RAM can never fill, while the kernel keeps 3 bytes of
+ * swap map and swap cgroup record per page of it: "1000%" is a typo.
+ */
+#define DISKSIZE_MAX_PERCENT	400
 #define CONFIG_LINE_MAX		1023		/* characters, without '\n' */
 
 enum config_type {
@@ -44,6 +50,7 @@ struct config_key {
 	size_t			 off;	/* of the value in struct zsd_config */
 	size_t			 size;	/* string: of its array */
 	long			 min, max;	/* int: the range */
+	unsigned int		 max_percent;	/* size: "N%" at most this */
 	const char		*def;	/* as in a file; NULL: config_init */
 	const char		*shown;	/* the default in --help, if not def */
 	/* String: NULL if value is acceptable, else why not. */
@@ -70,7 +77,7 @@ static const char	*check_group(const char *);
 static const struct config_key config_keys[] = {
 	{ .name = "disksize", .type = CONFIG_SIZE,
 	  .flags = KEY_PERCENT | KEY_PAGES, .off = FIELD(disksize),
-	  .shown = "RAM/2, max 4G",
+	  .max_percent = DISKSIZE_MAX_PERCENT, .shown = "RAM/2, max 4G",
 	  .help = "size of the swap file: 512M, 4G, 25% of RAM" },
 	{ .name = "algorithm", .type = CONFIG_CODEC, .flags = KEY_LIVE,
 	  .off = FIELD(algorithm), .def = "lz4",
@@ -83,7 +90,7 @@ static const struct config_key config_keys[] = {
 	  .help = "swap priority, -1 to 32767" },
 	{ .name = "mem_limit", .type = CONFIG_SIZE,
 	  .flags = KEY_LIVE | KEY_PERCENT | KEY_NONE, .off = FIELD(mem_limit),
-	  .def = "none",
+	  .max_percent = 100, .def = "none",
 	  .help = "most memory for compressed pages: 2G, 25%, none" },
 	{ .name = "workers", .type = CONFIG_INT,
 	  .off = FIELD(workers), .min = 0, .max = 256, .def = "0",
@@ -297,6 +304,7 @@ config_parse(const struct config_key *k, const char *value,
 {
 	const char *reason;
 	char *end;
+	size_t len;
 	bool flag;
 
 	switch (k->type) {
@@ -304,6 +312,15 @@ config_parse(const struct config_key *k, const char *value,
 		if ((k->flags & KEY_NONE) && strcasecmp(value, "none") == 0) {
 			v->size = 0;
 			return 0;
+		}
+		/* strtoul saturates: a percentage too large is refused. */
+		if (k->max_percent != 0 && value[0] >= '0' &&
+		    value[0] <= '9' && (len = strlen(value)) > 0 &&
+		    value[len - 1] == '%' &&
+		    strtoul(value, NULL, 10) > k->max_percent) {
+			snprintf(why, whylen, "more than %u%% of RAM",
+			    k->max_percent);
+			return -1;
 		}
 		if (config_parse_size(value, (k->flags & KEY_PERCENT) ?
 		    config_ram() : 0, &v->size) == -1) {
@@ -539,11 +556,34 @@ config_trim(char *s)
 	while (*s == ' ' || *s == '\t')
 		s++;
 	end = s + strlen(s);
-	while (end > s && (end[-1] == ' ' || end[-1] == '\t' ||
-	    end[-1] == '\r' || end[-1] == '\n'))
+	while (end > s && (end[-1] == ' ' || end[-1] == '\t'))
 		end--;
 	*end = '\0';
 	return s;
+}
+
+/*
+ * One line of f, without its '\n', in buf (NUL bytes and all, cut at
+ * size - 1 characters); *len is its whole length, which may be more.
+ * 1, 0 at the end of the file, -1 on a read error (errno).
+ */
+static int
+config_getline(FILE *f, char *buf, size_t size, size_t *len)
+{
+	int ch;
+
+	*len = 0;
+	while ((ch = getc(f)) != EOF && ch != '\n') {
+		if (*len < size - 1)
+			buf[*len] = (char)ch;
+		/* A line too long ends in an error: no need to count on. */
+		if (++*len == size)
+			break;
+	}
+	buf[*len < size - 1 ? *len : size - 1] = '\0';
+	if (ch == EOF && ferror(f))
+		return -1;
+	return ch == EOF && *len == 0 ? 0 : 1;
 }
 
 /*
@@ -555,11 +595,11 @@ config_load(struct zsd_config *cfg, const char *path, bool must_exist,
     bool live, char *err, size_t errlen)
 {
 	struct zsd_config tmp;
-	char line[CONFIG_LINE_MAX + 2], msg[256], *s, *eq, *key, *value;
+	char line[CONFIG_LINE_MAX + 1], msg[256], *s, *eq, *key, *value;
 	unsigned int lineno = 0;
 	size_t len;
+	int r;
 	FILE *f;
-	int error;
 
 	if ((f = fopen(path, "re")) == NULL) {
 		if (errno == ENOENT && !must_exist)
@@ -568,12 +608,23 @@ config_load(struct zsd_config *cfg, const char *path, bool must_exist,
 		return -1;
 	}
 	tmp = *cfg;
-	while (fgets(line, sizeof(line), f) != NULL) {
+	while ((r = config_getline(f, line, sizeof(line), &len)) > 0) {
 		lineno++;
-		len = strlen(line);
-		if (len == sizeof(line) - 1 && line[len - 1] != '\n') {
+		if (len > CONFIG_LINE_MAX) {
 			snprintf(err, errlen, "%s:%u: line longer than %d "
 			    "characters", path, lineno, CONFIG_LINE_MAX);
+			goto fail;
+		}
+		/* Not text: the rest of the line would be lost unseen. */
+		if (strlen(line) != len) {
+			snprintf(err, errlen, "%s:%u: a NUL byte in the line",
+			    path, lineno);
+			goto fail;
+		}
+		if (strchr(line, '\r') != NULL) {
+			snprintf(err, errlen, "%s:%u: a carriage return "
+			    "(DOS line endings?); lines end with \\n only",
+			    path, lineno);
 			goto fail;
 		}
 		/* A comment starts a line or follows a space. */
@@ -605,9 +656,8 @@ config_load(struct zsd_config *cfg, const char *path, bool must_exist,
 			goto fail;
 		}
 	}
-	if (ferror(f)) {
-		error = errno;
-		snprintf(err, errlen, "%s: %s", path, strerror(error));
+	if (r < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		goto fail;
 	}
 	fclose(f);
@@ -622,6 +672,31 @@ config_load(struct zsd_config *cfg, const char *path, bool must_exist,
 fail:
 	fclose(f);
 	return -1;
+}
+
+int
+config_restart_only(const struct zsd_config *a, const struct zsd_config *b,
+    char *buf, size_t len)
+{
+	char va[PATH_MAX], vb[PATH_MAX];
+	size_t i, used = 0;
+	int n = 0, r;
+
+	buf[0] = '\0';
+	for (i = 0; i < NKEYS; i++) {
+		if (config_keys[i].flags & KEY_LIVE)
+			continue;
+		config_format(a, &config_keys[i], va, sizeof(va));
+		config_format(b, &config_keys[i], vb, sizeof(vb));
+		if (strcmp(va, vb) == 0)
+			continue;
+		r = snprintf(buf + used, len - used, "%s%s", n > 0 ? ", " : "",
+		    config_keys[i].name);
+		if (r > 0 && (size_t)r < len - used)
+			used += (size_t)r;
+		n++;
+	}
+	return n;
 }
 
 void

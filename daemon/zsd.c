@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -104,22 +105,17 @@ reload(struct zsd *z)
 {
 	struct zsd_config cfg;
 	struct store_options opt;
-	char err[512];
+	char err[512], keys[256];
+	int n;
 
 	if (load_config(&cfg, z->config_path, z->config_explicit, err,
 	    sizeof(err)) != 0) {
 		log_warnx("reload: %s; nothing changed", err);
 		return;
 	}
-	if (cfg.disksize != z->cfg.disksize || cfg.priority !=
-	    z->cfg.priority || cfg.workers != z->cfg.workers ||
-	    strcmp(cfg.mountpoint, z->cfg.mountpoint) != 0 ||
-	    strcmp(cfg.name, z->cfg.name) != 0 || cfg.swapon !=
-	    z->cfg.swapon || cfg.discard != z->cfg.discard ||
-	    cfg.rt_priority != z->cfg.rt_priority)
-		log_warnx("reload: disksize, priority, workers, mountpoint, "
-		    "name, swapon, discard and rt_priority take effect at "
-		    "restart only");
+	if ((n = config_restart_only(&z->cfg, &cfg, keys, sizeof(keys))) > 0)
+		log_warnx("reload: %s take%s effect at restart only", keys,
+		    n == 1 ? "s" : "");
 	z->cfg.algorithm = cfg.algorithm;
 	z->cfg.zstd_level = cfg.zstd_level;
 	z->cfg.mem_limit = cfg.mem_limit;
@@ -491,6 +487,12 @@ main(int argc, char **argv)
 	if (load_config(&z->cfg, z->config_path, z->config_explicit, err,
 	    sizeof(err)) != 0) {
 		fprintf(stderr, "zsd: %s\n", err);
+		return 2;
+	}
+	/* A configuration error, found before anything is started. */
+	if (getgrnam(z->cfg.control_group) == NULL) {
+		fprintf(stderr, "zsd: control_group %s: no such group\n",
+		    z->cfg.control_group);
 		return 2;
 	}
 	z->cfg.foreground |= foreground;

@@ -101,6 +101,12 @@ int	config_set(struct zsd_config *cfg, const char *key, const char *value,
 int	config_load(struct zsd_config *cfg, const char *path, bool must_exist,
 	    bool live, char *err, size_t errlen);
 void	config_print(const struct zsd_config *cfg, FILE *f);
+/*
+ * The keys SIGHUP cannot change whose values differ between a and b, as
+ * "disksize, priority" in buf; their number.
+ */
+int	config_restart_only(const struct zsd_config *a,
+	    const struct zsd_config *b, char *buf, size_t len);
 void	config_usage_keys(FILE *f);
 /* Parse "64M", "4G", "4096", "50%" (of RAM when percent_of != 0). */
 int	config_parse_size(const char *s, uint64_t percent_of, uint64_t *out);

@@ -39,7 +39,23 @@ for bad in 100 -1 high; do
 	tap_ok $? "bad value rt_priority=$bad: exit 2, key named"
 done
 
+# A group that does not exist is a configuration error like the others:
+# exit 2, with that one message, before anything is set up.
+zsd_fail -o mountpoint="$ZSD_MNT" -o control_group=nosuchgroup
+[ "$status" -eq 2 ] &&
+    [ "$msg" = "zsd: control_group nosuchgroup: no such group" ]
+tap_ok $? "control_group nosuchgroup: exit 2, one line, before the rest"
+
+zsd_fail -o mountpoint="$ZSD_MNT" -o disksize=1000%
+[ "$status" -eq 2 ] && echo "$msg" | grep -q "more than 400% of RAM"
+tap_ok $? "disksize=1000%: exit 2, at most 400% of RAM"
+
 cfg=$TEST_DIR/zsd.conf
+printf 'disksize = 16M\r\n' >"$cfg"
+zsd_fail -c "$cfg" -o mountpoint="$ZSD_MNT"
+[ "$status" -eq 2 ] && echo "$msg" | grep -qF "$cfg:1: a carriage return"
+tap_ok $? "a config file with DOS line endings: exit 2, file and line"
+
 cat >"$cfg" <<EOF
 # a config with an error on line 3
 disksize = 16M

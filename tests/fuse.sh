@@ -163,6 +163,24 @@ done
 grep -q "at restart" "$ZSD_LOG" &&
     [ "$(stat -c %s "$f")" -eq $((64 << 20)) ]
 tap_ok $? "a new disksize waits for a restart; the file keeps its size"
+line=$(grep "at restart" "$ZSD_LOG")
+[ "$line" = "zsd: reload: disksize takes effect at restart only" ]
+tap_ok $? "and only disksize is named: $line"
+printf 'disksize = 32M
+priority = 7
+control_timeout = 9
+' >"$conf"
+kill -HUP "$ZSD_PID"
+for _ in $(seq 100); do
+	[ "$(grep -c "at restart" "$ZSD_LOG")" -ge 2 ] && break
+	sleep 0.1
+done
+line=$(grep "at restart" "$ZSD_LOG" | tail -1)
+[ "$line" = "zsd: reload: disksize, priority, control_timeout take effect \
+at restart only" ]
+tap_ok $? "three changed: all three named: $line"
+printf 'disksize = 64M
+' >"$conf"
 fallocate -p -o 0 -l 64M "$f"
 dd if="$pattern" of="$f" bs=64k conv=notrunc,fsync status=none
 tap_ok $? "with the limit gone (reloaded as none), writes fit again"

@@ -57,6 +57,19 @@ write_file(char *path, size_t len, const char *name, const char *text)
 		bail("cannot write %s: %s", path, strerror(errno));
 }
 
+/* Write len bytes, NUL bytes and all, to a file in tmpdir. */
+static void
+write_bytes(char *path, size_t len, const char *name, const char *bytes,
+    size_t n)
+{
+	FILE *f;
+
+	snprintf(path, len, "%s/%s", tmpdir, name);
+	if ((f = fopen(path, "w")) == NULL || fwrite(bytes, 1, n, f) != n ||
+	    fclose(f) == EOF)
+		bail("cannot write %s: %s", path, strerror(errno));
+}
+
 static int
 set(struct zsd_config *cfg, const char *key, const char *value)
 {
@@ -200,6 +213,9 @@ test_disksize(void)
 	    "disksize 25%% is a quarter of RAM, page aligned");
 	ok(set(&cfg, "disksize", "100%") == 0 &&
 	    cfg.disksize == (ram & ~(uint64_t)4095), "disksize 100%%");
+	ok(set(&cfg, "disksize", "400%") == 0 &&
+	    cfg.disksize == (ram * 4 & ~(uint64_t)4095),
+	    "disksize 400%%, the most");
 
 	config_init(&cfg);
 	before = cfg;
@@ -223,6 +239,15 @@ test_disksize(void)
 	    strstr(err, "too large") != NULL,
 	    "disksize 2^63, past an off_t: %s", err);
 	ok(set(&cfg, "disksize", "none") == -1, "disksize none: %s", err);
+	ok(set(&cfg, "disksize", "401%") == -1 &&
+	    strcmp(err, "bad value '401%' for key 'disksize': more than "
+	    "400% of RAM") == 0, "disksize 401%%: %s", err);
+	ok(set(&cfg, "disksize", "1000%") == -1 &&
+	    strstr(err, "more than 400% of RAM") != NULL,
+	    "disksize 1000%%: %s", err);
+	ok(set(&cfg, "disksize", "99999999999999999999999%") == -1 &&
+	    strstr(err, "more than 400% of RAM") != NULL,
+	    "disksize 99999999999999999999999%%: %s", err);
 	ok(config_same(&cfg, &before), "bad values left the config alone");
 }
 
@@ -251,6 +276,11 @@ test_mem_limit(void)
 	    "size like 512M, 25% or none") == 0, "mem_limit lots: %s", err);
 	ok(set(&cfg, "mem_limit", "-1") == -1 && cfg.mem_limit == 100 * KiB,
 	    "mem_limit -1 refused, old value kept: %s", err);
+	ok(set(&cfg, "mem_limit", "100%") == 0 && cfg.mem_limit == ram,
+	    "mem_limit 100%%");
+	ok(set(&cfg, "mem_limit", "101%") == -1 && cfg.mem_limit == ram &&
+	    strcmp(err, "bad value '101%' for key 'mem_limit': more than "
+	    "100% of RAM") == 0, "mem_limit 101%%: %s", err);
 }
 
 static void
@@ -543,7 +573,7 @@ test_file(void)
 	    "  # an indented comment\n"
 	    "priority = 5   # a trailing comment\n"
 	    "mem_limit = 512M\t# after a tab\n"
-	    "workers = 4\r\n"
+	    "workers = 4\n"
 	    "mountpoint = /run/zsd=x#1\n"
 	    "name = swap#1\n"
 	    "swapon = no\n"
@@ -636,6 +666,30 @@ test_file(void)
 	    "a last line of 1024 characters without a newline");
 	free(text);
 
+	/* Not text: a NUL byte, a carriage return. */
+	config_init(&cfg);
+	before = cfg;
+	write_bytes(path, sizeof(path), "nul.conf",
+	    "disksize = 2G\0\nname = x\n", 24);
+	ok(config_load(&cfg, path, true, false, err, sizeof(err)) == -1 &&
+	    (snprintf(want, sizeof(want), "%s:1: a NUL byte in the line",
+	    path), strcmp(err, want) == 0) && config_same(&cfg, &before),
+	    "a NUL byte in a line: %s", err);
+	write_file(path, sizeof(path), "crlf.conf",
+	    "# DOS\r\ndisksize = 2G\r\n");
+	ok(config_load(&cfg, path, true, false, err, sizeof(err)) == -1 &&
+	    (snprintf(want, sizeof(want), "%s:1: a carriage return (DOS "
+	    "line endings?); lines end with \\n only", path),
+	    strcmp(err, want) == 0) && config_same(&cfg, &before),
+	    "a carriage return before the newline: %s", err);
+	write_file(path, sizeof(path), "cr.conf", "name = a\rb\n");
+	ok(config_load(&cfg, path, true, false, err, sizeof(err)) == -1 &&
+	    strstr(err, ":1: a carriage return") != NULL,
+	    "a carriage return inside a value: %s", err);
+	write_file(path, sizeof(path), "nonl.conf", "disksize = 2G");
+	ok(config_load(&cfg, path, true, false, err, sizeof(err)) == 0 &&
+	    cfg.disksize == 2 * GiB, "a last line without a newline");
+
 	/* Missing files. */
 	config_init(&cfg);
 	before = cfg;
@@ -668,6 +722,36 @@ test_file(void)
 	    cfg.algorithm == CODEC_ZSTD && cfg.zstd_level == 12 &&
 	    cfg.mem_limit == ram / 10 && cfg.verbose == 1 &&
 	    cfg.disksize == 2 * GiB, "reload changing live keys only");
+}
+
+/* What a reload says needs a restart: only the keys that changed. */
+static void
+test_restart_only(void)
+{
+	struct zsd_config a, b;
+	char keys[256];
+	int n;
+
+	config_init(&a);
+	b = a;
+	ok(config_restart_only(&a, &b, keys, sizeof(keys)) == 0 &&
+	    keys[0] == '\0', "the same config: no key named");
+	set(&b, "algorithm", "zstd");
+	set(&b, "mem_limit", "1G");
+	ok(config_restart_only(&a, &b, keys, sizeof(keys)) == 0,
+	    "live keys changed: none named");
+	set(&b, "priority", "5");
+	n = config_restart_only(&a, &b, keys, sizeof(keys));
+	ok(n == 1 && strcmp(keys, "priority") == 0,
+	    "priority changed: %d, \"%s\"", n, keys);
+	set(&b, "control_group", "nogroup");
+	set(&b, "disksize", "3G");
+	n = config_restart_only(&a, &b, keys, sizeof(keys));
+	ok(n == 3 && strcmp(keys, "disksize, priority, control_group") == 0,
+	    "three changed, in the table's order: %d, \"%s\"", n, keys);
+	n = config_restart_only(&a, &b, keys, 12);
+	ok(n == 3 && strlen(keys) < 12, "a short buffer: %d, \"%s\"", n,
+	    keys);
 }
 
 /* Print cfg, read it back into defaults, compare. */
@@ -827,6 +911,7 @@ main(void)
 	test_unknown();
 	test_live();
 	test_file();
+	test_restart_only();
 	test_print();
 
 	nftw(tmpdir, cleanup_one, 16, FTW_DEPTH | FTW_PHYS);

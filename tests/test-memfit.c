@@ -20,7 +20,7 @@
 #define MiB	(1ull << 20)
 #define DEV	"/dev/loop7"
 
-static char	top[PATH_MAX];
+static char	top[PATH_MAX - 64];	/* room for the files' names */
 static char	proc[PATH_MAX];
 static char	cg[PATH_MAX];
 static int	tree;		/* a new tree per case */
