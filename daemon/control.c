@@ -64,6 +64,7 @@ struct control_client {
 	pid_t			 pid;
 	bool			 waiting;	/* for the job, reading off */
 	bool			 closing;	/* free once the reply is out */
+	bool			 stop_after;	/* zsd_shutdown once it is out */
 };
 
 enum job_kind {
@@ -109,6 +110,7 @@ static void
 control_client_free(struct control_client *cl)
 {
 	struct control *c = cl->c;
+	bool stop = cl->stop_after;
 
 	if (c->job.client == cl)
 		c->job.client = NULL;
@@ -116,6 +118,9 @@ control_client_free(struct control_client *cl)
 	c->nr_clients--;
 	bufferevent_free(cl->bev);
 	free(cl);
+	/* Gone before its reply was out: the stop stands all the same. */
+	if (stop)
+		zsd_shutdown(c->z, 0);
 }
 
 /* Send c->reply, finished. */
@@ -175,6 +180,10 @@ control_status(struct control_client *cl)
 	proto_add(b, "loop", "%s", z->swap == SWAP_ON ||
 	    z->swap == SWAP_STOPPING ? z->loop_dev : "");
 	proto_add(b, "priority", "%d", z->cfg.priority);
+	proto_add(b, "pid", "%ld", (long)getpid());
+	proto_add(b, "stopping", "%s", z->stopping ? "yes" : "no");
+	proto_add_u64(b, "stops_failed", z->stops_failed);
+	proto_add(b, "stop_failed", "%s", z->stop_failed);
 	proto_end_record(b);
 	control_send(cl);
 }
@@ -342,6 +351,34 @@ control_reset_max(struct control_client *cl)
 	control_send(cl);
 }
 
+/*
+ * Stop zsd as SIGTERM does; with force=yes, swapoff even if memfit says
+ * the pages will not fit.  The stop starts once the reply is out (see
+ * control_write): the reply names the pid and the stops refused so far,
+ * so that zsctl can tell whether this one is refused too.
+ */
+static void
+control_stop_zsd(struct control_client *cl, const struct proto_msg *m)
+{
+	struct zsd *z = cl->c->z;
+	struct proto_buf *b = &cl->c->reply;
+	char value[8];
+	bool force;
+
+	force = proto_get(m, "force", value, sizeof(value)) != NULL &&
+	    strcmp(value, "yes") == 0;
+	if (force)
+		z->force_stop = true;
+	log_info("control: stop%s, by pid %ld", force ? " --force" : "",
+	    (long)cl->pid);
+	proto_begin(b, PROTO_REPLY);
+	proto_add(b, "pid", "%ld", (long)getpid());
+	proto_add_u64(b, "stops_failed", z->stops_failed);
+	proto_add(b, "force", "%s", z->force_stop ? "yes" : "no");
+	cl->stop_after = true;
+	control_send(cl);
+}
+
 static void
 control_dispatch(struct control_client *cl, const struct proto_msg *m)
 {
@@ -352,6 +389,7 @@ control_dispatch(struct control_client *cl, const struct proto_msg *m)
 	case PROTO_LIMIT:
 	case PROTO_SHRINK:
 	case PROTO_RESET_MAX:
+	case PROTO_STOP:
 		if (cl->uid != 0) {
 			snprintf(why, sizeof(why), "permission denied: only "
 			    "root may %s", proto_type_name(m->type));
@@ -369,6 +407,9 @@ control_dispatch(struct control_client *cl, const struct proto_msg *m)
 		break;
 	case PROTO_CLASSES:
 		control_classes(cl);
+		break;
+	case PROTO_STOP:
+		control_stop_zsd(cl, m);
 		break;
 	case PROTO_COMPACT:
 		control_job_start(cl->c, JOB_COMPACT, 0, cl);
@@ -447,6 +488,10 @@ control_write(struct bufferevent *bev, void *arg)
 {
 	struct control_client *cl = arg;
 
+	if (cl->stop_after) {
+		cl->stop_after = false;
+		zsd_shutdown(cl->c->z, 0);
+	}
 	if (cl->closing && !cl->waiting)
 		control_client_free(cl);
 }

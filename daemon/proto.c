@@ -24,6 +24,7 @@ static const struct {
 	{ PROTO_LIMIT, "limit" },
 	{ PROTO_SHRINK, "shrink" },
 	{ PROTO_RESET_MAX, "reset-max" },
+	{ PROTO_STOP, "stop" },
 };
 
 #define NTYPES	(sizeof(proto_types) / sizeof(proto_types[0]))
@@ -31,7 +32,7 @@ static const struct {
 static bool
 proto_known_type(int type)
 {
-	return (type >= PROTO_STATUS && type <= PROTO_RESET_MAX) ||
+	return (type >= PROTO_STATUS && type <= PROTO_STOP) ||
 	    type == PROTO_REPLY || type == PROTO_ERROR;
 }
 
@@ -130,6 +131,17 @@ proto_check_request(const struct proto_msg *m)
 			n++;
 		}
 		return n == 1 ? PROTO_OK : PROTO_EARGS;
+	case PROTO_STOP:
+		/* Nothing, or force=yes or force=no. */
+		proto_iter_init(&it, m);
+		while ((r = proto_next(&it)) != 0) {
+			if (r != PROTO_KV || strcmp(it.key, "force") != 0 ||
+			    (strcmp(it.value, "yes") != 0 &&
+			    strcmp(it.value, "no") != 0))
+				return PROTO_EARGS;
+			n++;
+		}
+		return n <= 1 ? PROTO_OK : PROTO_EARGS;
 	default:
 		return PROTO_ETYPE;
 	}

@@ -24,6 +24,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/random.h>
@@ -194,11 +195,19 @@ out:
 static bool
 swap_refuse_stop(struct zsd *z)
 {
-	char why[512];
+	char *why = z->stop_why;
 	int fits;
 
 	fits = memfit_swapoff(z->loop_dev, "/proc", "/sys/fs/cgroup", why,
-	    sizeof(why));
+	    sizeof(z->stop_why));
+#ifdef ZS_DEBUG
+	/* For tests (debug builds only): refuse as if nothing would fit. */
+	if (getenv("ZSD_FAULT_MEMFIT_REFUSE") != NULL) {
+		snprintf(why, sizeof(z->stop_why), "ZSD_FAULT_MEMFIT_REFUSE "
+		    "is set");
+		fits = 0;
+	}
+#endif
 	if (fits < 0) {
 		errno = -fits;
 		log_warn("cannot tell whether the pages on %s fit in memory; "
@@ -223,6 +232,8 @@ swap_off_thread(void *arg)
 		error = -EAGAIN;
 	} else if (swapoff(z->loop_dev) != 0) {
 		error = -errno;
+		snprintf(z->stop_why, sizeof(z->stop_why), "swapoff %s: %m",
+		    z->loop_dev);
 		log_warn("swapoff %s (zsd keeps serving it)", z->loop_dev);
 	} else {
 		swap_detach_loop(z);

@@ -15,11 +15,13 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "zsctl.h"
@@ -45,6 +47,7 @@ static const char	*socket_path = ZSCTL_SOCKET;
 static enum format	 format;
 static bool		 bytes;		/* sizes in bytes */
 static bool		 all;		/* classes: empty ones too */
+static bool		 force;		/* stop: even if pages will not fit */
 static int		 timeout = ZSCTL_TIMEOUT;
 static unsigned char	 msg[PROTO_MAX_MSG];
 static unsigned char	 msg_classes[PROTO_MAX_MSG];	/* prometheus */
@@ -74,6 +77,8 @@ usage(FILE *f, int status)
 	    "  limit SIZE    set mem_limit: 512M, 25%%, none (root)\n"
 	    "  shrink SIZE   unmap that much of the pool if it can (root)\n"
 	    "  reset-max     reset mem_used_max (root)\n"
+	    "  stop [-f]     stop zsd, swapoff first, and wait (root;\n"
+	    "                -f, --force: even if the pages will not fit)\n"
 	    "\n"
 	    "  -s, --socket=PATH    zsd's control socket (default "
 	    ZSCTL_SOCKET ")\n"
@@ -424,12 +429,13 @@ print_result(int type, const struct proto_msg *m)
 	}
 }
 
+/* A connection to zsd, or -1 with errno. */
 static int
-zsd_connect(void)
+zsd_try_connect(void)
 {
 	struct sockaddr_un sun;
 	struct timeval tv = { .tv_sec = timeout };
-	int fd;
+	int fd, error;
 
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
@@ -439,6 +445,22 @@ zsd_connect(void)
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
 		die(EXIT_UNREACHABLE, "socket: %s", strerror(errno));
 	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
+		error = errno;
+		close(fd);
+		errno = error;
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+static int
+zsd_connect(void)
+{
+	int fd;
+
+	if ((fd = zsd_try_connect()) == -1) {
 		switch (errno) {
 		case ENOENT:
 			die(EXIT_UNREACHABLE, "zsd is not running (no socket "
@@ -455,8 +477,6 @@ zsd_connect(void)
 			    socket_path, strerror(errno));
 		}
 	}
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	return fd;
 }
 
@@ -483,10 +503,15 @@ send_all(int fd, const unsigned char *p, size_t len)
 	}
 }
 
-/* The whole reply, into buf. */
-static void
-receive(int fd, unsigned char *buf, size_t size, struct proto_msg *m)
+/*
+ * The whole reply, into buf: NULL, or why there is none (with the exit
+ * status it means in *status).
+ */
+static const char *
+try_receive(int fd, unsigned char *buf, size_t size, struct proto_msg *m,
+    int *status)
 {
+	static char why[256];
 	size_t len = 0, used;
 	ssize_t n;
 	int r;
@@ -495,34 +520,56 @@ receive(int fd, unsigned char *buf, size_t size, struct proto_msg *m)
 		r = proto_parse(buf, len, m, &used);
 		if (r == PROTO_OK)
 			break;
-		if (r != PROTO_ETRUNC)
-			die(EXIT_ZSD_ERROR, "bad reply from zsd: %s",
+		*status = EXIT_ZSD_ERROR;
+		if (r != PROTO_ETRUNC) {
+			snprintf(why, sizeof(why), "bad reply from zsd: %s",
 			    proto_strerror(r));
+			return why;
+		}
+		*status = EXIT_UNREACHABLE;
 		if ((n = read(fd, buf + len, size - len)) < 0) {
 			if (errno == EINTR)
 				continue;
-			die(EXIT_UNREACHABLE, "no reply from zsd: %s",
+			snprintf(why, sizeof(why), "no reply from zsd: %s",
 			    errno == EAGAIN ? "timed out" : strerror(errno));
+			return why;
 		}
-		if (n == 0)
-			die(EXIT_UNREACHABLE, "zsd closed the connection %s",
-			    len == 0 ? "without a reply" :
+		if (n == 0) {
+			snprintf(why, sizeof(why), "zsd closed the connection "
+			    "%s", len == 0 ? "without a reply" :
 			    "in the middle of its reply");
+			return why;
+		}
 		len += (size_t)n;
 	}
-	if (m->type != PROTO_REPLY && m->type != PROTO_ERROR)
-		die(EXIT_ZSD_ERROR, "bad reply from zsd: type %d", m->type);
+	if (m->type != PROTO_REPLY && m->type != PROTO_ERROR) {
+		*status = EXIT_ZSD_ERROR;
+		snprintf(why, sizeof(why), "bad reply from zsd: type %d",
+		    m->type);
+		return why;
+	}
+	return NULL;
 }
 
-/* Send a request of that type, with size=arg unless NULL. */
 static void
-request(int fd, int type, const char *arg)
+receive(int fd, unsigned char *buf, size_t size, struct proto_msg *m)
+{
+	const char *why;
+	int status;
+
+	if ((why = try_receive(fd, buf, size, m, &status)) != NULL)
+		die(status, "%s", why);
+}
+
+/* Send a request of that type, with key=arg unless arg is NULL. */
+static void
+request(int fd, int type, const char *key, const char *arg)
 {
 	static struct proto_buf req;
 
 	proto_begin(&req, type);
 	if (arg != NULL)
-		proto_add(&req, "size", "%s", arg);
+		proto_add(&req, key, "%s", arg);
 	if (proto_finish(&req) != PROTO_OK)
 		die(EXIT_USAGE, "request too large");
 	send_all(fd, req.data, req.len);
@@ -545,6 +592,100 @@ reply_error(const struct proto_msg *m)
 	default:
 		return EXIT_ZSD_ERROR;
 	}
+}
+
+/*
+ * While a stop goes on: 1 once zsd is gone (its socket and its process),
+ * -1 with the reason in why if it refused or failed (a stop after the
+ * failed0 zsd had counted when asked), 0 while it is still stopping.
+ */
+static int
+stop_poll(long pid, unsigned long long failed0, char *why, size_t len)
+{
+	struct proto_msg m;
+	char v[32];
+	int fd, status;
+
+	if ((fd = zsd_try_connect()) == -1) {
+		if (errno != ENOENT && errno != ECONNREFUSED)
+			die(EXIT_UNREACHABLE, "cannot connect to %s: %s",
+			    socket_path, strerror(errno));
+		/* No socket: stopped, once the process is gone too. */
+		return kill((pid_t)pid, 0) == -1 && errno == ESRCH;
+	}
+	request(fd, PROTO_STATUS, NULL, NULL);
+	if (try_receive(fd, msg, sizeof(msg), &m, &status) != NULL ||
+	    m.type != PROTO_REPLY) {
+		close(fd);	/* zsd is on its way out */
+		return 0;
+	}
+	close(fd);
+	if (proto_get(&m, "stops_failed", v, sizeof(v)) == NULL ||
+	    num(v) <= failed0 ||
+	    proto_get(&m, "stopping", v, sizeof(v)) == NULL ||
+	    strcmp(v, "no") != 0)
+		return 0;
+	if (proto_get(&m, "stop_failed", why, len) == NULL)
+		snprintf(why, len, "no reason given");
+	return -1;
+}
+
+/* stop [--force]: ask, then wait until zsd is gone or says it is not. */
+static int
+stop_zsd(int fd)
+{
+	struct timespec t0, t, nap = { 0, 200 * 1000 * 1000 };
+	struct proto_msg m;
+	char v[32], why[PROTO_VALUE_MAX + 1];
+	unsigned long long failed0;
+	long pid;
+	int r;
+
+	request(fd, PROTO_STOP, "force", force ? "yes" : NULL);
+	receive(fd, msg, sizeof(msg), &m);
+	if (m.type == PROTO_ERROR)
+		return reply_error(&m);
+	close(fd);
+	if (proto_get(&m, "pid", v, sizeof(v)) == NULL)
+		die(EXIT_ZSD_ERROR, "incomplete reply from zsd");
+	pid = atol(v);
+	failed0 = num(proto_get(&m, "stops_failed", v, sizeof(v)) ? v : "0");
+	if (format == FORMAT_TEXT) {
+		printf("zsd (pid %ld) is stopping%s\n", pid, force ?
+		    ", forced" : "");
+		fflush(stdout);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		nanosleep(&nap, NULL);
+		if ((r = stop_poll(pid, failed0, why, sizeof(why))) != 0)
+			break;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if (t.tv_sec - t0.tv_sec >= timeout)
+			die(EXIT_ZSD_ERROR, "zsd (pid %ld) has not stopped "
+			    "after %d s; it may still be bringing pages back "
+			    "from swap (-t sets how long to wait)", pid,
+			    timeout);
+	}
+	if (format == FORMAT_JSON) {
+		printf("{\"pid\": %ld, \"stopped\": %s", pid, r > 0 ?
+		    "true" : "false");
+		if (r < 0) {
+			printf(", \"reason\": ");
+			json_string(why);
+		}
+		printf("}\n");
+	} else if (r > 0)
+		printf("zsd stopped\n");
+	if (r > 0)
+		return EXIT_OK;
+	fprintf(stderr, "zsctl: zsd did not stop and still serves its swap: "
+	    "%s\n", why);
+	if (!force)
+		fprintf(stderr, "zsctl: 'zsctl stop --force' swaps off all the "
+		    "same: the kernel may then OOM-kill the processes whose "
+		    "pages do not fit\n");
+	return EXIT_ZSD_ERROR;
 }
 
 static void
@@ -571,6 +712,7 @@ parse_args(int argc, char **argv, char **words)
 		{ "format", required_argument, NULL, 'F' },
 		{ "bytes", no_argument, NULL, 'b' },
 		{ "all", no_argument, NULL, 'a' },
+		{ "force", no_argument, NULL, 'f' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -580,7 +722,7 @@ parse_args(int argc, char **argv, char **words)
 	char *end;
 	long l;
 
-	while ((c = getopt_long(argc, argv, "-s:jbat:hV", longopts,
+	while ((c = getopt_long(argc, argv, "-s:jbaft:hV", longopts,
 	    NULL)) != -1) {
 		switch (c) {
 		case 1: words_add(words, &n, optarg); break;
@@ -588,6 +730,7 @@ parse_args(int argc, char **argv, char **words)
 		case 'j': format = FORMAT_JSON; break;
 		case 'b': bytes = true; break;
 		case 'a': all = true; break;
+		case 'f': force = true; break;
 		case 'F':
 			if (strcmp(optarg, "text") == 0)
 				format = FORMAT_TEXT;
@@ -645,6 +788,8 @@ main(int argc, char **argv)
 	if (format == FORMAT_PROMETHEUS && type != PROTO_STAT)
 		die(EXIT_USAGE, "%s: --format=prometheus is for stat only",
 		    cmd);
+	if (force && type != PROTO_STOP)
+		die(EXIT_USAGE, "%s: --force is for stop only", cmd);
 	if (all && type != PROTO_CLASSES && format != FORMAT_PROMETHEUS)
 		die(EXIT_USAGE, "%s: -a is for classes and stat "
 		    "--format=prometheus only", cmd);
@@ -656,13 +801,15 @@ main(int argc, char **argv)
 	}
 
 	fd = zsd_connect();
-	request(fd, type, arg);
+	if (type == PROTO_STOP)
+		return stop_zsd(fd);
+	request(fd, type, "size", arg);
 	receive(fd, msg, sizeof(msg), &m);
 	if (m.type == PROTO_ERROR)
 		return reply_error(&m);
 	if (format == FORMAT_PROMETHEUS) {
 		/* The per-class figures, on the same connection. */
-		request(fd, PROTO_CLASSES, NULL);
+		request(fd, PROTO_CLASSES, NULL, NULL);
 		receive(fd, msg_classes, sizeof(msg_classes), &mc);
 		if (mc.type == PROTO_ERROR)
 			return reply_error(&mc);

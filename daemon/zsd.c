@@ -201,6 +201,14 @@ on_swap_done(evutil_socket_t fd, short what, void *arg)
 			/* memfit refused: try again while the stop stands. */
 			z->swap = SWAP_ON;
 			z->stopping = false;
+			z->stops_failed++;
+			memcpy(z->stop_failed, z->stop_why,
+			    sizeof(z->stop_failed));
+			if (z->force_stop) {
+				/* Forced while memfit looked: go now. */
+				zsd_shutdown(z, z->exit_status);
+				return;
+			}
 			log_warnx("%s stays swap and zsd keeps serving it; the "
 			    "stop is tried again every %d s and at the next "
 			    "SIGTERM",
@@ -214,6 +222,9 @@ on_swap_done(evutil_socket_t fd, short what, void *arg)
 		if (z->swap_error != 0) {
 			z->swap = SWAP_ON;
 			z->stopping = false;
+			z->stops_failed++;
+			memcpy(z->stop_failed, z->stop_why,
+			    sizeof(z->stop_failed));
 			log_warnx("swapoff %s failed: still serving it; stop "
 			    "again once memory is free", z->loop_dev);
 			notify("READY=1\nSTATUS=swapoff failed, still serving");

@@ -271,6 +271,10 @@ struct zsd {
 	struct event		*stop_retry;	/* a refused stop, again */
 	bool			 stopping;	/* SIGTERM: stop once swap is off */
 	bool			 force_stop;	/* swapoff even if it will not fit */
+	char			 stop_why[512];	/* swap thread: why not stopped */
+	/* Loop: stops refused (memfit) or failed, the last one's reason. */
+	uint64_t		 stops_failed;
+	char			 stop_failed[512];
 	int			 exit_status;
 };
 

@@ -174,6 +174,14 @@ elif cmd == 'unknown':
     assert r1[0] == 64 and 'orig_data_size=' in r1[1], r1
     assert r2[0] == 64 and 'disksize=' in r2[1], r2
     print('errors, then two pipelined requests answered in order')
+elif cmd == 'badargs':
+    # badargs SOCKET TYPE PAYLOAD: refused as bad arguments (\n escapes).
+    s = connect(args[0])
+    p = args[2].encode().decode('unicode_escape').encode()
+    s.sendall(hdr(int(args[1]), len(p)) + p)
+    r = reply(s)
+    assert r and r[0] == 65 and 'bad arguments' in r[1], r
+    print('type %s, %r: %s' % (args[1], p, ' '.join(r[1].split())))
 elif cmd == 'many':
     # many SOCKET N SECONDS: N clients at once, held SECONDS.
     n, hold = int(args[1]), float(args[2])
@@ -359,7 +367,7 @@ tap_ok $? "outside the group: exit $st: $out"
 setpriv --reuid=65534 --regid=65534 --clear-groups \
     "$ZSCTL" -s "$SOCK" stat >/dev/null
 tap_ok $? "in control_group, not root: stat is allowed"
-for c in compact "limit 1G" "shrink 1M" reset-max; do
+for c in compact "limit 1G" "shrink 1M" reset-max stop "stop --force"; do
 	out=$(setpriv --reuid=65534 --regid=65534 --clear-groups \
 	    "$ZSCTL" -s "$SOCK" $c 2>&1)
 	st=$?
@@ -514,7 +522,30 @@ tap_ok $? "automatic compaction ran ($n times), pages_compacted" \
     "$(stat_get pages_compacted)"
 cmp -n $((NP * 4096)) "$TEST_DIR/expect" "$F"
 tap_ok $? "the data reads back intact"
-zsd_stop
-tap_ok $? "zsd stops"
+
+# zsctl stop: bad arguments, then a stop it waits for.
+zsctl stop now 2>/dev/null
+tap_ok $(($? != 2)) "stop with an argument: exit 2"
+zsctl stat --force 2>/dev/null
+tap_ok $(($? != 2)) "--force with another command: exit 2"
+out=$(timeout 30 python3 "$PY" badargs "$SOCK" 8 'force=maybe\n' 2>&1)
+tap_ok $? "a stop request with force=maybe is refused: $out"
+pid_alive "$ZSD_PID"
+tap_ok $? "and zsd still runs"
+[ "$(zsctl --json status | python3 -c 'import json, sys
+print(json.load(sys.stdin)[0]["pid"])')" = "$ZSD_PID" ]
+tap_ok $? "zsctl --json status names zsd's pid"
+out=$(zsctl stop 2>&1)
+st=$?
+[ $st -eq 0 ] && [ "$out" = "zsd (pid $ZSD_PID) is stopping
+zsd stopped" ] && ! pid_alive "$ZSD_PID"
+tap_ok $? "zsctl stop: exit $st, once zsd is gone: $out"
+wait "$ZSD_PID"
+st=$?
+ZSD_PID=
+[ $st -eq 0 ] && grep -q "control: stop, by pid" "$ZSD_LOG"
+tap_ok $? "zsd exited with status $st, the stop logged"
+[ ! -e "$SOCK" ] && ! is_mounted "$ZSD_MNT"
+tap_ok $? "no socket and no mount left"
 
 tap_done

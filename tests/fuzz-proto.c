@@ -115,13 +115,13 @@ static size_t
 seed_message(void)
 {
 	static const char *const keys[] = { "size", "name", "error",
-	    "message", "class", "orig_data_size", "a" };
+	    "message", "class", "orig_data_size", "force", "a" };
 	static const char *const values[] = { "", "1", "512M", "none",
-	    "permission denied", "0 1 2 3 4 5 6 7 8 9 10 11 12" };
+	    "permission denied", "yes", "0 1 2 3 4 5 6 7 8 9 10 11 12" };
 	static struct proto_buf b;
 	int types[] = { PROTO_STATUS, PROTO_STAT, PROTO_CLASSES,
 	    PROTO_COMPACT, PROTO_LIMIT, PROTO_SHRINK, PROTO_RESET_MAX,
-	    PROTO_REPLY, PROTO_ERROR };
+	    PROTO_STOP, PROTO_REPLY, PROTO_ERROR };
 	unsigned int i, n = (unsigned int)(rnd() % 6);
 
 	proto_begin(&b, types[rnd() % (sizeof(types) / sizeof(types[0]))]);

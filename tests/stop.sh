@@ -8,6 +8,7 @@
 . "${srcdir:-.}/tests/lib.sh"
 
 prio=32000
+ZSCTL=${ZSCTL:-$builddir/daemon/zsctl}
 
 require_root
 require_fuse
@@ -65,6 +66,17 @@ pid_alive "$swapper"
 tap_ok $? "the program whose pages are in swap is alive"
 [ -n "$(our_loops)" ] && is_mounted "$ZSD_MNT"
 tap_ok $? "the loop device and the mount are still there"
+
+# zsctl stop waits for the stop, and says it was refused, and why.
+out=$(timeout 120 "$ZSCTL" -s "$TEST_DIR/control" stop 2>&1)
+st=$?
+tap_diag "$out"
+[ $st -eq 1 ] && echo "$out" | grep -q "^zsd (pid $pid) is stopping$" &&
+    echo "$out" | grep -q "zsd did not stop and still serves its swap: \
+memory cgroup /zsd-test\.$$\.stop " && echo "$out" | grep -q "stop --force"
+tap_ok $? "zsctl stop: exit $st, refused, the cgroup named, --force offered"
+pid_alive "$pid" && pid_alive "$swapper" && swap_priority "$loop" >/dev/null
+tap_ok $? "zsd, its swap and the program are all still there"
 
 # Make room: the stop that was asked for goes through by itself.
 if [ "$CG_VERSION" = 1 ]; then

@@ -88,6 +88,40 @@ test_requests(void)
 	ok(proto_type_by_name("nope") == -1 && proto_type_name(99) == NULL,
 	    "unknown names and types");
 
+	/* stop: nothing, or force=yes or force=no, once. */
+	{
+		static const struct {
+			const char *lines;	/* key=value\n ... */
+			int want;
+		} stops[] = {
+			{ "", PROTO_OK },
+			{ "force=yes\n", PROTO_OK },
+			{ "force=no\n", PROTO_OK },
+			{ "force=maybe\n", PROTO_EARGS },
+			{ "force=\n", PROTO_EARGS },
+			{ "size=1M\n", PROTO_EARGS },
+			{ "force=yes\nforce=yes\n", PROTO_EARGS },
+		};
+		size_t k;
+
+		ok(proto_type_by_name("stop") == PROTO_STOP &&
+		    strcmp(proto_type_name(PROTO_STOP), "stop") == 0,
+		    "stop by name");
+		for (k = 0; k < sizeof(stops) / sizeof(stops[0]); k++) {
+			proto_begin(&b, PROTO_STOP);
+			memcpy(b.data + PROTO_HDR_SIZE, stops[k].lines,
+			    strlen(stops[k].lines));
+			b.len = PROTO_HDR_SIZE + strlen(stops[k].lines);
+			ok(proto_finish(&b) == PROTO_OK &&
+			    parse(b.data, b.len, &m, &used) == PROTO_OK &&
+			    proto_check_request(&m) == stops[k].want,
+			    "stop with \"%.*s\": %s",
+			    (int)strcspn(stops[k].lines, "\n"),
+			    stops[k].lines, stops[k].want == PROTO_OK ?
+			    "taken" : "bad arguments");
+		}
+	}
+
 	for (i = 0; i < 2; i++) {
 		int t = i == 0 ? PROTO_LIMIT : PROTO_SHRINK;
 		const char *n = proto_type_name(t);
