@@ -37,9 +37,13 @@
  * Locking.  Slots are guarded by STORE_STRIPES mutexes, slot i by stripe
  * i % STORE_STRIPES: consecutive pages, as one large request split across
  * workers, fall on different locks.  A thread holds at most one stripe at
- * a time, and may call into the pool (which has its own locks, taken
- * after ours) while holding it.  Options and statistics are atomics,
- * readable and settable from any thread without a lock.
+ * a time, and may call into the content index (merge.c, a lock per shard
+ * of it) and the pool (which has its own locks) while holding it: the
+ * order is stripe, index shard, pool.  An object's references are taken
+ * and dropped under its shard's lock alone; a slot's stripe lock keeps
+ * its own reference, so a reader of the slot holds the object alive.
+ * Options and statistics are atomics, readable and settable from any
+ * thread without a lock.
  *
  * Same-page merging (merge in zsd.conf(5)).  A page that is not
  * same-filled is hashed (merge_page_hash) and looked up in the store's
