@@ -87,7 +87,7 @@ struct merge_shard {
 	pthread_mutex_t		 lock;
 	uint32_t		*cells;		/* node number + 1, or 0 */
 	struct merge_node	*nodes;
-	uint32_t		 used;		/* nodes[0, used) given out once */
+	uint32_t		 used;		/* nodes[0, used) given out */
 	uint32_t		 free;		/* first free node + 1, or 0 */
 	uint32_t		 live;		/* nodes in use */
 } __attribute__((aligned(CACHE_LINE)));

@@ -115,7 +115,7 @@ struct counters {
 	_Atomic uint64_t	limit_refusals;
 	_Atomic uint64_t	invalid_io;	/* requests past the end */
 	/* Merging: gauges, changed as references are taken and dropped. */
-	_Atomic uint64_t	pages_merged;	/* references beyond the first */
+	_Atomic uint64_t	pages_merged;	/* refs beyond the first */
 	_Atomic uint64_t	merge_objects;	/* objects of 2 references + */
 	_Atomic uint64_t	merge_saved;	/* bytes of pages_merged's
 						   objects */

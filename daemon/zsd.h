@@ -131,7 +131,7 @@ struct merge_obj {
 	uint16_t	len;		/* object bytes */
 	uint8_t		codec;		/* enum codec_id; 0: the page raw */
 	uint32_t	node;		/* its node + 1; 0: not indexed */
-	uint32_t	refs;		/* slots holding it, this one included */
+	uint32_t	refs;		/* slots holding it, with this */
 	unsigned int	collisions;	/* keys equal, bytes not: counted up */
 };
 
