@@ -4,12 +4,17 @@
  * and the page statistics of such a file.
  *
  *	make-corpus [-n PAGES | -s SIZE] [-z ZERO%] [-f SAME%] [-r RANDOM%]
- *	    [-S SEED] [-l LEVEL] [-v] [--csv] -o FILE
+ *	    [-d DUP%] [-S SEED] [-l LEVEL] [-v] [--csv] -o FILE
  *	make-corpus [-l LEVEL] [--csv] --stats FILE
  *
- * Each page is one of four kinds: all zero; same-filled (one non-zero
+ * Each page is one of five kinds: all zero; same-filled (one non-zero
  * 8-byte word, drawn from the seed, repeated); random (incompressible,
- * from the seed); or a page of the machine's own files.  The kinds are
+ * from the seed); a page of the machine's own files; or, with -d, a
+ * duplicate: a copy of an earlier random or file page, picked by the seed
+ * (a page at or before a seeded place, the first of those kinds found
+ * walking back; one with none before it is a random page).  Duplicates
+ * take their share out of the file pages, so -d 0 gives the corpus made
+ * without it.  The kinds are
  * dealt out in exactly the requested numbers (cumulative percentages
  * rounded to whole pages) and then shuffled by the seed, so page i's kind
  * is fixed by the seed and i.  Random pages and same-filled words are a
@@ -72,12 +77,15 @@
 #define KEY_SAME	0x73616d65ull		/* "same" */
 #define KEY_RANDOM	0x72616e646f6dull	/* "random" */
 #define KEY_RUNS	0x72756e73ull		/* "runs" */
+#define KEY_DUP		0x647570ull		/* "dup" */
 
-enum kind { KIND_ZERO, KIND_SAME, KIND_RANDOM, KIND_FILE, NR_KINDS };
+enum kind { KIND_ZERO, KIND_SAME, KIND_RANDOM, KIND_FILE, KIND_DUP,
+	NR_KINDS };
 
 struct options {
 	uint64_t	 pages;
 	double		 pct[KIND_FILE];	/* zero, same, random */
+	double		 dup_pct;		/* copies of earlier pages */
 	uint64_t	 seed;
 	int		 level;			/* of zstd */
 	bool		 csv, verbose;
@@ -230,6 +238,7 @@ static uint8_t *
 kinds_make(const struct options *o, uint64_t count[NR_KINDS])
 {
 	uint64_t state = rng_init(o->seed, KEY_KINDS), bound, prev = 0, i;
+	uint64_t dups = (uint64_t)((double)o->pages * o->dup_pct / 100 + 0.5);
 	double pct = 0;
 	uint8_t *kinds, x;
 	int k;
@@ -242,7 +251,10 @@ kinds_make(const struct options *o, uint64_t count[NR_KINDS])
 			    0.5);
 			if (bound > o->pages)
 				bound = o->pages;
-		} else
+		} else if (k == KIND_FILE)
+			bound = o->pages - (dups < o->pages - prev ? dups :
+			    o->pages - prev);
+		else
 			bound = o->pages;
 		count[k] = bound - prev;
 		memset(kinds + prev, k, count[k]);
@@ -595,6 +607,38 @@ write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+/*
+ * Duplicate page i: a copy of the random or file page at or before a
+ * seeded place before it, from buf (holding pages first .. i - 1) or
+ * from the file written so far; a random page if there is none.
+ */
+static void
+page_dup(const struct options *o, const uint8_t *kinds, uint64_t i,
+    uint64_t first, uint8_t *buf, int fd)
+{
+	uint64_t state = rng_init(o->seed, KEY_DUP) + i * GOLDEN, j;
+	ssize_t n;
+
+	j = i > 0 ? rng_below(&state, i) + 1 : 0;
+	while (j > 0 && kinds[j - 1] != KIND_RANDOM &&
+	    kinds[j - 1] != KIND_FILE)
+		j--;
+	if (j == 0) {
+		page_fill(buf + (i - first) * PAGE, KIND_RANDOM, o->seed, i);
+		return;
+	}
+	j--;
+	if (j >= first) {
+		memcpy(buf + (i - first) * PAGE, buf + (j - first) * PAGE,
+		    PAGE);
+		return;
+	}
+	n = pread(fd, buf + (i - first) * PAGE, PAGE, (off_t)(j * PAGE));
+	if (n != PAGE)
+		fatalx(1, "%s: reading page %" PRIu64 " back: %s", o->output,
+		    j, n < 0 ? strerror(errno) : "short read");
+}
+
 static void
 corpus_write(const struct options *o, const uint8_t *kinds,
     struct producer *pr, int fd)
@@ -607,7 +651,9 @@ corpus_write(const struct options *o, const uint8_t *kinds,
 	for (i = 0; i < o->pages; i += n) {
 		n = o->pages - i < CHUNK_PAGES ? o->pages - i : CHUNK_PAGES;
 		for (j = 0; j < n; j++) {
-			if (kinds[i + j] != KIND_FILE)
+			if (kinds[i + j] == KIND_DUP)
+				page_dup(o, kinds, i + j, i, buf, fd);
+			else if (kinds[i + j] != KIND_FILE)
 				page_fill(buf + j * PAGE, kinds[i + j], o->seed,
 				    i + j);
 			else if (producer_next(pr, buf + j * PAGE) != 0)
@@ -790,7 +836,8 @@ usage(int status)
 	fprintf(status ? stderr : stdout,
 	    "usage: make-corpus [-n PAGES | -s SIZE] [-z ZERO%%] [-f SAME%%] "
 	    "[-r RANDOM%%]\n"
-	    "                   [-S SEED] [-l LEVEL] [-v] [--csv] -o FILE\n"
+	    "                   [-d DUP%%] [-S SEED] [-l LEVEL] [-v] [--csv] "
+	    "-o FILE\n"
 	    "       make-corpus [-l LEVEL] [--csv] --stats FILE\n"
 	    "  -n, --pages N      4 KiB pages in the corpus (65536)\n"
 	    "  -s, --size SIZE    or its size: bytes, or with K, M, G, T; "
@@ -799,6 +846,9 @@ usage(int status)
 	    "  -f, --same PCT     same-filled pages (5)\n"
 	    "  -r, --random PCT   random, incompressible pages (5); the rest "
 	    "are file pages\n"
+	    "  -d, --dup PCT      copies of earlier random or file pages, "
+	    "taken from the\n"
+	    "                     file pages' share (0)\n"
 	    "  -S, --seed N       seed of the kinds, their order and contents "
 	    "(1)\n"
 	    "  -l, --level N      zstd level of the statistics (3)\n"
@@ -878,6 +928,7 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "zero", required_argument, NULL, 'z' },
 		{ "same", required_argument, NULL, 'f' },
 		{ "random", required_argument, NULL, 'r' },
+		{ "dup", required_argument, NULL, 'd' },
 		{ "seed", required_argument, NULL, 'S' },
 		{ "level", required_argument, NULL, 'l' },
 		{ "output", required_argument, NULL, 'o' },
@@ -900,7 +951,7 @@ parse_options(int argc, char **argv, struct options *o)
 	o->pct[KIND_RANDOM] = 5;
 	o->seed = 1;
 	o->level = 3;
-	while ((c = getopt_long(argc, argv, "n:s:z:f:r:S:l:o:vch", longopts,
+	while ((c = getopt_long(argc, argv, "n:s:z:f:r:d:S:l:o:vch", longopts,
 	    NULL)) != -1) {
 		switch (c) {
 		case 'n':
@@ -921,6 +972,10 @@ parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 'r':
 			o->pct[KIND_RANDOM] = parse_pct(optarg, 'r');
+			making = true;
+			break;
+		case 'd':
+			o->dup_pct = parse_pct(optarg, 'd');
 			making = true;
 			break;
 		case 'S':
@@ -972,7 +1027,7 @@ parse_options(int argc, char **argv, struct options *o)
 	if (o->stats != NULL) {
 		if (making)
 			fatalx(2, "--stats reads a corpus: no -n, -s, -z, -f, "
-			    "-r, -S or -o with it");
+			    "-r, -d, -S or -o with it");
 		return;
 	}
 	if (pages && size)
@@ -986,6 +1041,11 @@ parse_options(int argc, char **argv, struct options *o)
 	    100 + 1e-9)
 		fatalx(2, "-z %g + -f %g + -r %g is over 100%%",
 		    o->pct[KIND_ZERO], o->pct[KIND_SAME], o->pct[KIND_RANDOM]);
+	if (o->pct[KIND_ZERO] + o->pct[KIND_SAME] + o->pct[KIND_RANDOM] +
+	    o->dup_pct > 100 + 1e-9)
+		fatalx(2, "-z %g + -f %g + -r %g + -d %g is over 100%%",
+		    o->pct[KIND_ZERO], o->pct[KIND_SAME], o->pct[KIND_RANDOM],
+		    o->dup_pct);
 }
 
 /* --- main ---------------------------------------------------------------- */

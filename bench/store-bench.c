@@ -5,7 +5,10 @@
  * /usr/bin (up to half the total) and then /usr/lib, directories walked in
  * byte order of the names, symbolic links not followed, all-zero pages
  * left out (the store keeps them without an object, which would flatter
- * it).  The same machine gives the same pages.
+ * it).  The same machine gives the same pages.  With -f, they are the
+ * pages of one file instead (a corpus of bench/make-corpus), all-zero
+ * pages left out the same way.  With -m, the store merges pages with the
+ * same bytes (zsd's merge = yes); without, it does not.
  *
  * For each codec (lz4, zstd -1, zstd -3), every run measures pages per
  * second of:
@@ -22,7 +25,8 @@
  * The table shows the median of the runs, store / codec, and the store's
  * throughput with T threads per thread relative to the bare codec.
  *
- *	store-bench [-qw] [-b MiB] [-t threads] [-r runs] [-c codec]...
+ *	store-bench [-mqw] [-b MiB] [-t threads] [-r runs] [-f file]
+ *	    [-c codec]...
  */
 #include <config.h>
 
@@ -100,6 +104,8 @@ struct worker {
 };
 
 static bool	 warm;		/* -w: write into a warmed pool */
+static bool	 merge;		/* -m: the store merges equal pages */
+static const char *corpus_file;	/* -f: pages from this file */
 static unsigned int codec_mask = ~0u;	/* -c: the codecs to run */
 
 static __attribute__((format(printf, 1, 2), noreturn)) void
@@ -190,6 +196,12 @@ corpus_build(struct corpus *c, size_t mib)
 	c->cap = mib * (1024 * 1024 / PG);
 	if ((c->pages = malloc(c->cap * PG)) == NULL)
 		die("no memory for %zu MiB of pages", mib);
+	if (corpus_file != NULL) {
+		corpus_add_file(c, corpus_file, c->cap);
+		if (c->nr == 0)
+			die("%s: no page that is not all zero", corpus_file);
+		return;
+	}
 	corpus_add_tree(c, "/usr/bin", 0, c->cap / 2);
 	c->from_bin = c->nr;
 	corpus_add_tree(c, "/usr/lib", 0, c->cap);
@@ -405,7 +417,7 @@ store_run(const struct bench_codec *bc, const struct corpus *c,
     struct worker *ws, unsigned int nthreads, double *wps, double *rps,
     struct store_stats *ss)
 {
-	struct store_options opt = { bc->id, bc->level, 0 };
+	struct store_options opt = { bc->id, bc->level, 0, merge };
 	struct zs_pool_config pcfg;
 	struct zs_pool *pool;
 	struct store *st;
@@ -462,14 +474,18 @@ median(double *v, unsigned int n)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: store-bench [-qw] [-b MiB] [-t threads] "
-	    "[-r runs] [-c codec]...\n"
+	fprintf(stderr, "usage: store-bench [-mqw] [-b MiB] [-t threads] "
+	    "[-r runs] [-f file] [-c codec]...\n"
 	    "  -b MiB      pages to use (default 256)\n"
 	    "  -t threads  threads of the parallel store runs "
 	    "(default: cores)\n"
 	    "  -r runs     runs; the median is shown (default 3)\n"
 	    "  -q          quick: 32 MiB, 1 run\n"
 	    "  -w          warm pool: time writes into a store in use\n"
+	    "  -m          merge pages with the same bytes (zsd's merge = "
+	    "yes)\n"
+	    "  -f file     pages of this file (a make-corpus corpus), not "
+	    "of /usr\n"
 	    "  -c codec    only this codec: lz4, zstd-1 or zstd-3 (repeatable;\n"
 	    "              default: all three)\n");
 	exit(2);
@@ -506,7 +522,7 @@ main(int argc, char **argv)
 	long cores;
 	int ch;
 
-	while ((ch = getopt(argc, argv, "b:t:r:c:qwh")) != -1) {
+	while ((ch = getopt(argc, argv, "b:t:r:c:f:mqwh")) != -1) {
 		switch (ch) {
 		case 'c':
 			for (k = 0; k < NR_CODECS; k++)
@@ -523,6 +539,12 @@ main(int argc, char **argv)
 			break;
 		case 'w':
 			warm = true;
+			break;
+		case 'm':
+			merge = true;
+			break;
+		case 'f':
+			corpus_file = optarg;
 			break;
 		case 'b':
 			mib = parse_num(optarg, 1, 1ul << 20);
@@ -560,13 +582,20 @@ main(int argc, char **argv)
 	if (pk.bytes == NULL || pk.off == NULL || pk.len == NULL ||
 	    ws == NULL)
 		die("out of memory");
-	printf("store-bench: %zu pages (%.1f MiB; %.1f from /usr/bin), "
-	    "%" PRIu64 " files, %" PRIu64 " zero pages left out\n",
-	    c.nr, (double)c.nr * PG / 1048576,
-	    (double)c.from_bin * PG / 1048576, c.files, c.zero_skipped);
-	printf("%lu threads (T), median of %lu run%s, %s pool\n", threads,
-	    runs, runs > 1 ? "s" : "", warm ? "warm (pages resident)" :
-	    "fresh (pages faulted in)");
+	if (corpus_file != NULL)
+		printf("store-bench: %zu pages (%.1f MiB) of %s, %" PRIu64
+		    " zero pages left out\n", c.nr, (double)c.nr * PG /
+		    1048576, corpus_file, c.zero_skipped);
+	else
+		printf("store-bench: %zu pages (%.1f MiB; %.1f from "
+		    "/usr/bin), %" PRIu64 " files, %" PRIu64 " zero pages "
+		    "left out\n", c.nr, (double)c.nr * PG / 1048576,
+		    (double)c.from_bin * PG / 1048576, c.files,
+		    c.zero_skipped);
+	printf("%lu threads (T), median of %lu run%s, %s pool, merge %s\n",
+	    threads, runs, runs > 1 ? "s" : "", warm ?
+	    "warm (pages resident)" : "fresh (pages faulted in)",
+	    merge ? "yes" : "no");
 	fflush(stdout);
 
 	for (r = 0; r < runs; r++) {
@@ -617,20 +646,23 @@ main(int argc, char **argv)
 	}
 
 	printf("\nsizes, %% of the pages' bytes: raw = the codec's output; "
-	    "objects = the store's\n(raw pages at 100%%); pool = pages the "
-	    "pool uses\n\n");
-	printf("%-7s %7s %8s %7s %6s %6s\n", "codec", "raw", "objects",
-	    "pool", "same", "huge");
+	    "objects = the store's\n(raw pages at 100%%, shared ones once); "
+	    "pool = pages the pool uses;\nmerged = pages that took no new "
+	    "object\n\n");
+	printf("%-7s %7s %8s %7s %6s %6s %7s\n", "codec", "raw", "objects",
+	    "pool", "same", "huge", "merged");
 	for (k = 0; k < NR_CODECS; k++) {
 		double orig = (double)c.nr * PG;
 
 		if (!(codec_mask & 1u << k))
 			continue;
 		printf("%-7s %6.1f%% %7.1f%% %6.1f%% %6" PRIu64 " %6" PRIu64
-		    "\n", bench_codecs[k].name, 100 * raw_bytes[k] / orig,
+		    " %7" PRIu64 "\n", bench_codecs[k].name,
+		    100 * raw_bytes[k] / orig,
 		    100 * (double)stats[k].compr_data_size / orig,
 		    100 * (double)stats[k].mem_used_total / orig,
-		    stats[k].same_pages, stats[k].huge_pages);
+		    stats[k].same_pages, stats[k].huge_pages,
+		    stats[k].pages_merged);
 	}
 	free(pk.bytes);
 	free(pk.off);

@@ -232,6 +232,11 @@ control_stat(struct control_client *cl)
 	proto_add_u64(b, "reads", ss.reads);
 	proto_add_u64(b, "writes", ss.writes);
 	proto_add_u64(b, "limit_refusals", ss.limit_refusals);
+	proto_add_u64(b, "pages_merged", ss.pages_merged);
+	proto_add_u64(b, "merge_objects", ss.merge_objects);
+	proto_add_u64(b, "merge_saved_size", ss.merge_saved);
+	proto_add_u64(b, "merge_collisions", ss.merge_collisions);
+	proto_add_u64(b, "merge_skipped", ss.merge_skipped);
 	/* The pool's. */
 	proto_add_u64(b, "pool_pages_used", ps.pages_used);
 	proto_add_u64(b, "pool_pages_free", ps.pages_free);

@@ -37,9 +37,31 @@
  * Locking.  Slots are guarded by STORE_STRIPES mutexes, slot i by stripe
  * i % STORE_STRIPES: consecutive pages, as one large request split across
  * workers, fall on different locks.  A thread holds at most one stripe at
- * a time, and may call into the pool (which has its own locks, taken
- * after ours) while holding it.  Options and statistics are atomics,
- * readable and settable from any thread without a lock.
+ * a time, and may call into the content index (merge.c, a lock per shard
+ * of it) and the pool (which has its own locks) while holding it: the
+ * order is stripe, index shard, pool.  An object's references are taken
+ * and dropped under its shard's lock alone; a slot's stripe lock keeps
+ * its own reference, so a reader of the slot holds the object alive.
+ * Options and statistics are atomics, readable and settable from any
+ * thread without a lock.
+ *
+ * Same-page merging (merge in zsd.conf(5)).  A page that is not
+ * same-filled is hashed (merge_page_hash) and looked up in the store's
+ * content index (merge.c) before it is compressed; if an object of the
+ * same key reads back equal to the page byte for byte, the slot takes a
+ * reference to that object and nothing is compressed or allocated: the
+ * page takes no new memory, not even at the memory limit.  Otherwise the
+ * new object is indexed, with one reference.  A slot with a node (.node)
+ * gives its reference back when it is overwritten, discarded or
+ * destroyed; the last one frees the object.  Objects are named by handle,
+ * so compaction and migration move shared objects like any other.
+ *
+ * Hashing costs a fraction of compressing a page, wasted when nothing
+ * merges.  So each context judges its hashed writes in windows of
+ * MERGE_WINDOW: a window without a single merge puts it into skipping, in
+ * which only one write in MERGE_SAMPLE is hashed (and indexed, so that
+ * later copies of it can be found); the first merge of such a sampled
+ * write ends skipping.  Writes not hashed are counted in merge_skipped.
  *
  * Statistics are kept in STORE_SHARDS sets of counters, each on cache
  * lines of its own; a thread's context counts into one set (contexts take
@@ -59,6 +81,9 @@
 #define STORE_STRIPES	1024u		/* a power of two */
 #define STORE_SHARDS	16u		/* sets of counters */
 #define CACHE_LINE	64
+#define MERGE_WINDOW	256u		/* hashed writes judged at once */
+#define MERGE_SAMPLE	16u		/* skipping: one write in this many
+					   is hashed */
 
 /* Count into the set of the calling thread's context. */
 #define STAT_ADD(ctx, f, n) \
@@ -89,6 +114,13 @@ struct counters {
 	_Atomic uint64_t	failed_writes;	/* pages, discards included */
 	_Atomic uint64_t	limit_refusals;
 	_Atomic uint64_t	invalid_io;	/* requests past the end */
+	/* Merging: gauges, changed as references are taken and dropped. */
+	_Atomic uint64_t	pages_merged;	/* refs beyond the first */
+	_Atomic uint64_t	merge_objects;	/* objects of 2 references + */
+	_Atomic uint64_t	merge_saved;	/* bytes of pages_merged's
+						   objects */
+	_Atomic uint64_t	merge_collisions; /* keys equal, bytes not */
+	_Atomic uint64_t	merge_skipped;	/* writes not hashed */
 } __attribute__((aligned(CACHE_LINE)));
 
 enum slot_type {
@@ -98,13 +130,19 @@ enum slot_type {
 	SLOT_RAW,		/* value: handle of the page itself */
 };
 
-/* An entry of the table; all of it guarded by the slot's stripe lock. */
+/*
+ * An entry of the table; all of it guarded by the slot's stripe lock.
+ * Slots sharing an object (merged pages) have the same value and node.
+ */
 struct slot {
 	uint64_t	value;	/* fill word (SAME) or handle */
+	uint32_t	node;	/* the object's index node + 1; 0: none */
 	uint16_t	len;	/* object bytes: compressed, or 4096 (RAW) */
 	uint8_t		type;	/* enum slot_type */
 	uint8_t		codec;	/* enum codec_id, for SLOT_COMPRESSED */
 };
+
+_Static_assert(sizeof(struct slot) == 16, "a slot is 16 bytes");
 
 /* One lock per cache line, so that stripes do not share one. */
 struct stripe {
@@ -121,11 +159,13 @@ struct store {
 	unsigned int	 nr_stripes;	/* initialised, for destroy */
 
 	struct slot	*slots;		/* slots[i]: stripes[stripe_of(i)] */
+	struct merge_index *merge;	/* NULL: too many pages to index */
 
 	/* Options: atomics, changed by store_set_options at any time. */
 	_Atomic int		codec;		/* enum codec_id, new writes */
 	_Atomic int		zstd_level;
 	_Atomic uint64_t	mem_limit;	/* pool bytes; 0: none */
+	_Atomic bool		merge_on;	/* hash new pages */
 
 	struct counters		*counters;	/* STORE_SHARDS sets */
 	_Atomic unsigned int	 next_set;	/* for the next context */
@@ -139,11 +179,17 @@ struct store_ctx {
 	unsigned char		 page[ZSD_PAGE_SIZE];	/* being patched */
 	unsigned char		 cbuf[CODEC_DST_SIZE];	/* compressed */
 	unsigned char		 local[ZS_MAX_ALLOC_SIZE]; /* read_begin */
+	unsigned char		 match[ZSD_PAGE_SIZE];	/* merge candidate */
 	struct store		*st;
 	struct codec_ctx	*codec;
 	struct counters		*counters;	/* the set this thread counts
 						   into */
 	int			 zstd_level;	/* what codec is set to */
+	/* Merging's judgement of its hashed writes (see the top). */
+	unsigned int		 merge_hashed;	/* in this window */
+	unsigned int		 merge_hits;	/* merged, in this window */
+	unsigned int		 merge_tick;	/* writes since one hashed */
+	bool			 merge_skipping;
 } __attribute__((aligned(CACHE_LINE)));
 
 /*
@@ -260,24 +306,110 @@ store_at_limit(struct store *st)
 }
 
 /*
+ * merge_same_fn: whether the object handle holds page, read back into the
+ * context's buffers.  Called with a shard of the index locked.
+ */
+static int
+store_same(void *arg, zs_handle_t handle, unsigned int codec,
+    const void *page, size_t *len)
+{
+	struct store_ctx *ctx = arg;
+	struct zs_pool *pool = ctx->st->pool;
+	const void *src;
+	size_t size;
+	int same;
+
+	if ((src = zs_obj_read_begin(pool, handle, ctx->local, &size)) ==
+	    NULL)
+		return -EIO;
+	if (codec == 0)
+		same = size == ZSD_PAGE_SIZE &&
+		    memcmp(src, page, ZSD_PAGE_SIZE) == 0;
+	else
+		same = codec_decompress(ctx->codec, (enum codec_id)codec, src,
+		    size, ctx->match) == 0 &&
+		    memcmp(ctx->match, page, ZSD_PAGE_SIZE) == 0;
+	zs_obj_read_end(pool, handle);
+	*len = size;
+	return same;
+}
+
+/* Whether this write is hashed; see "Same-page merging" at the top. */
+static bool
+store_merge_wanted(struct store *st, struct store_ctx *ctx)
+{
+	if (!atomic_load_explicit(&st->merge_on, memory_order_relaxed))
+		return false;
+	if (!ctx->merge_skipping || ++ctx->merge_tick >= MERGE_SAMPLE) {
+		ctx->merge_tick = 0;
+		return true;
+	}
+	STAT_ADD(ctx, merge_skipped, 1);
+	return false;
+}
+
+/* A hashed write merged or not: judge the window when it is full. */
+static void
+store_merge_judge(struct store_ctx *ctx, bool merged)
+{
+	if (merged && ctx->merge_skipping) {
+		ctx->merge_skipping = false;
+		ctx->merge_hashed = ctx->merge_hits = 0;
+		return;
+	}
+	ctx->merge_hits += merged;
+	if (++ctx->merge_hashed < MERGE_WINDOW)
+		return;
+	ctx->merge_skipping = ctx->merge_hits == 0;
+	ctx->merge_hashed = ctx->merge_hits = 0;
+}
+
+/* The entry for a reference just taken to a shared object. */
+static void
+store_merge_took(struct store_ctx *ctx, const struct merge_obj *mo,
+    struct slot *out)
+{
+	*out = (struct slot){ .value = mo->handle, .node = mo->node,
+	    .len = mo->len, .type = mo->codec == 0 ? SLOT_RAW :
+	    SLOT_COMPRESSED, .codec = mo->codec };
+	STAT_ADD(ctx, pages_merged, 1);
+	STAT_ADD(ctx, merge_saved, mo->len);
+	if (mo->refs == 2)
+		STAT_ADD(ctx, merge_objects, 1);
+	STAT_ADD(ctx, merge_collisions, mo->collisions);
+	store_merge_judge(ctx, true);
+}
+
+/*
  * Make the entry for a page, object included, without touching the
- * table; the object may take room bytes at most (STORE_ROOM_ANY: any),
- * or the page is refused with -ENOSPC, before it is compressed if room
- * is 0.  Nothing needs to be undone on failure.
+ * table: a reference to an equal object if the index has one (which takes
+ * no room), else a new object, which may take room bytes at most
+ * (STORE_ROOM_ANY: any), or the page is refused with -ENOSPC, before it
+ * is compressed if room is 0.  Nothing needs to be undone on failure.
  */
 static int
 store_encode(struct store *st, struct store_ctx *ctx, const void *page,
     size_t room, struct slot *out)
 {
+	struct merge_obj mo = { 0 };
 	const void *src;
 	zs_handle_t handle;
 	uint64_t word;
+	uint32_t key = 0;
 	size_t len;
+	bool merging;
 	int codec;
 
 	if (page_same_filled(page, &word)) {
 		*out = (struct slot){ .value = word, .type = SLOT_SAME };
 		return 0;
+	}
+	if ((merging = store_merge_wanted(st, ctx))) {
+		key = merge_page_hash(page);
+		if (merge_find(st->merge, key, page, store_same, ctx, &mo)) {
+			store_merge_took(ctx, &mo, out);
+			return 0;
+		}
 	}
 	if (room == 0)
 		goto refuse;
@@ -305,8 +437,26 @@ store_encode(struct store *st, struct store_ctx *ctx, const void *page,
 		return errno == ENOMEM ? -ENOMEM : -EIO;
 	store_note_used(st, ctx);
 	out->value = handle;
+	if (!merging)
+		return 0;
+	mo.handle = handle;
+	mo.len = (uint16_t)len;
+	mo.codec = out->type == SLOT_RAW ? 0 : out->codec;
+	if (merge_insert(st->merge, key, page, store_same, ctx, &mo)) {
+		/* Stored by another thread meanwhile: ours goes. */
+		(void)zs_free(st->pool, handle);
+		store_merge_took(ctx, &mo, out);
+		return 0;
+	}
+	STAT_ADD(ctx, merge_collisions, mo.collisions);
+	out->node = mo.node;
+	store_merge_judge(ctx, false);
 	return 0;
 refuse:
+	if (merging) {
+		STAT_ADD(ctx, merge_collisions, mo.collisions);
+		store_merge_judge(ctx, false);
+	}
 	STAT_ADD(ctx, limit_refusals, 1);
 	return -ENOSPC;
 }
@@ -378,12 +528,27 @@ store_replace_locked(struct store *st, struct store_ctx *ctx, uint64_t i,
 	store_account(ctx, new, true);
 }
 
-/* Free an entry's object, once it is out of the table. */
+/*
+ * Free an entry's object, once it is out of the table, or give back its
+ * reference if others hold it too.  ctx NULL: count nothing.
+ */
 static void
-store_release(struct store *st, const struct slot *s)
+store_release(struct store *st, struct store_ctx *ctx, const struct slot *s)
 {
-	if (s->type == SLOT_COMPRESSED || s->type == SLOT_RAW)
-		(void)zs_free(st->pool, s->value);
+	uint32_t refs;
+
+	if (s->type != SLOT_COMPRESSED && s->type != SLOT_RAW)
+		return;
+	if (s->node != 0 && (refs = merge_put(st->merge, s->node)) != 0) {
+		if (ctx != NULL) {
+			STAT_SUB(ctx, pages_merged, 1);
+			STAT_SUB(ctx, merge_saved, s->len);
+			if (refs == 1)
+				STAT_SUB(ctx, merge_objects, 1);
+		}
+		return;
+	}
+	(void)zs_free(st->pool, s->value);
 }
 
 /* Replace slot i by a whole page. */
@@ -411,7 +576,7 @@ store_write_page(struct store *st, struct store_ctx *ctx, uint64_t i,
 	pthread_mutex_lock(lock);
 	store_replace_locked(st, ctx, i, &new, &old);
 	pthread_mutex_unlock(lock);
-	store_release(st, &old);
+	store_release(st, ctx, &old);
 	return 0;
 }
 
@@ -449,7 +614,7 @@ store_patch_page(struct store *st, struct store_ctx *ctx, uint64_t i,
 		goto out;
 	store_replace_locked(st, ctx, i, &new, &old);
 	pthread_mutex_unlock(lock);
-	store_release(st, &old);
+	store_release(st, ctx, &old);
 	return 0;
 out:
 	pthread_mutex_unlock(lock);
@@ -601,7 +766,7 @@ store_discard(struct store *st, struct store_ctx *ctx, uint64_t off,
 			pthread_mutex_lock(lock);
 			store_replace_locked(st, ctx, i, &empty, &old);
 			pthread_mutex_unlock(lock);
-			store_release(st, &old);
+			store_release(st, ctx, &old);
 		}
 		STAT_ADD(ctx, discards, 1);
 	}
@@ -619,6 +784,8 @@ store_set_options(struct store *st, const struct store_options *opt)
 	    memory_order_relaxed);
 	atomic_store_explicit(&st->mem_limit, opt->mem_limit,
 	    memory_order_relaxed);
+	atomic_store_explicit(&st->merge_on, opt->merge && st->merge != NULL,
+	    memory_order_relaxed);
 }
 
 void
@@ -630,8 +797,9 @@ store_destroy(struct store *st)
 		return;
 	if (st->slots != NULL)
 		for (i = 0; i < st->nr_pages; i++)
-			store_release(st, &st->slots[i]);
+			store_release(st, NULL, &st->slots[i]);
 	free(st->slots);
+	merge_destroy(st->merge);
 	while (st->nr_stripes > 0)
 		pthread_mutex_destroy(&st->stripes[--st->nr_stripes].lock);
 	free(st->stripes);
@@ -663,6 +831,11 @@ store_create(struct zs_pool *pool, uint64_t nr_pages,
 	/* What compresses to the huge class size or more is stored raw. */
 	huge = zs_huge_class_size(pool);
 	st->compress_cap = (huge < ZSD_PAGE_SIZE ? huge : ZSD_PAGE_SIZE) - 1;
+
+	/* A file too large to index is served without merging. */
+	if ((st->merge = merge_create(nr_pages, &error)) == NULL &&
+	    error != -EFBIG)
+		goto fail;
 	store_set_options(st, opt);
 
 	error = -ENOMEM;
@@ -782,7 +955,11 @@ store_stats(struct store *st, struct store_stats *out)
 	memset(out, 0, sizeof(*out));
 	out->pages_stored = GAUGE_SUM(st, pages_stored);
 	out->orig_data_size = out->pages_stored * ZSD_PAGE_SIZE;
+	/* Each shared object once. */
+	out->merge_saved = GAUGE_SUM(st, merge_saved);
 	out->compr_data_size = GAUGE_SUM(st, compr_data_size);
+	out->compr_data_size = out->compr_data_size > out->merge_saved ?
+	    out->compr_data_size - out->merge_saved : 0;
 	out->mem_used_total = zs_pool_pages_used(st->pool) * ZSD_PAGE_SIZE;
 	out->mem_limit = atomic_load_explicit(&st->mem_limit,
 	    memory_order_relaxed);
@@ -798,6 +975,10 @@ store_stats(struct store *st, struct store_stats *out)
 	out->discards = STAT_SUM(st, discards);
 	out->limit_refusals = STAT_SUM(st, limit_refusals);
 	out->invalid_io = STAT_SUM(st, invalid_io);
+	out->pages_merged = GAUGE_SUM(st, pages_merged);
+	out->merge_objects = GAUGE_SUM(st, merge_objects);
+	out->merge_collisions = STAT_SUM(st, merge_collisions);
+	out->merge_skipped = STAT_SUM(st, merge_skipped);
 }
 
 void

@@ -97,6 +97,7 @@ store_options_of(const struct zsd_config *cfg, struct store_options *opt)
 	opt->codec = cfg->algorithm;
 	opt->zstd_level = cfg->zstd_level;
 	opt->mem_limit = cfg->mem_limit;
+	opt->merge = cfg->merge;
 }
 
 /* SIGHUP: apply what may change live; say what needs a restart. */
@@ -119,6 +120,7 @@ reload(struct zsd *z)
 	z->cfg.algorithm = cfg.algorithm;
 	z->cfg.zstd_level = cfg.zstd_level;
 	z->cfg.mem_limit = cfg.mem_limit;
+	z->cfg.merge = cfg.merge;
 	z->cfg.verbose = cfg.verbose;
 	z->cfg.compact_threshold = cfg.compact_threshold;
 	z->cfg.compact_interval = cfg.compact_interval;
@@ -126,9 +128,9 @@ reload(struct zsd *z)
 	log_set_verbose(cfg.verbose);
 	store_options_of(&z->cfg, &opt);
 	store_set_options(z->store, &opt);
-	log_info("reloaded: algorithm %s, zstd_level %d, mem_limit %llu",
-	    codec_name(z->cfg.algorithm), z->cfg.zstd_level,
-	    (unsigned long long)z->cfg.mem_limit);
+	log_info("reloaded: algorithm %s, zstd_level %d, mem_limit %llu, "
+	    "merge %s", codec_name(z->cfg.algorithm), z->cfg.zstd_level,
+	    (unsigned long long)z->cfg.mem_limit, z->cfg.merge ? "yes" : "no");
 }
 
 static void

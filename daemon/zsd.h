@@ -69,6 +69,7 @@ struct zsd_config {
 	int		zstd_level;
 	int		priority;	/* swap priority, -1..32767 */
 	uint64_t	mem_limit;	/* pool bytes; 0: none */
+	bool		merge;		/* same-page merging */
 	unsigned int	workers;	/* 0: one per core */
 	int		rt_priority;	/* SCHED_FIFO priority; 0: normal */
 	char		mountpoint[PATH_MAX];
@@ -121,16 +122,68 @@ int	config_parse_size(const char *s, uint64_t percent_of, uint64_t *out);
 int	memfit_swapoff(const char *dev, const char *proc, const char *cgroup,
 	    char *why, size_t whylen);
 
+/* merge.c: the content index of a store (see merge.c) */
+struct merge_index;
+
+/* An object of the index, as the store keeps it in a slot. */
+struct merge_obj {
+	zs_handle_t	handle;
+	uint16_t	len;		/* object bytes */
+	uint8_t		codec;		/* enum codec_id; 0: the page raw */
+	uint32_t	node;		/* its node + 1; 0: not indexed */
+	uint32_t	refs;		/* slots holding it, with this */
+	unsigned int	collisions;	/* keys equal, bytes not: counted up */
+};
+
+/*
+ * Whether the object handle (codec as in merge_obj) holds page: 1 yes,
+ * with its length in *len; 0 no; -errno if it could not be read.
+ */
+typedef int	merge_same_fn(void *arg, zs_handle_t handle, unsigned int codec,
+		    const void *page, size_t *len);
+
+/* The key of a 4 KiB page: equal pages, equal keys. */
+uint32_t	 merge_page_hash(const void *page);
+/* For a store of nr_pages; -EFBIG: too many pages to index. */
+struct merge_index *merge_create(uint64_t nr_pages, int *errorp);
+void		 merge_destroy(struct merge_index *idx);
+/*
+ * Find an object same() says holds page among those of key; 1 if found,
+ * with a reference taken and *obj describing it; 0 if not.
+ */
+int		 merge_find(struct merge_index *idx, uint32_t key,
+		    const void *page, merge_same_fn *same, void *arg,
+		    struct merge_obj *obj);
+/*
+ * Index the new object *obj (handle, len, codec) holding page, unless an
+ * equal one was indexed meanwhile: then 1, with a reference to that one
+ * taken and described in *obj (the caller frees its own).  0 otherwise,
+ * obj->node 0 if no node was free (the object is not indexed).
+ */
+int		 merge_insert(struct merge_index *idx, uint32_t key,
+		    const void *page, merge_same_fn *same, void *arg,
+		    struct merge_obj *obj);
+/* Drop a reference to node; the references left (0: free the object). */
+uint32_t	 merge_put(struct merge_index *idx, uint32_t node);
+/* Nodes in use and the references they hold (tests). */
+void		 merge_counts(struct merge_index *idx, uint64_t *nodes,
+		    uint64_t *refs);
+/* 0, or -EUCLEAN with the first problem in why (tests, debug). */
+int		 merge_validate(struct merge_index *idx, char *why,
+		    size_t whylen);
+
 /* store.c */
 struct store_options {
 	enum codec_id	codec;		/* for new writes */
 	int		zstd_level;
 	uint64_t	mem_limit;	/* pool bytes; 0: none */
+	bool		merge;		/* same-page merging of new writes */
 };
 
 struct store_stats {
 	uint64_t	orig_data_size;	/* bytes of pages stored */
-	uint64_t	compr_data_size; /* bytes of their objects */
+	uint64_t	compr_data_size; /* bytes of their objects, each
+					    shared one once */
 	uint64_t	mem_used_total;	/* pool pages in use, bytes */
 	uint64_t	mem_limit;
 	uint64_t	mem_used_max;
@@ -145,6 +198,12 @@ struct store_stats {
 	uint64_t	discards;
 	uint64_t	limit_refusals;	/* writes refused by mem_limit */
 	uint64_t	invalid_io;	/* reads, writes past the end */
+	uint64_t	pages_merged;	/* pages that took no new object */
+	uint64_t	merge_objects;	/* objects shared by 2 pages or more */
+	uint64_t	merge_saved;	/* bytes of objects not stored */
+	uint64_t	merge_collisions; /* hash hits with other bytes */
+	uint64_t	merge_skipped;	/* writes not hashed (no merges
+					   lately) */
 };
 
 struct store;
@@ -158,7 +217,7 @@ uint64_t	 store_nr_pages(const struct store *st);
 /* Per thread: codec contexts and a page of scratch. */
 struct store_ctx *store_ctx_create(struct store *st);
 void		 store_ctx_destroy(struct store_ctx *ctx);
-/* Live changes: codec for new writes, zstd level, memory limit. */
+/* Live changes: codec for new writes, zstd level, memory limit, merge. */
 void		 store_set_options(struct store *st,
 		    const struct store_options *opt);
 

@@ -151,6 +151,7 @@ ctl_stat(const char *path, struct zsd_stat *st, char *why, size_t len)
 		K(pages_compacted), K(huge_pages), K(failed_reads),
 		K(failed_writes), K(limit_refusals), K(notify_free),
 		K(pages_stored), K(reads), K(writes), K(disksize),
+		K(pages_merged),
 #undef K
 	};
 	struct ctl_conn *c;

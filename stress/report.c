@@ -134,6 +134,8 @@ report_tick(struct run *r, bool last)
 		return;
 	if (r->stat.mem_used_total > r->pool_peak)
 		r->pool_peak = r->stat.mem_used_total;
+	if (r->stat.pages_merged > r->merged_peak)
+		r->merged_peak = r->stat.pages_merged;
 	if (r->opt.workload == WORKLOAD_SWAP) {
 		swapped = cgroup_swap_bytes(&r->cg);
 		if (swapped > r->cg_swap_peak)
@@ -267,13 +269,14 @@ summary_json(struct run *r, int status, double stress, double check)
 	    "\"pages_read\": %" PRIu64 ", \"mib_s_out\": %.2f, "
 	    "\"mib_s_in\": %.2f, \"failed_reads\": %" PRIu64 ", "
 	    "\"failed_writes\": %" PRIu64 ", \"limit_refusals\": %" PRIu64
-	    ", \"pool_peak_bytes\": %" PRIu64 ", \"mean_ratio\": %.3f },\n",
+	    ", \"pool_peak_bytes\": %" PRIu64 ", \"merged_peak_pages\": %"
+	    PRIu64 ", \"mean_ratio\": %.3f },\n",
 	    b->writes - a->writes, b->reads -
 	    a->reads, total > 0 ? mib((b->writes - a->writes) * PAGE) / total
 	    : 0, total > 0 ? mib((b->reads - a->reads) * PAGE) / total : 0,
 	    b->failed_reads - a->failed_reads, b->failed_writes -
 	    a->failed_writes, b->limit_refusals - a->limit_refusals,
-	    r->pool_peak, mean_ratio(r));
+	    r->pool_peak, r->merged_peak, mean_ratio(r));
 	printf("  \"cgroup_swap_peak_bytes\": %" PRIu64 ",\n"
 	    "  \"oom_kills\": %" PRIu64 ",\n", r->cg_swap_peak, r->oom_kills);
 	printf("  \"chaos_actions\": {");
@@ -367,6 +370,8 @@ report_summary(struct run *r, int status)
 	fprintf(f, "  %-18s %.1f MiB at most; ratio %.2f on average (data "
 	    "stored / pool memory, once a second)\n", "pool",
 	    mib(r->pool_peak), mean_ratio(r));
+	fprintf(f, "  %-18s %" PRIu64 " pages at most (stored in another "
+	    "page's object)\n", "merged", r->merged_peak);
 	if (r->opt.chaos) {
 		fprintf(f, "  %-18s", "chaos");
 		for (k = 0; k < NR_CHAOS; k++)

@@ -153,6 +153,7 @@ struct zsd_stat {
 	uint64_t	reads;
 	uint64_t	writes;
 	uint64_t	disksize;
+	uint64_t	pages_merged;	/* 0 from a zsd that does not merge */
 };
 
 /* The first record of zsctl status. */
@@ -303,6 +304,7 @@ struct run {
 	double			 t_stat_prev;
 	bool			 stat_ok;
 	uint64_t		 pool_peak;
+	uint64_t		 merged_peak;	/* pages_merged at most */
 	uint64_t		 cg_swap_peak;
 	char			 unhealthy[512];	/* why, if it is */
 	char			 warning[512];

@@ -124,12 +124,26 @@ corpus small -s 16K -z 50 -f 50 -r 0
     [ "$(csv_get "$d/small.csv" same_pages)" = 2 ]
 tap_ok $? "-s 16K -z 50 -f 50 -r 0: 4 pages, 2 zero, 2 same-filled"
 
+# Duplicates: copies of earlier data pages, out of the file pages' share.
+corpus dup0 -n 4096 -S 7 -d 0
+cmp -s "$d/a" "$d/dup0"
+tap_ok $? "-d 0: the same file as without -d"
+corpus dup -n 4096 -d 25
+tap_ok $? "-d 25"
+u=$(csv_get "$d/dup.csv" dup_pct)
+z=$(csv_get "$d/dup.csv" zero_pct)
+near "$u" 25 1.5 && near "$z" 15 1
+tap_ok $? "duplicate pages $u%: within 1.5 points of 25 (zero $z%)"
+"$MAKE_CORPUS" --stats "$d/dup" --csv | cmp -s - "$d/dup.csv"
+tap_ok $? "--stats finds the same duplicates"
+
 # --- refusals ------------------------------------------------------------------
 
 want="not a percentage"
 fails 2 "-z 120" -n 16 -z 120 -o "$d/bad"
 want="over 100"
 fails 2 "-z 60 -f 60" -n 16 -z 60 -f 60 -o "$d/bad"
+fails 2 "-z 60 -d 50" -n 16 -z 60 -d 50 -o "$d/bad"
 want="not a page count"
 fails 2 "-n 0" -n 0 -o "$d/bad"
 want="multiple of 4096"

@@ -2,7 +2,7 @@
  * swapper.c - fill anonymous memory with known pages and check every byte
  * after the kernel has swapped them out and in.
  *
- *   swapper -m MiB [-s seed] [-w MiB] [-p FILE]
+ *   swapper -m MiB [-s seed] [-w MiB] [-p FILE] [-d N]
  *
  * Meant to run in a memory cgroup smaller than MiB, so that most pages
  * go to swap while it fills them.  Each page's content is a function of
@@ -16,6 +16,10 @@
  * the checks below could pass having read nothing back from swap.  With
  * -p, it then prints "# filled, waiting for FILE" and waits until FILE
  * exists before it verifies, so that a test can act on the swap meanwhile.
+ *
+ * With -d N, text and random pages are copies: page idx has the content
+ * page idx % N would have (of its own kind), so that the process holds
+ * at most 2N distinct pages that are neither zero nor same-filled.
  *
  * Verifies twice: backwards (the first pages written, the likeliest to be
  * in swap, come last) and then in a scattered order.  Output is TAP; the
@@ -47,6 +51,7 @@ static const char *const words[] = {
 };
 
 static uint64_t	seed = 1;
+static uint64_t	copies_of;		/* -d: 0, or N */
 
 static uint64_t
 mix(uint64_t x)
@@ -87,14 +92,16 @@ static void
 page_fill(uint8_t *p, uint64_t idx)
 {
 	const size_t nwords = sizeof(words) / sizeof(words[0]);
-	uint64_t s = mix(seed ^ mix(idx)) | 1, v;
+	enum kind kind = page_kind(idx);
+	uint64_t src = copies_of != 0 ? idx % copies_of : idx;
+	uint64_t s = mix(seed ^ mix(src)) | 1, v;
 	size_t i, n;
 	int len;
 
-	switch (page_kind(idx)) {
+	switch (kind) {
 	case K_TEXT:
 		len = snprintf((char *)p, PAGE, "page %" PRIu64 " seed %"
-		    PRIu64 ":", idx, seed);
+		    PRIu64 ":", src, seed);
 		for (i = (size_t)len; i < PAGE; ) {
 			const char *w = words[next_rand(&s) % nwords];
 
@@ -203,7 +210,7 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: swapper -m MiB [-s seed] [-w MiB] "
-	    "[-p FILE]\n");
+	    "[-p FILE] [-d N]\n");
 	exit(2);
 }
 
@@ -219,8 +226,13 @@ main(int argc, char *argv[])
 	char *end;
 	int ch;
 
-	while ((ch = getopt(argc, argv, "m:p:s:w:")) != -1) {
+	while ((ch = getopt(argc, argv, "d:m:p:s:w:")) != -1) {
 		switch (ch) {
+		case 'd':
+			copies_of = strtoull(optarg, &end, 0);
+			if (*end != '\0' || copies_of == 0)
+				usage();
+			break;
 		case 'm':
 			mib = strtoull(optarg, &end, 0);
 			if (*end != '\0' || mib == 0)

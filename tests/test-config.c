@@ -33,7 +33,8 @@ config_same(const struct zsd_config *a, const struct zsd_config *b)
 {
 	return a->disksize == b->disksize && a->algorithm == b->algorithm &&
 	    a->zstd_level == b->zstd_level && a->priority == b->priority &&
-	    a->mem_limit == b->mem_limit && a->workers == b->workers &&
+	    a->mem_limit == b->mem_limit && a->merge == b->merge &&
+	    a->workers == b->workers &&
 	    strcmp(a->mountpoint, b->mountpoint) == 0 &&
 	    strcmp(a->name, b->name) == 0 && a->swapon == b->swapon &&
 	    a->discard == b->discard && a->foreground == b->foreground &&
@@ -94,6 +95,7 @@ test_defaults(void)
 	ok(cfg.zstd_level == 3, "default zstd_level 3");
 	ok(cfg.priority == 100, "default priority 100");
 	ok(cfg.mem_limit == 0, "default mem_limit none");
+	ok(cfg.merge, "default merge yes");
 	ok(cfg.workers == 0, "default workers 0");
 	ok(strcmp(cfg.mountpoint, "/run/zsd/mnt") == 0,
 	    "default mountpoint /run/zsd/mnt");
@@ -517,6 +519,7 @@ test_live(void)
 		{ "algorithm", "zstd" }, { "zstd_level", "9" },
 		{ "mem_limit", "1G" }, { "verbose", "1" },
 		{ "compact_threshold", "0" }, { "compact_interval", "5" },
+		{ "merge", "no" },
 	};
 	struct zsd_config cfg, before;
 	char want[128];
@@ -550,8 +553,8 @@ test_live(void)
 		    live[i].value);
 	ok(cfg.algorithm == CODEC_ZSTD && cfg.zstd_level == 9 &&
 	    cfg.mem_limit == GiB && cfg.verbose == 1 &&
-	    cfg.compact_threshold == 0 && cfg.compact_interval == 5,
-	    "live keys changed");
+	    cfg.compact_threshold == 0 && cfg.compact_interval == 5 &&
+	    !cfg.merge, "live keys changed");
 }
 
 static void
@@ -785,7 +788,8 @@ test_print(void)
 	FILE *f;
 	bool each;
 	static const char *const keys[] = { "disksize", "algorithm",
-	    "zstd_level", "priority", "mem_limit", "workers", "mountpoint",
+	    "zstd_level", "priority", "mem_limit", "merge", "workers",
+	    "mountpoint",
 	    "name", "swapon", "discard", "verbose", "control",
 	    "control_group", "control_timeout", "compact_threshold",
 	    "compact_interval" };
@@ -798,6 +802,7 @@ test_print(void)
 	set(&cfg, "zstd_level", "19");
 	set(&cfg, "priority", "-1");
 	set(&cfg, "mem_limit", "123456789");
+	set(&cfg, "merge", "off");
 	set(&cfg, "workers", "256");
 	set(&cfg, "mountpoint", "/mnt/with space/a#b");
 	set(&cfg, "name", "swap-1.img");

@@ -4,8 +4,10 @@
  * with a plain buffer; overwrites and discards free what they replace;
  * the memory limit refuses writes without harming stored data, refuses
  * new pages before compressing them, and never refuses an overwrite that
- * does not grow its slot or a discard; and threads writing the same
- * pages in parts lose nothing.
+ * does not grow its slot or a discard; threads writing the same
+ * pages in parts lose nothing; and threads writing the same new contents
+ * at the same moment, with merging on, store each once and lose no
+ * reference.
  *
  * The test is linked with -Wl,--wrap=codec_compress, so that the calls
  * the store makes to the codec can be counted.
@@ -25,6 +27,9 @@
 #define PG	ZSD_PAGE_SIZE
 
 static const enum codec_id codec_ids[] = { CODEC_LZ4, CODEC_ZSTD };
+
+/* The pool of the store test_same_writers' threads write to. */
+static struct zs_pool *store_pool_of_test;
 
 /*
  * Every codec_compress call, counted on its way to the real one (the
@@ -141,7 +146,7 @@ static struct store *
 store_new(struct zs_pool *pool, uint64_t nr_pages, enum codec_id codec,
     uint64_t mem_limit)
 {
-	struct store_options opt = { codec, 1, mem_limit };
+	struct store_options opt = { codec, 1, mem_limit, false };
 	struct store *st;
 	int error = 0;
 
@@ -302,7 +307,7 @@ test_codec_switch(void)
 	struct zs_pool *pool = pool_new();
 	struct store *st = store_new(pool, 8, CODEC_LZ4, 0);
 	struct store_ctx *ctx = ctx_new(st);
-	struct store_options opt = { CODEC_ZSTD, 3, 0 };
+	struct store_options opt = { CODEC_ZSTD, 3, 0, false };
 	unsigned char page[PG], back[2][PG];
 	struct store_stats s1, s2, s3;
 	uint64_t seed = 11;
@@ -586,7 +591,7 @@ test_mem_limit(void)
 	struct zs_pool *pool = pool_new();
 	struct store *st = store_new(pool, NPAGES, CODEC_LZ4, LIMIT);
 	struct store_ctx *ctx = ctx_new(st);
-	struct store_options opt = { CODEC_LZ4, 1, LIMIT };
+	struct store_options opt = { CODEC_LZ4, 1, LIMIT, false };
 	unsigned char *ref, page[PG];
 	struct store_stats ss;
 	uint64_t seed = 77, i, full;
@@ -994,7 +999,7 @@ test_threads(void)
 	struct zs_pool *pool = pool_new();
 	struct store *st = store_new(pool, MT_PAGES, CODEC_LZ4, 0);
 	struct store_ctx *ctx = ctx_new(st);
-	struct store_options opt = { CODEC_LZ4, 1, 0 };
+	struct store_options opt = { CODEC_LZ4, 1, 0, false };
 	pthread_t threads[NTHREADS];
 	unsigned char page[PG];
 	unsigned int i, j, bad = 0, failed = 0, switches = 0;
@@ -1050,6 +1055,145 @@ test_threads(void)
 	ok(pool_objects(pool) == 0, "store_destroy freed every object");
 	zs_destroy_pool(pool);
 	free(m);
+}
+
+/*
+ * Merging: threads write pages of the same new contents into their own
+ * slots at the same moment, round after round (each round's contents
+ * replace the last's, some slots discarded), while the main thread
+ * compacts.  After every round each content must be stored once, and the
+ * merge gauges must agree with what the slots hold: a content stored
+ * twice by two racing writers, or a reference lost or taken twice, shows.
+ */
+#define SAME_THREADS	4
+#define SAME_SLOTS	64	/* each thread's */
+#define SAME_CONTENTS	8	/* each round's */
+#define SAME_ROUNDS	150
+
+struct same_run {
+	struct store	*st;
+	unsigned int	 id;
+	unsigned int	 bad_rounds;	/* thread 0: rounds counted wrong */
+	unsigned int	 bad_reads;
+};
+
+static pthread_barrier_t same_barrier;
+static atomic_int same_running;
+
+/* Round r's content c: the same bytes in every thread. */
+static void
+same_content(void *page, unsigned int r, unsigned int c)
+{
+	uint64_t seed = 7919ull * r + c + 1;
+
+	fill_text(page, PG, &seed);
+	if (c % 4 == 3)			/* some stored raw */
+		fill_random((unsigned char *)page + 64, PG - 64, &seed);
+}
+
+static bool
+same_discarded(unsigned int r, unsigned int j)
+{
+	return j % 5 == r % 5;
+}
+
+static void *
+same_run(void *arg)
+{
+	struct same_run *sr = arg;
+	struct store_ctx *ctx = ctx_new(sr->st);
+	uint64_t base = (uint64_t)sr->id * SAME_SLOTS, stored;
+	unsigned char page[SAME_CONTENTS][PG], back[PG];
+	struct store_stats ss;
+	unsigned int r, j, c, kept;
+
+	for (r = 0; r < SAME_ROUNDS; r++) {
+		for (c = 0; c < SAME_CONTENTS; c++)
+			same_content(page[c], r, c);
+		pthread_barrier_wait(&same_barrier);
+		for (j = 0, kept = 0; j < SAME_SLOTS; j++) {
+			if (same_discarded(r, j)) {
+				(void)store_discard(sr->st, ctx, (base + j) *
+				    PG, PG);
+				continue;
+			}
+			kept++;
+			if (store_write(sr->st, ctx, (base + j) * PG,
+			    page[j % SAME_CONTENTS], PG) != 0)
+				sr->bad_reads++;
+		}
+		for (j = 0; j < SAME_SLOTS; j += 7)
+			if (!same_discarded(r, j) && (store_read(sr->st, ctx,
+			    (base + j) * PG, back, PG) != PG ||
+			    memcmp(back, page[j % SAME_CONTENTS], PG) != 0))
+				sr->bad_reads++;
+		pthread_barrier_wait(&same_barrier);
+		if (sr->id == 0) {
+			store_stats(sr->st, &ss);
+			stored = (uint64_t)SAME_THREADS * kept;
+			if (pool_objects(store_pool_of_test) != SAME_CONTENTS ||
+			    ss.pages_stored != stored ||
+			    ss.pages_merged != stored - SAME_CONTENTS ||
+			    ss.merge_objects != SAME_CONTENTS) {
+				if (sr->bad_rounds++ < 3)
+					diag("round %u: %llu objects, %llu "
+					    "merged, %llu shared", r,
+					    (unsigned long long)pool_objects(
+					    store_pool_of_test),
+					    (unsigned long long)
+					    ss.pages_merged,
+					    (unsigned long long)
+					    ss.merge_objects);
+			}
+		}
+		pthread_barrier_wait(&same_barrier);
+	}
+	store_ctx_destroy(ctx);
+	atomic_fetch_sub(&same_running, 1);
+	return NULL;
+}
+
+static void
+test_same_writers(void)
+{
+	struct zs_pool *pool = pool_new_sync();
+	struct store_options opt = { CODEC_LZ4, 1, 0, true };
+	struct store *st;
+	pthread_t threads[SAME_THREADS];
+	struct same_run sr[SAME_THREADS];
+	unsigned int i, bad_reads = 0, compactions = 0;
+	int error = 0;
+
+	if ((st = store_create(pool, SAME_THREADS * SAME_SLOTS, &opt,
+	    &error)) == NULL)
+		bail("store_create: %s", strerror(-error));
+	store_pool_of_test = pool;
+	pthread_barrier_init(&same_barrier, NULL, SAME_THREADS);
+	atomic_store(&same_running, SAME_THREADS);
+	for (i = 0; i < SAME_THREADS; i++) {
+		sr[i] = (struct same_run){ .st = st, .id = i };
+		if (pthread_create(&threads[i], NULL, same_run, &sr[i]) != 0)
+			bail("pthread_create");
+	}
+	while (atomic_load(&same_running) > 0) {
+		zs_compact(pool, NULL);
+		compactions++;
+		usleep(500);
+	}
+	for (i = 0; i < SAME_THREADS; i++) {
+		pthread_join(threads[i], NULL);
+		bad_reads += sr[i].bad_reads;
+	}
+	pthread_barrier_destroy(&same_barrier);
+	ok(bad_reads == 0, "%d threads writing the same new pages at once: "
+	    "every write and read right (%u wrong)", SAME_THREADS, bad_reads);
+	ok(sr[0].bad_rounds == 0, "after each of %d rounds: each content "
+	    "stored once, the merge gauges right (%u rounds wrong, %u "
+	    "compactions)", SAME_ROUNDS, sr[0].bad_rounds, compactions);
+	ok(pool_valid(pool), "pool valid");
+	store_destroy(st);
+	ok(pool_objects(pool) == 0, "store_destroy freed every shared object");
+	zs_destroy_pool(pool);
 }
 
 /*
@@ -1148,7 +1292,7 @@ static void
 test_create(void)
 {
 	struct zs_pool *pool = pool_new();
-	struct store_options opt = { CODEC_LZ4, 1, 0 };
+	struct store_options opt = { CODEC_LZ4, 1, 0, false };
 	int error = 0;
 
 	ok(store_create(pool, 0, &opt, &error) == NULL && error == -EINVAL,
@@ -1188,5 +1332,6 @@ main(void)
 	test_limit_rules();
 	test_limit_race();
 	test_threads();
+	test_same_writers();
 	return done_testing();
 }

@@ -37,6 +37,10 @@ verified=$(sed -n 's/^  "pages_verified": \([0-9]*\),/\1/p' \
     "$TEST_DIR/out.json")
 [ "${verified:-0}" -ge 4096 ]
 tap_ok $? "it verified ${verified:-no} pages (the final check alone reads 4096)"
+merged=$(sed -n 's/.*"merged_peak_pages": \([0-9]*\),.*/\1/p' \
+    "$TEST_DIR/out.json")
+[ "${merged:-0}" -gt 0 ]
+tap_ok $? "zsd merged up to ${merged:-no} of its pages (the dup kind)"
 if command -v python3 >/dev/null 2>&1; then
 	python3 -m json.tool "$TEST_DIR/out.json" >/dev/null
 	tap_ok $? "the output is one valid JSON object"
