@@ -3,8 +3,8 @@
 # memory cgroup fills 256 MiB whose text and random pages are copies of
 # 32 pages of each kind (swapper -d 32).  Once most of it is in swap,
 # zsd must hold those pages once each (pages_merged near all of them, a
-# pool of a few dozen objects and well under a MiB), and every page must
-# come back right.
+# pool of a few dozen objects besides the few other pages swapped there),
+# and every page must come back right.
 . "${srcdir:-.}/tests/lib.sh"
 
 ZSCTL=${ZSCTL:-$builddir/daemon/zsctl}
@@ -61,16 +61,21 @@ tap_diag "stored $stored, same-filled $same, merged $merged," \
 others=$((${stored:-0} - ${same:-0}))
 [ "$others" -ge $((128 * 256 / 2)) ]
 tap_ok $? "$others pages neither zero nor same-filled in swap"
-# 2 x copies contents, each stored once, and the swap header; other
-# processes may have a few pages swapped here too (1% allowed).
-most=$((2 * copies + 1 + others / 100))
+# 2 x copies contents, each stored once, and the swap header.  Other
+# pages may be swapped here too, each unique: other processes', and the
+# swapper's own memory besides its data (in a sanitizer build its shadow
+# and allocator pages, about 2% of the pages here): 5% allowed.  Without
+# merging every one of them would be an object.
+most=$((2 * copies + 1 + others * 5 / 100))
 [ "${objects:-0}" -le "$most" ] && [ "$merged" -ge $((others - most)) ]
 tap_ok $? "$merged of them merged, $objects objects in the pool" \
     "(want <= $most)"
 [ "${shared:-0}" -ge 1 ] && [ "$shared" -le $((2 * copies)) ]
 tap_ok $? "$shared objects shared"
-[ "${used:-0}" -gt 0 ] && [ "$used" -le $((1 << 20)) ]
-tap_ok $? "the pool holds $others pages in $used bytes (want <= 1 MiB)"
+# Unmerged, these pages took over half their size in the pool.
+[ "${used:-0}" -gt 0 ] && [ "$used" -le $((others * 4096 * 5 / 100)) ]
+tap_ok $? "the pool holds $others pages in $used bytes" \
+    "(want <= 5% of $((others * 4096)))"
 [ "${saved:-0}" -gt $((64 << 20)) ]
 tap_ok $? "merging saved $saved bytes of objects"
 
