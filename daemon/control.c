@@ -53,6 +53,7 @@
 #define CONTROL_ROOT_SLOTS	4	/* of those, never given to non-root */
 #define CONTROL_BACKLOG		16
 #define CONTROL_PAUSE_MS	500	/* accept paused after EMFILE */
+#define CONTROL_OUTPUT_MAX	(256 * 1024)	/* unread replies, then stop */
 
 struct control;
 
@@ -65,6 +66,7 @@ struct control_client {
 	bool			 waiting;	/* for the job, reading off */
 	bool			 closing;	/* free once the reply is out */
 	bool			 stop_after;	/* zsd_shutdown once it is out */
+	bool			 throttled;	/* reading off: output too full */
 };
 
 enum job_kind {
@@ -445,6 +447,17 @@ control_read(struct bufferevent *bev, void *arg)
 
 	while (!cl->closing && !cl->waiting &&
 	    (len = evbuffer_get_length(in)) > 0) {
+		/*
+		 * A client that sends requests and never reads the replies
+		 * would have them pile up here, in locked memory: read on
+		 * once it has taken them (control_write).
+		 */
+		if (evbuffer_get_length(bufferevent_get_output(bev)) >
+		    CONTROL_OUTPUT_MAX) {
+			cl->throttled = true;
+			bufferevent_disable(bev, EV_READ);
+			return;
+		}
 		if (len > PROTO_MAX_MSG)
 			len = PROTO_MAX_MSG;
 		if ((buf = evbuffer_pullup(in, (ssize_t)len)) == NULL) {
@@ -497,8 +510,16 @@ control_write(struct bufferevent *bev, void *arg)
 		cl->stop_after = false;
 		zsd_shutdown(cl->c->z, 0);
 	}
-	if (cl->closing && !cl->waiting)
+	if (cl->closing && !cl->waiting) {
 		control_client_free(cl);
+		return;
+	}
+	if (cl->throttled && !cl->waiting) {
+		cl->throttled = false;
+		bufferevent_enable(bev, EV_READ);
+		/* What it sent meanwhile waits in the input. */
+		control_read(bev, cl);
+	}
 }
 
 static void
@@ -571,7 +592,7 @@ control_make_room(struct control *c, uid_t uid)
 	TAILQ_FOREACH(cl, &c->clients, entry) {
 		if (cl->uid == 0 || cl->waiting)
 			continue;
-		log_info("control: %d clients; dropping pid %ld (uid %ld), "
+		log_info("control: %u clients; dropping pid %ld (uid %ld), "
 		    "idle the longest, to let root in", c->nr_clients,
 		    (long)cl->pid, (long)cl->uid);
 		control_client_free(cl);

@@ -174,6 +174,40 @@ elif cmd == 'unknown':
     assert r1[0] == 64 and 'orig_data_size=' in r1[1], r1
     assert r2[0] == 64 and 'disksize=' in r2[1], r2
     print('errors, then two pipelined requests answered in order')
+elif cmd == 'flood':
+    # flood SOCKET PID: stat requests as fast as zsd takes them, replies
+    # unread, for up to 2 s; then zsd's VmRSS growth in KiB, and every
+    # reply read back.
+    def rss(pid):
+        for line in open('/proc/%s/status' % pid):
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1])
+    before = rss(args[1])
+    s = connect(args[0])
+    s.setblocking(False)
+    req = hdr(2, 0) * 256
+    sent, t0 = 0, time.time()
+    while time.time() - t0 < 2 and sent < 200000:
+        try:
+            n = s.send(req)
+        except BlockingIOError:
+            time.sleep(0.01)
+            continue
+        if n % 12:
+            s.setblocking(True)
+            s.sendall(req[n:n + 12 - n % 12])
+            s.setblocking(False)
+            n += 12 - n % 12
+        sent += n // 12
+    time.sleep(0.3)
+    grown = rss(args[1]) - before
+    got = 0
+    s.setblocking(True)
+    for _ in range(sent):
+        r = reply(s)
+        assert r and r[0] == 64 and 'orig_data_size=' in r[1], (got, r)
+        got += 1
+    print(sent, got, grown)
 elif cmd == 'badargs':
     # badargs SOCKET TYPE PAYLOAD: refused as bad arguments (\n escapes).
     s = connect(args[0])
@@ -459,6 +493,15 @@ wait $pid $pid2
 chmod 711 "$TEST_DIR"
 still_serving
 tap_ok $? "zsd still answers once they are gone"
+
+# A client that sends requests and never reads the replies: zsd stops
+# reading it once 256 KiB of replies wait, instead of piling them up in
+# its locked memory; they all arrive once the client reads.
+read -r sent got grown <<<"$(timeout 60 python3 "$PY" flood "$SOCK" \
+    "$ZSD_PID")"
+[ "${got:-0}" -eq "${sent:-1}" ] && [ "${grown:-99999}" -lt 8192 ]
+tap_ok $? "$sent stat requests, replies unread: zsd grew by $grown KiB" \
+    "(want < 8 MiB); then all $got replies read"
 
 # No descriptors left: accept fails with EMFILE; zsd must not spin.
 if command -v prlimit >/dev/null; then
