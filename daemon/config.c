@@ -683,6 +683,7 @@ config_restart_only(const struct zsd_config *a, const struct zsd_config *b,
 {
 	char va[PATH_MAX], vb[PATH_MAX];
 	size_t i, used = 0;
+	bool full = false;
 	int n = 0, r;
 
 	buf[0] = '\0';
@@ -693,10 +694,17 @@ config_restart_only(const struct zsd_config *a, const struct zsd_config *b,
 		config_format(b, &config_keys[i], vb, sizeof(vb));
 		if (strcmp(va, vb) == 0)
 			continue;
-		r = snprintf(buf + used, len - used, "%s%s", n > 0 ? ", " : "",
-		    config_keys[i].name);
-		if (r > 0 && (size_t)r < len - used)
-			used += (size_t)r;
+		/* Whole names only: once one does not fit, none more. */
+		if (!full) {
+			r = snprintf(buf + used, len - used, "%s%s", n > 0 ?
+			    ", " : "", config_keys[i].name);
+			if (r > 0 && (size_t)r < len - used)
+				used += (size_t)r;
+			else {
+				buf[used] = '\0';
+				full = true;
+			}
+		}
 		n++;
 	}
 	return n;

@@ -80,7 +80,10 @@ stale_mount_type(const char *path, char *type, size_t len)
 	fclose(f);
 }
 
-/* KiB in use on dev if it is swap, from /proc/swaps; -1 if it is not. */
+/*
+ * KiB in use on dev if it is swap, from /proc/swaps; -1 if it is not, -2
+ * (errno set) if that cannot be told.
+ */
 static long long
 stale_swap_used(const char *dev)
 {
@@ -89,7 +92,7 @@ stale_swap_used(const char *dev)
 	FILE *f;
 
 	if ((f = fopen("/proc/swaps", "re")) == NULL)
-		return -1;
+		return -2;
 	while (fgets(line, sizeof(line), f) != NULL) {
 		if (sscanf(line, "%4095s %*s %lld %lld", name, &size, &kib) ==
 		    3 && strcmp(name, dev) == 0) {
@@ -108,7 +111,12 @@ stale_loop(const char *dev, const char *file)
 	long long used;
 	int fd, error = 0;
 
-	if ((used = stale_swap_used(dev)) >= 0) {
+	if ((used = stale_swap_used(dev)) == -2) {
+		error = -errno;
+		log_warn("/proc/swaps: cannot tell whether %s is swap", dev);
+		return error;
+	}
+	if (used >= 0) {
 		log_warnx("%s, backed by %s of a zsd that is gone, is still "
 		    "swap with %lld MiB in use: those pages are lost (a "
 		    "process that touches one gets SIGBUS); swapoff %s",
@@ -156,8 +164,12 @@ stale_loops(const char *dir)
 	DIR *d;
 	int fd;
 
-	if ((d = opendir("/sys/block")) == NULL)
-		return 0;
+	/* Unmounting with a dead loop device still swap would hide it. */
+	if ((d = opendir("/sys/block")) == NULL) {
+		error = -errno;
+		log_warn("/sys/block: cannot look for loop devices on %s", dir);
+		return error;
+	}
 	while ((de = readdir(d)) != NULL) {
 		if (strncmp(de->d_name, "loop", 4) != 0)
 			continue;

@@ -60,6 +60,35 @@ usage(FILE *f)
 	config_usage_keys(f);
 }
 
+/*
+ * The mountpoint as the kernel shows it in mountinfo, so that a dead or a
+ * live zsd on it is recognised (stale.c, is_mounted): a trailing '/'
+ * dropped, the parent's symbolic links resolved.  The mountpoint itself
+ * is not resolved: a dead FUSE mount cannot be.  Left as it is if the
+ * parent does not exist (check_mountpoint says so) or it would not fit.
+ */
+static void
+canonical_mountpoint(char *mp, size_t size)
+{
+	char parent[PATH_MAX], real[PATH_MAX], out[PATH_MAX], *slash;
+	size_t len = strlen(mp);
+	int n;
+
+	while (len > 1 && mp[len - 1] == '/')
+		mp[--len] = '\0';
+	if ((slash = strrchr(mp, '/')) == NULL || slash[1] == '\0' ||
+	    strcmp(slash + 1, ".") == 0 || strcmp(slash + 1, "..") == 0)
+		return;
+	snprintf(parent, sizeof(parent), "%.*s", slash == mp ? 1 :
+	    (int)(slash - mp), mp);
+	if (realpath(parent, real) == NULL)
+		return;
+	n = snprintf(out, sizeof(out), "%s/%s", strcmp(real, "/") == 0 ? "" :
+	    real, slash + 1);
+	if (n > 0 && (size_t)n < size)
+		memcpy(mp, out, (size_t)n + 1);
+}
+
 /* Defaults, then the file, then the command line.  -1 with err set. */
 static int
 load_config(struct zsd_config *cfg, const char *path, bool explicit,
@@ -87,6 +116,7 @@ load_config(struct zsd_config *cfg, const char *path, bool explicit,
 	}
 	if (swapon_override >= 0)
 		cfg->swapon = swapon_override;
+	canonical_mountpoint(cfg->mountpoint, sizeof(cfg->mountpoint));
 	return 0;
 }
 
@@ -502,8 +532,18 @@ main(int argc, char **argv)
 		fprintf(stderr, "zsd: %s\n", err);
 		return 2;
 	}
-	/* A configuration error, found before anything is started. */
+	/*
+	 * A configuration error, found before anything is started; a
+	 * lookup that failed (NSS, LDAP down) is not the file's fault.
+	 */
+	errno = 0;
 	if (getgrnam(z->cfg.control_group) == NULL) {
+		if (errno != 0 && errno != ENOENT && errno != ESRCH &&
+		    errno != EBADF && errno != EPERM) {
+			fprintf(stderr, "zsd: control_group %s: cannot look it "
+			    "up: %s\n", z->cfg.control_group, strerror(errno));
+			return 1;
+		}
 		fprintf(stderr, "zsd: control_group %s: no such group\n",
 		    z->cfg.control_group);
 		return 2;

@@ -65,8 +65,12 @@ if [ "$CG_VERSION" = 1 ]; then
 else
 	echo $((1 << 30)) >"$(cgroup_path stale)/memory.max"
 fi
-zsd_start --swapon -o disksize=256M -o priority=$prio
-tap_ok $? "a new zsd starts on the same mountpoint"
+# The same mountpoint, written another way: through a symbolic link to
+# its parent, with a trailing slash.
+ln -s "$TEST_DIR" "$TEST_DIR/link"
+zsd_start --swapon -o disksize=256M -o priority=$prio \
+    -o mountpoint="$TEST_DIR/link/mnt/"
+tap_ok $? "a new zsd starts on the same mountpoint (as link/mnt/)"
 tap_diag "$(grep -E "gone|lost|unmounted" "$ZSD_LOG")"
 grep -q "the mount of a zsd that is gone" "$ZSD_LOG"
 tap_ok $? "it says it found the dead mount"

@@ -753,8 +753,14 @@ test_restart_only(void)
 	ok(n == 3 && strcmp(keys, "disksize, priority, control_group") == 0,
 	    "three changed, in the table's order: %d, \"%s\"", n, keys);
 	n = config_restart_only(&a, &b, keys, 12);
-	ok(n == 3 && strlen(keys) < 12, "a short buffer: %d, \"%s\"", n,
-	    keys);
+	ok(n == 3 && strcmp(keys, "disksize") == 0,
+	    "12 bytes: whole names only: %d, \"%s\"", n, keys);
+	n = config_restart_only(&a, &b, keys, 8);
+	ok(n == 3 && strcmp(keys, "") == 0,
+	    "8 bytes, too short for the first: %d, \"%s\"", n, keys);
+	n = config_restart_only(&a, &b, keys, 19);
+	ok(n == 3 && strcmp(keys, "disksize, priority") == 0,
+	    "19 bytes: two whole names: %d, \"%s\"", n, keys);
 }
 
 /* Print cfg, read it back into defaults, compare. */
