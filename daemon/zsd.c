@@ -120,7 +120,7 @@ load_config(struct zsd_config *cfg, const char *path, bool explicit,
 	return 0;
 }
 
-static void
+void
 store_options_of(const struct zsd_config *cfg, struct store_options *opt)
 {
 	memset(opt, 0, sizeof(*opt));
@@ -492,8 +492,6 @@ main(int argc, char **argv)
 	};
 	static struct zsd zsd;
 	struct zsd *z = &zsd;
-	struct zs_pool_config pcfg;
-	struct store_options opt;
 	struct event *sigs[3];
 	const int signums[3] = { SIGTERM, SIGINT, SIGHUP };
 	char err[512];
@@ -585,18 +583,9 @@ main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 
-	zs_pool_config_init(&pcfg);
-	/* I/O threads at real-time priority wait on locks normal ones hold. */
-	pcfg.priority_inherit = z->cfg.rt_priority > 0;
-	if ((z->pool = zs_create_pool(&pcfg)) == NULL)
-		fatal("creating the pool");
-	store_options_of(&z->cfg, &opt);
-	z->store = store_create(z->pool, z->cfg.disksize / ZSD_PAGE_SIZE,
-	    &opt, &error);
-	if (z->store == NULL) {
+	if ((error = zsd_pool_open(z, -1, err, sizeof(err))) != 0) {
 		errno = -error;
-		fatal("creating a store of %llu pages",
-		    (unsigned long long)(z->cfg.disksize / ZSD_PAGE_SIZE));
+		fatal("%s", err);
 	}
 	sched_io(&z->cfg);
 	nr_workers = z->cfg.workers;

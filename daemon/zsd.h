@@ -335,6 +335,7 @@ struct zsd {
 	uint64_t		 stops_failed;
 	char			 stop_failed[512];
 	int			 exit_status;
+	bool			 recovered;	/* the pool is a dead server's */
 };
 
 /* Seconds between tries of a stop refused because pages would not fit. */
@@ -344,5 +345,15 @@ void		 zsd_fs_ready(struct zsd *z);	/* from fs.c: INIT done */
 void		 zsd_swap_done(struct zsd *z);	/* from swap.c, any thread */
 void		 zsd_shutdown(struct zsd *z, int status);
 void		 sched_background(void);	/* this thread: normal */
+void		 store_options_of(const struct zsd_config *cfg,
+		    struct store_options *opt);
+
+/*
+ * persist.c: z->pool and z->store, in the arena memfd arena_fd (empty:
+ * formatted; else recovered, z->recovered set), or in private memory
+ * (arena_fd -1).  0, or -errno with why filled.
+ */
+int		 zsd_pool_open(struct zsd *z, int arena_fd, char *why,
+		    size_t whylen);
 
 #endif /* ZSD_H */
