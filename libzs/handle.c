@@ -46,7 +46,7 @@ handle_table_destroy(struct zs_pool *pool)
 
 	if (pool->handle_dir == NULL)
 		return;
-	for (i = 0; i < HANDLE_DIR; i++) {
+	for (i = 0; pool->arena == NULL && i < HANDLE_DIR; i++) {
 		_Atomic uint64_t *chunk = atomic_load_explicit(
 		    &pool->handle_dir[i], memory_order_relaxed);
 
@@ -95,7 +95,9 @@ handle_take(struct zs_pool *pool, uint32_t *idx, unsigned int n)
 		    memory_order_relaxed);
 		if (chunk == NULL) {
 			/* Zero-filled: generation 0, not ALLOC. */
-			chunk = os_map(pool, HANDLE_CHUNK * sizeof(*chunk));
+			chunk = pool->arena != NULL ? arena_handle_chunk(pool,
+			    top >> HANDLE_CHUNK_SHIFT) :
+			    os_map(pool, HANDLE_CHUNK * sizeof(*chunk));
 			if (chunk == NULL)
 				break;
 			atomic_store_explicit(

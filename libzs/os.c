@@ -76,6 +76,9 @@ os_unmap(struct zs_pool *pool, void *addr, size_t len)
 int
 os_advise(struct zs_pool *pool, void *addr, size_t len, int advice)
 {
+	/* Pages of a file are only given back by punching them out. */
+	if (pool->arena != NULL && advice == MADV_DONTNEED)
+		return arena_release(pool, addr, len);
 	if (pool->ops.advise(pool->ops.ctx, addr, len, advice) != 0)
 		return errno ? -errno : -ENOMEM;
 	return 0;

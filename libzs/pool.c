@@ -53,8 +53,12 @@ config_valid(const struct zs_pool_config *cfg)
 	return true;
 }
 
+/*
+ * The pool's private parts: its struct, locks, classes and tables, no
+ * thread and no section yet.  NULL + errno.
+ */
 struct zs_pool *
-zs_create_pool(const struct zs_pool_config *cfg)
+pool_new(const struct zs_pool_config *cfg)
 {
 	struct zs_pool_config defaults;
 	struct zs_pool *pool;
@@ -97,11 +101,7 @@ zs_create_pool(const struct zs_pool_config *cfg)
 		goto fail;
 	if ((error = class_init_all(pool)) != 0 ||
 	    (error = handle_table_init(pool)) != 0 ||
-	    (error = zspage_table_init(pool)) != 0 ||
-	    (error = free_worker_start(pool)) != 0 ||
-	    (error = free_batch_init(pool)) != 0 ||
-	    (error = page_cache_init(pool)) != 0 ||
-	    (error = report_start(pool)) != 0)
+	    (error = zspage_table_init(pool)) != 0)
 		goto fail;
 	return pool;
 
@@ -109,6 +109,36 @@ fail:
 	zs_destroy_pool(pool);
 	errno = -error;
 	return NULL;
+}
+
+/* Its threads and per-CPU parts: 0 or -errno. */
+int
+pool_start(struct zs_pool *pool)
+{
+	int error;
+
+	if ((error = free_worker_start(pool)) != 0 ||
+	    (error = free_batch_init(pool)) != 0 ||
+	    (error = page_cache_init(pool)) != 0 ||
+	    (error = report_start(pool)) != 0)
+		return error;
+	return 0;
+}
+
+struct zs_pool *
+zs_create_pool(const struct zs_pool_config *cfg)
+{
+	struct zs_pool *pool;
+	int error;
+
+	if ((pool = pool_new(cfg)) == NULL)
+		return NULL;
+	if ((error = pool_start(pool)) != 0) {
+		zs_destroy_pool(pool);
+		errno = -error;
+		return NULL;
+	}
+	return pool;
 }
 
 /* Also takes apart a pool that zs_create_pool() gave up on half way. */
@@ -129,6 +159,7 @@ zs_destroy_pool(struct zs_pool *pool)
 	zspage_table_destroy(pool);
 	class_destroy_all(pool);
 	free(pool->sections);
+	arena_unmap(pool);
 	pthread_mutex_destroy(&pool->grow_lock);
 	pthread_mutex_destroy(&pool->page_lock);
 	pthread_mutex_destroy(&pool->offline_lock);

@@ -137,7 +137,8 @@ section_grow(struct zs_pool *pool)
 	    (pool->nr_sections + 1) * size > pool->cfg.max_size)
 		return -ENOMEM;
 
-	sec = os_map(pool, size);
+	sec = pool->arena != NULL ? arena_section(pool, slot) :
+	    os_map(pool, size);
 	if (sec == NULL)
 		return -errno;
 
@@ -446,12 +447,18 @@ section_is_empty(struct zs_pool *pool, struct section *sec)
 int
 section_remove(struct zs_pool *pool, struct section *sec)
 {
+	/*
+	 * An arena's section slot is the same memory each time it is used:
+	 * punched before section_grow may take the slot again.
+	 */
+	pthread_mutex_lock(&pool->grow_lock);
 	pthread_mutex_lock(&pool->page_lock);
 	zs_assert(sec->state == SECTION_ISOLATED);
 	/* Not while the worker may be faulting in a run of its pages. */
 	if (sec->nr_free != sec->nr_pages - sec->first_data ||
 	    pool->prefault_run.sec == sec) {
 		pthread_mutex_unlock(&pool->page_lock);
+		pthread_mutex_unlock(&pool->grow_lock);
 		return -EBUSY;
 	}
 	atomic_store_explicit(&pool->sections[sec->index], NULL,
@@ -460,7 +467,11 @@ section_remove(struct zs_pool *pool, struct section *sec)
 	pool->nr_reported_pages -= sec->nr_reported;
 	pool->nr_memmap_pages -= sec->first_data;
 	pthread_mutex_unlock(&pool->page_lock);
-	os_unmap(pool, sec, pool->cfg.section_size);
+	if (pool->arena != NULL)
+		(void)arena_release(pool, sec, pool->cfg.section_size);
+	else
+		os_unmap(pool, sec, pool->cfg.section_size);
+	pthread_mutex_unlock(&pool->grow_lock);
 	return 0;
 }
 
@@ -550,7 +561,8 @@ section_destroy_all(struct zs_pool *pool)
 		struct section *sec = atomic_load_explicit(
 		    &pool->sections[slot], memory_order_relaxed);
 
-		if (sec != NULL)
+		/* An arena's stay in its file, for the next process. */
+		if (sec != NULL && pool->arena == NULL)
 			os_unmap(pool, sec, pool->cfg.section_size);
 		atomic_store_explicit(&pool->sections[slot], NULL,
 		    memory_order_relaxed);

@@ -45,7 +45,8 @@
  *      takes page_lock and report_lock.  Never held with grow_lock: a
  *      fill never maps a section (ALLOC_NOGROW), and the page that needs
  *      one is taken after the cache lock is dropped.
- *   3. pool->grow_lock -- serialises mapping new sections.
+ *   3. pool->grow_lock -- serialises mapping new sections and unmapping
+ *      them (offline.c holds offline_lock, then this).
  *   4. leaf locks, never nested with each other except page_lock under
  *      grow_lock: pool->page_lock (section free lists, page descriptors,
  *      section states), pool->handle_lock (the handle table's free
@@ -445,6 +446,10 @@ struct zs_pool {
 	_Atomic uint64_t	 pages_migrated;
 	_Atomic uint64_t	 sections_offlined;
 	_Atomic uint64_t	 isolated_zspages;
+
+	/* arena.c: the memfd the pool lives in; NULL: private memory */
+	struct arena		*arena;
+	bool			 recovering;	/* attached, not recovered */
 };
 
 enum report_state {
@@ -475,6 +480,8 @@ bulk_copy(void *dst, const void *src, size_t n)
 }
 
 /* pool.c */
+struct zs_pool *pool_new(const struct zs_pool_config *);
+int	 pool_start(struct zs_pool *);
 void	 pool_mutex_init(struct zs_pool *, pthread_mutex_t *);
 void	*pool_cpu_array_new(struct zs_pool *, size_t, size_t, unsigned int *);
 void	 pool_cpu_array_free(void *, size_t, size_t, unsigned int);
@@ -612,6 +619,13 @@ int	 free_batch_init(struct zs_pool *);
 void	 free_batch_destroy(struct zs_pool *);
 void	 free_defer(struct zs_pool *, uint32_t);
 unsigned int free_drain(struct zs_pool *);
+
+/* arena.c */
+void	*arena_handle_chunk(struct zs_pool *, uint32_t);
+void	*arena_zspage_chunk(struct zs_pool *, uint32_t);
+struct section *arena_section(struct zs_pool *, uint32_t);
+int	 arena_release(struct zs_pool *, void *, size_t);
+void	 arena_unmap(struct zs_pool *);
 
 /* obj.c */
 void	 obj_free_slot(struct zs_pool *, uint32_t, uint64_t);

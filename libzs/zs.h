@@ -117,6 +117,60 @@ struct zs_pool	*zs_create_pool(const struct zs_pool_config *cfg);
 void		 zs_destroy_pool(struct zs_pool *pool);
 
 /*
+ * Pools that outlive their process (arena.c).
+ *
+ * zs_arena_create() makes a pool whose memory -- sections, page
+ * descriptors, handle table, zspage descriptors, and root_size bytes the
+ * caller may use as it likes (zs_arena_root) -- is the memfd fd, mapped
+ * at one address that is recorded in it.  fd must be empty (size 0); it
+ * is sized (sparse: only what is used costs memory) and sealed against
+ * shrinking and growing where sealing is allowed.  Memory given back to
+ * the OS is punched out of the file.
+ *
+ * Another process holding the same fd (after the first one died) calls
+ * zs_arena_attach(): the arena is mapped at the same address (so pointers
+ * inside it hold), and the pool is returned in recovery: only
+ * zs_arena_root(), zs_arena_mark() and zs_arena_recover() may be called.
+ * The caller names every handle it still holds with zs_arena_mark() (each
+ * once or more), then zs_arena_recover() rebuilds everything else from
+ * them: objects no marked handle names (allocated but not yet published
+ * by the caller when the process died, or freed half way) are freed, the
+ * free lists, fullness lists and counters are built anew, and the pool is
+ * ready for every call.  What the caller keeps in the root must name
+ * handles only through stores that cannot tear (see zsd's store.c).
+ *
+ * Errors (NULL + errno, or -errno): EINVAL for a bad fd or config;
+ * EPROTO for an arena of another format or geometry (left as it is);
+ * EADDRINUSE when the arena's address is taken in this process; ENOMEM.
+ * cfg->section_size and max_chain of an attached pool are the arena's;
+ * its other fields are the caller's.
+ */
+struct zs_recovery {
+	uint64_t	handles_marked;	/* distinct handles named */
+	uint64_t	objects_freed;	/* live objects no handle named */
+	uint64_t	zspages_freed;	/* zspages left with no object */
+	uint64_t	pages_kept;	/* pages holding marked objects */
+	uint64_t	sections_kept;
+	uint64_t	sections_freed;	/* with no marked object: unmapped */
+};
+
+struct zs_pool	*zs_arena_create(const struct zs_pool_config *cfg, int fd,
+		     size_t root_size);
+struct zs_pool	*zs_arena_attach(const struct zs_pool_config *cfg, int fd);
+/* The caller's root: root_size bytes, zero when created. */
+void		*zs_arena_root(struct zs_pool *pool, size_t *sizep);
+/* -EINVAL if handle does not name a live object of the arena. */
+int		 zs_arena_mark(struct zs_pool *pool, zs_handle_t handle);
+/*
+ * -EUCLEAN with why filled if the arena is inconsistent (two zspages
+ * claiming one page, say): the pool is then of no use but to destroy.
+ */
+int		 zs_arena_recover(struct zs_pool *pool, struct zs_recovery *res,
+		     char *why, size_t whylen);
+/* Whether the pool lives in an arena. */
+int		 zs_pool_is_arena(struct zs_pool *pool);
+
+/*
  * Allocate an object of size bytes (1..ZS_MAX_ALLOC_SIZE).  Its contents
  * are undefined until written.  Returns 0 and sets errno: EINVAL for a bad
  * size, ENOMEM when the OS (or max_size) refuses memory; the pool stays

@@ -36,7 +36,7 @@ zspage_table_destroy(struct zs_pool *pool)
 
 	if (pool->zspage_dir == NULL)
 		return;
-	for (i = 0; i < ZSPAGE_DIR; i++) {
+	for (i = 0; pool->arena == NULL && i < ZSPAGE_DIR; i++) {
 		struct zspage *chunk = atomic_load_explicit(
 		    &pool->zspage_dir[i], memory_order_relaxed);
 
@@ -77,7 +77,9 @@ zspage_desc_alloc(struct zs_pool *pool)
 	chunk = atomic_load_explicit(&pool->zspage_dir[id >>
 	    ZSPAGE_CHUNK_SHIFT], memory_order_relaxed);
 	if (chunk == NULL) {
-		chunk = os_map(pool, ZSPAGE_CHUNK * sizeof(*chunk));
+		chunk = pool->arena != NULL ? arena_zspage_chunk(pool,
+		    id >> ZSPAGE_CHUNK_SHIFT) :
+		    os_map(pool, ZSPAGE_CHUNK * sizeof(*chunk));
 		if (chunk == NULL)
 			goto out;
 		atomic_store_explicit(&pool->zspage_dir[id >>
