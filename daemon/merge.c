@@ -39,7 +39,10 @@
  *		bytes per page of the swap file (the slot table itself takes
  *		16), touched as keys land in them.
  * Both are calloc'ed once (untouched pages cost nothing) and never grow:
- * nothing is allocated on the I/O path.  A shard whose nodes are all in
+ * nothing is allocated on the I/O path.  The nodes may instead be the
+ * caller's (merge_nodes_size bytes, zeroed): zsd keeps them in its arena,
+ * and after a crash rebuilds the rest from them and from the slots
+ * (merge_recover_*).  A shard whose nodes are all in
  * use stores further pages unindexed (with keys from a good hash, 25% more
  * nodes than its share is over 8 standard deviations away).  Stores of
  * 2^31 pages or more (8 TiB) get no index (merge_create: -EFBIG).
@@ -101,6 +104,7 @@ struct merge_index {
 	uint32_t		*cells;
 	struct merge_shard	*shards;
 	unsigned int		 nr_locks;	/* initialised, for destroy */
+	bool			 nodes_given;	/* the caller's memory */
 };
 
 static inline uint64_t
@@ -380,26 +384,49 @@ merge_destroy(struct merge_index *idx)
 		pthread_mutex_destroy(&idx->shards[--idx->nr_locks].lock);
 	free(idx->shards);
 	free(idx->cells);
-	free(idx->nodes);
+	if (!idx->nodes_given)
+		free(idx->nodes);
 	free(idx);
 }
 
+/* Shards and nodes per shard for a store of nr_pages. */
+static void
+merge_geometry(uint64_t nr_pages, uint32_t *shardsp, uint32_t *perp)
+{
+	uint32_t shards = 1, per;
+
+	while (shards < MERGE_MAX_SHARDS &&
+	    nr_pages / (shards * 2) >= MERGE_PAGES_PER_SHARD)
+		shards *= 2;
+	per = (uint32_t)(nr_pages / shards);
+	per += per / 4 + 64;
+	*shardsp = shards;
+	*perp = per;
+}
+
+size_t
+merge_nodes_size(uint64_t nr_pages)
+{
+	uint32_t shards, per;
+
+	if (nr_pages == 0 || nr_pages >= MERGE_MAX_PAGES)
+		return 0;
+	merge_geometry(nr_pages, &shards, &per);
+	return (size_t)shards * per * sizeof(struct merge_node);
+}
+
 struct merge_index *
-merge_create(uint64_t nr_pages, int *errorp)
+merge_create(uint64_t nr_pages, void *nodes, int *errorp)
 {
 	struct merge_index *idx;
-	uint32_t shards = 1, per, cells;
+	uint32_t shards, per, cells;
 	int error;
 
 	if (nr_pages == 0 || nr_pages >= MERGE_MAX_PAGES) {
 		*errorp = nr_pages == 0 ? -EINVAL : -EFBIG;
 		return NULL;
 	}
-	while (shards < MERGE_MAX_SHARDS &&
-	    nr_pages / (shards * 2) >= MERGE_PAGES_PER_SHARD)
-		shards *= 2;
-	per = (uint32_t)(nr_pages / shards);
-	per += per / 4 + 64;
+	merge_geometry(nr_pages, &shards, &per);
 	if ((idx = calloc(1, sizeof(*idx))) == NULL) {
 		*errorp = -ENOMEM;
 		return NULL;
@@ -411,9 +438,11 @@ merge_create(uint64_t nr_pages, int *errorp)
 		idx->cell_bits++;
 
 	error = -ENOMEM;
+	idx->nodes = nodes;
+	idx->nodes_given = nodes != NULL;
 	/* Untouched calloc pages cost nothing until they are used. */
-	if ((idx->nodes = calloc((size_t)shards * per,
-	    sizeof(*idx->nodes))) == NULL ||
+	if ((idx->nodes == NULL && (idx->nodes = calloc((size_t)shards * per,
+	    sizeof(*idx->nodes))) == NULL) ||
 	    (idx->cells = calloc((size_t)shards * cells,
 	    sizeof(*idx->cells))) == NULL ||
 	    (idx->shards = aligned_alloc(CACHE_LINE, shards *
@@ -433,4 +462,79 @@ fail:
 	merge_destroy(idx);
 	*errorp = error;
 	return NULL;
+}
+
+/*
+ * Recovery of an index whose nodes a dead process left (see persist.c):
+ * merge_recover_begin forgets every count, merge_recover_ref counts a
+ * slot that names node and handle (false if the node names another
+ * handle or none), merge_recover_end frees the nodes no slot named and
+ * builds the shards' cells, free lists and counts anew.  Single-threaded,
+ * before the index is used.
+ */
+void
+merge_recover_begin(struct merge_index *idx)
+{
+	size_t i, n = (size_t)(idx->shard_mask + 1) * idx->nodes_per_shard;
+
+	for (i = 0; i < n; i++)
+		idx->nodes[i].refs = 0;
+}
+
+bool
+merge_recover_ref(struct merge_index *idx, uint32_t node, zs_handle_t handle,
+    unsigned int codec)
+{
+	struct merge_node *n;
+
+	if (node == 0 || node > (uint64_t)(idx->shard_mask + 1) *
+	    idx->nodes_per_shard)
+		return false;
+	n = &idx->nodes[node - 1];
+	if (n->handle != handle || n->codec != (codec & 3) ||
+	    ((node - 1) / idx->nodes_per_shard) != (n->key & idx->shard_mask) ||
+	    n->refs >= MERGE_REFS_MAX)
+		return false;
+	n->refs++;
+	return true;
+}
+
+void
+merge_recover_end(struct merge_index *idx)
+{
+	uint32_t mask = (1u << idx->cell_bits) - 1, s, k, i;
+
+	for (s = 0; s <= idx->shard_mask; s++) {
+		struct merge_shard *sh = &idx->shards[s];
+
+		memset(sh->cells, 0, ((size_t)mask + 1) * sizeof(*sh->cells));
+		sh->used = sh->free = sh->live = 0;
+		for (k = 0; k < idx->nodes_per_shard; k++)
+			if (sh->nodes[k].refs != 0)
+				sh->used = k + 1;
+		for (k = sh->used; k-- > 0;) {
+			struct merge_node *n = &sh->nodes[k];
+
+			if (n->refs == 0) {
+				n->handle = sh->free;
+				n->key = 0;
+				n->codec = 0;
+				sh->free = k + 1;
+				continue;
+			}
+			sh->live++;
+			for (i = merge_home(idx, n->key); sh->cells[i] != 0;
+			    i = (i + 1) & mask)
+				;
+			sh->cells[i] = k + 1;
+		}
+		/* Nodes past used are written whole when given out. */
+	}
+}
+
+/* The node's reference count, for recovery's statistics. */
+uint32_t
+merge_node_refs(struct merge_index *idx, uint32_t node)
+{
+	return idx->nodes[node - 1].refs;
 }

@@ -3,42 +3,102 @@
  * outlive the process serving them.
  *
  * zsd_pool_open gives the daemon its pool and store.  With an arena fd
- * (a memfd held outside the serving process), a new, empty arena is
- * formatted and an arena a dead server left is recovered, so that every
- * page stored before the crash is served again.  Without one (-1), the
- * pool and the store are private memory, as for tests and benchmarks.
+ * (a memfd held outside the serving process, see keeper.c), an empty
+ * arena is formatted, and an arena a dead server left is recovered: the
+ * pool is mapped at the address it had, the store's journal is replayed,
+ * every handle a slot holds is named to libzs, which frees what the crash
+ * orphaned and rebuilds its lists, and the pool is validated before the
+ * first request is served.  Without one (-1), the pool and the store are
+ * private memory, gone with the process.
  */
 #include <config.h>
 
 #include <errno.h>
 #include <stdio.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "zsd.h"
+
+static double
+elapsed_ms(const struct timespec *t0)
+{
+	struct timespec t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (double)(t1.tv_sec - t0->tv_sec) * 1e3 +
+	    (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
+}
 
 int
 zsd_pool_open(struct zsd *z, int arena_fd, char *why, size_t whylen)
 {
+	uint64_t nr_pages = z->cfg.disksize / ZSD_PAGE_SIZE;
 	struct zs_pool_config pcfg;
+	struct store_recovery rec;
 	struct store_options opt;
+	struct timespec t0;
+	struct stat sb;
+	char vwhy[256];
 	int error;
 
-	(void)arena_fd;
 	z->recovered = false;
 	zs_pool_config_init(&pcfg);
 	/* I/O threads at real-time priority wait on locks normal ones hold. */
 	pcfg.priority_inherit = z->cfg.rt_priority > 0;
-	if ((z->pool = zs_create_pool(&pcfg)) == NULL) {
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (arena_fd < 0) {
+		z->pool = zs_create_pool(&pcfg);
+	} else if (fstat(arena_fd, &sb) != 0) {
 		error = -errno;
-		snprintf(why, whylen, "creating the pool");
+		snprintf(why, whylen, "the arena fd %d", arena_fd);
+		return error;
+	} else if (sb.st_size == 0) {
+		z->pool = zs_arena_create(&pcfg, arena_fd,
+		    store_root_size(nr_pages));
+	} else {
+		z->pool = zs_arena_attach(&pcfg, arena_fd);
+		z->recovered = true;
+	}
+	if (z->pool == NULL) {
+		error = -errno;
+		snprintf(why, whylen, "%s", !z->recovered ? "creating the pool" :
+		    errno == EPROTO ? "the pool a previous zsd left is of "
+		    "another format: it is left as it is" :
+		    errno == EADDRINUSE ? "the pool a previous zsd left cannot "
+		    "be mapped at its address" : "attaching the pool a "
+		    "previous zsd left");
 		return error;
 	}
 	store_options_of(&z->cfg, &opt);
-	z->store = store_create(z->pool, z->cfg.disksize / ZSD_PAGE_SIZE,
-	    &opt, &error);
+	z->store = store_open(z->pool, nr_pages, &opt, why, whylen, &error);
 	if (z->store == NULL) {
-		snprintf(why, whylen, "creating a store of %llu pages",
-		    (unsigned long long)(z->cfg.disksize / ZSD_PAGE_SIZE));
+		if (error != -EPROTO && error != -EUCLEAN)
+			snprintf(why, whylen, "creating a store of %llu pages",
+			    (unsigned long long)nr_pages);
+		zs_destroy_pool(z->pool);
+		z->pool = NULL;
 		return error;
+	}
+	if (!z->recovered)
+		return 0;
+
+	store_recovered(z->store, &rec);
+	if (zs_pool_validate(z->pool, vwhy, sizeof(vwhy)) != 0)
+		log_warnx("the recovered pool is not consistent: %s", vwhy);
+	log_info("recovered %llu pages (%llu objects, %llu merged) of the "
+	    "zsd that died, in %.1f ms: %llu orphaned objects freed, %llu "
+	    "writes replayed, %llu pages lost",
+	    (unsigned long long)rec.pages, (unsigned long long)rec.objects,
+	    (unsigned long long)rec.merged, elapsed_ms(&t0),
+	    (unsigned long long)rec.pool.objects_freed,
+	    (unsigned long long)rec.journal_replayed,
+	    (unsigned long long)rec.pages_lost);
+	if (store_nr_pages(z->store) != nr_pages) {
+		z->cfg.disksize = store_nr_pages(z->store) * ZSD_PAGE_SIZE;
+		log_warnx("disksize: the swap file keeps its size of %llu MiB "
+		    "until zsd stops", (unsigned long long)(z->cfg.disksize >>
+		    20));
 	}
 	return 0;
 }

@@ -144,6 +144,37 @@ struct slot {
 
 _Static_assert(sizeof(struct slot) == 16, "a slot is 16 bytes");
 
+/*
+ * A stripe's journal entry, in the arena: the slot being replaced (+ 1;
+ * 0: none) and its new entry, written before the slot is (see "Crashes").
+ * Guarded by the stripe's lock.
+ */
+struct journal {
+	_Atomic uint64_t	slot;
+	struct slot		entry;
+	uint64_t		unused;
+};
+
+#define STORE_ROOT_MAGIC	"ZSDSTOR"
+#define STORE_ROOT_VERSION	1
+
+/*
+ * The start of the arena's root: what the store keeps there, where.
+ * Written once by store_create; the regions follow, each aligned to
+ * ROOT_ALIGN: the slots, the journal, the counters, the index's nodes.
+ */
+struct store_root {
+	char		magic[8];
+	uint32_t	version;
+	uint32_t	stripes;
+	uint64_t	nr_pages;
+	uint64_t	slots_off, journal_off, counters_off, nodes_off;
+	uint64_t	nodes_size;
+	uint64_t	size;		/* all of it */
+};
+
+#define ROOT_ALIGN	4096u
+
 /* One lock per cache line, so that stripes do not share one. */
 struct stripe {
 	pthread_mutex_t	lock;
@@ -160,6 +191,11 @@ struct store {
 
 	struct slot	*slots;		/* slots[i]: stripes[stripe_of(i)] */
 	struct merge_index *merge;	/* NULL: too many pages to index */
+	/* In an arena (see "Crashes" at the top): the root, and a journal
+	 * entry per stripe.  NULL: private memory. */
+	struct store_root *root;
+	struct journal	*journal;
+	struct store_recovery recovery;	/* what recovery found */
 
 	/* Options: atomics, changed by store_set_options at any time. */
 	_Atomic int		codec;		/* enum codec_id, new writes */
@@ -517,13 +553,32 @@ store_account(struct store_ctx *ctx, const struct slot *s, bool in)
 	}
 }
 
-/* Put new in slot i; old gets what was there.  Slot locked. */
+/*
+ * Put new in slot i; old gets what was there.  Slot locked.  In an arena,
+ * through the stripe's journal: a process killed while the 16 bytes of
+ * the slot are written leaves the journal naming it, and recovery writes
+ * it again.  The signal fences keep the compiler from moving the slot's
+ * stores across the journal's (a process's death is asynchronous to it,
+ * as a signal is; its stores that were made all reach memory).
+ */
 static void
 store_replace_locked(struct store *st, struct store_ctx *ctx, uint64_t i,
     const struct slot *new, struct slot *old)
 {
+	struct journal *j;
+
 	*old = st->slots[i];
-	st->slots[i] = *new;
+	if (st->journal == NULL) {
+		st->slots[i] = *new;
+	} else {
+		j = &st->journal[i & (STORE_STRIPES - 1)];
+		j->entry = *new;
+		atomic_store_explicit(&j->slot, i + 1, memory_order_release);
+		atomic_signal_fence(memory_order_seq_cst);
+		st->slots[i] = *new;
+		atomic_signal_fence(memory_order_seq_cst);
+		atomic_store_explicit(&j->slot, 0, memory_order_release);
+	}
 	store_account(ctx, old, false);
 	store_account(ctx, new, true);
 }
@@ -795,24 +850,188 @@ store_destroy(struct store *st)
 
 	if (st == NULL)
 		return;
-	if (st->slots != NULL)
+	/* An arena's slots and objects are the next process's. */
+	if (st->slots != NULL && st->root == NULL)
 		for (i = 0; i < st->nr_pages; i++)
 			store_release(st, NULL, &st->slots[i]);
-	free(st->slots);
+	if (st->root == NULL) {
+		free(st->slots);
+		free(st->counters);
+	}
 	merge_destroy(st->merge);
 	while (st->nr_stripes > 0)
 		pthread_mutex_destroy(&st->stripes[--st->nr_stripes].lock);
 	free(st->stripes);
-	free(st->counters);
 	free(st);
+}
+
+/* The layout of a root for nr_pages; its size in root->size. */
+static void
+store_root_layout(uint64_t nr_pages, struct store_root *r)
+{
+	uint64_t off;
+
+	memset(r, 0, sizeof(*r));
+	memcpy(r->magic, STORE_ROOT_MAGIC, sizeof(r->magic));
+	r->version = STORE_ROOT_VERSION;
+	r->stripes = STORE_STRIPES;
+	r->nr_pages = nr_pages;
+	off = ROOT_ALIGN;
+	r->slots_off = off;
+	off += (nr_pages * sizeof(struct slot) + ROOT_ALIGN - 1) /
+	    ROOT_ALIGN * ROOT_ALIGN;
+	r->journal_off = off;
+	off += STORE_STRIPES * sizeof(struct journal);
+	r->counters_off = off;
+	off += (STORE_SHARDS * sizeof(struct counters) + ROOT_ALIGN - 1) /
+	    ROOT_ALIGN * ROOT_ALIGN;
+	r->nodes_off = off;
+	r->nodes_size = merge_nodes_size(nr_pages);
+	r->size = off + r->nodes_size;
+}
+
+size_t
+store_root_size(uint64_t nr_pages)
+{
+	struct store_root r;
+
+	store_root_layout(nr_pages, &r);
+	return r.size;
+}
+
+/*
+ * A store in a recovering arena: replay the journals, name every handle
+ * a slot holds to the pool, recover the pool, count the index's
+ * references anew, and recompute the gauges.  A slot whose handle the
+ * pool does not know (it cannot happen after a crash; it would after a
+ * bug) is emptied and counted lost.
+ */
+static int
+store_recover(struct store *st, char *why, size_t whylen)
+{
+	struct store_recovery *rec = &st->recovery;
+	struct counters *c0 = &st->counters[0];
+	uint64_t i, stored = 0, same = 0, huge = 0, compr = 0;
+	uint64_t merged = 0, mobjs = 0, msaved = 0;
+	uint8_t *seen = NULL;
+	unsigned int k;
+	int error;
+
+	for (k = 0; k < STORE_STRIPES; k++) {
+		struct journal *j = &st->journal[k];
+		uint64_t s = atomic_load(&j->slot);
+
+		if (s != 0 && s <= st->nr_pages &&
+		    ((s - 1) & (STORE_STRIPES - 1)) == k) {
+			st->slots[s - 1] = j->entry;
+			rec->journal_replayed++;
+		}
+		atomic_store(&j->slot, 0);
+	}
+	if (st->merge != NULL)
+		merge_recover_begin(st->merge);
+	for (i = 0; i < st->nr_pages; i++) {
+		struct slot *s = &st->slots[i];
+
+		if (s->type != SLOT_COMPRESSED && s->type != SLOT_RAW) {
+			if (s->type > SLOT_RAW) {
+				memset(s, 0, sizeof(*s));
+				rec->pages_lost++;
+			}
+			continue;
+		}
+		if ((s->type == SLOT_COMPRESSED ? s->len == 0 ||
+		    s->len >= ZSD_PAGE_SIZE || !codec_valid(s->codec) :
+		    s->len != ZSD_PAGE_SIZE) ||
+		    zs_arena_mark(st->pool, s->value) != 0 ||
+		    (s->node != 0 && (st->merge == NULL ||
+		    !merge_recover_ref(st->merge, s->node, s->value,
+		    s->type == SLOT_RAW ? 0 : s->codec)))) {
+			memset(s, 0, sizeof(*s));
+			rec->pages_lost++;
+		}
+	}
+	if ((error = zs_arena_recover(st->pool, &rec->pool, why, whylen)) != 0)
+		return error;
+	if (st->merge != NULL)
+		merge_recover_end(st->merge);
+
+	/* The gauges, from the slots: all in the first set. */
+	if (st->merge != NULL) {
+		uint64_t nodes = merge_nodes_size(st->nr_pages) /
+		    16;		/* a node is 16 bytes */
+
+		if ((seen = calloc(nodes / 8 + 1, 1)) == NULL)
+			return -ENOMEM;
+	}
+	for (i = 0; i < st->nr_pages; i++) {
+		const struct slot *s = &st->slots[i];
+		uint32_t refs;
+
+		if (s->type == SLOT_EMPTY)
+			continue;
+		stored++;
+		same += s->type == SLOT_SAME;
+		huge += s->type == SLOT_RAW;
+		if (s->type == SLOT_SAME)
+			continue;
+		compr += s->len;
+		if (s->node == 0) {
+			rec->objects++;
+			continue;
+		}
+		if (seen[(s->node - 1) / 8] & (1u << ((s->node - 1) % 8)))
+			continue;
+		seen[(s->node - 1) / 8] |= (uint8_t)(1u << ((s->node - 1) % 8));
+		rec->objects++;
+		/* Of an object's holders, all but one are merged pages. */
+		refs = merge_node_refs(st->merge, s->node);
+		if (refs < 2)
+			continue;
+		merged += refs - 1;
+		msaved += (uint64_t)s->len * (refs - 1);
+		mobjs++;
+	}
+	free(seen);
+	for (k = 0; k < STORE_SHARDS; k++) {
+		struct counters *c = &st->counters[k];
+
+		atomic_store(&c->pages_stored, 0);
+		atomic_store(&c->same_pages, 0);
+		atomic_store(&c->huge_pages, 0);
+		atomic_store(&c->compr_data_size, 0);
+		atomic_store(&c->pages_merged, 0);
+		atomic_store(&c->merge_objects, 0);
+		atomic_store(&c->merge_saved, 0);
+	}
+	atomic_store(&c0->pages_stored, stored);
+	atomic_store(&c0->same_pages, same);
+	atomic_store(&c0->huge_pages, huge);
+	atomic_store(&c0->compr_data_size, compr);
+	atomic_store(&c0->pages_merged, merged);
+	atomic_store(&c0->merge_objects, mobjs);
+	atomic_store(&c0->merge_saved, msaved);
+	rec->merged = merged;
+	rec->pages = stored;
+	return 0;
 }
 
 struct store *
 store_create(struct zs_pool *pool, uint64_t nr_pages,
     const struct store_options *opt, int *errorp)
 {
+	return store_open(pool, nr_pages, opt, NULL, 0, errorp);
+}
+
+struct store *
+store_open(struct zs_pool *pool, uint64_t nr_pages,
+    const struct store_options *opt, char *why, size_t whylen, int *errorp)
+{
+	struct store_root want;
 	struct store *st;
-	size_t huge;
+	char *root = NULL;
+	size_t huge, root_size = 0;
+	bool recovering = false;
 	int error;
 
 	if (pool == NULL || nr_pages == 0 || !codec_valid(opt->codec) ||
@@ -821,6 +1040,27 @@ store_create(struct zs_pool *pool, uint64_t nr_pages,
 		*errorp = -EINVAL;
 		return NULL;
 	}
+	if (zs_pool_is_arena(pool)) {
+		root = zs_arena_root(pool, &root_size);
+		/*
+		 * A recovering arena's root says how many pages; it has no
+		 * store yet if its process died before store_open was done.
+		 */
+		recovering = zs_arena_recovering(pool);
+		if (recovering && memcmp(root, STORE_ROOT_MAGIC, 8) == 0)
+			nr_pages = ((struct store_root *)(void *)root)->nr_pages;
+		else
+			recovering = false;
+		store_root_layout(nr_pages, &want);
+		if (want.size > root_size || (recovering && memcmp(root, &want,
+		    sizeof(want)) != 0)) {
+			if (why != NULL)
+				snprintf(why, whylen, "the arena's store is of "
+				    "another layout or version");
+			*errorp = -EPROTO;
+			return NULL;
+		}
+	}
 	if ((st = calloc(1, sizeof(*st))) == NULL) {
 		*errorp = -ENOMEM;
 		return NULL;
@@ -828,39 +1068,67 @@ store_create(struct zs_pool *pool, uint64_t nr_pages,
 	st->pool = pool;
 	st->nr_pages = nr_pages;
 	st->size = nr_pages << ZSD_PAGE_SHIFT;
+	if (root != NULL) {
+		st->root = (struct store_root *)(void *)root;
+		st->slots = (struct slot *)(void *)(root + want.slots_off);
+		st->journal = (struct journal *)(void *)(root +
+		    want.journal_off);
+		st->counters = (struct counters *)(void *)(root +
+		    want.counters_off);
+	}
 	/* What compresses to the huge class size or more is stored raw. */
 	huge = zs_huge_class_size(pool);
 	st->compress_cap = (huge < ZSD_PAGE_SIZE ? huge : ZSD_PAGE_SIZE) - 1;
 
 	/* A file too large to index is served without merging. */
-	if ((st->merge = merge_create(nr_pages, &error)) == NULL &&
+	if ((st->merge = merge_create(nr_pages, root != NULL ?
+	    root + want.nodes_off : NULL, &error)) == NULL &&
 	    error != -EFBIG)
 		goto fail;
 	store_set_options(st, opt);
 
 	error = -ENOMEM;
 	/* Untouched calloc pages cost nothing until their slots are used. */
-	if ((st->slots = calloc((size_t)nr_pages, sizeof(*st->slots))) ==
-	    NULL)
+	if (st->slots == NULL && (st->slots = calloc((size_t)nr_pages,
+	    sizeof(*st->slots))) == NULL)
 		goto fail;
 	if ((st->stripes = aligned_alloc(CACHE_LINE, STORE_STRIPES *
 	    sizeof(*st->stripes))) == NULL)
 		goto fail;
-	if ((st->counters = aligned_alloc(CACHE_LINE, STORE_SHARDS *
-	    sizeof(*st->counters))) == NULL)
-		goto fail;
-	memset(st->counters, 0, STORE_SHARDS * sizeof(*st->counters));
+	if (st->counters == NULL) {
+		if ((st->counters = aligned_alloc(CACHE_LINE, STORE_SHARDS *
+		    sizeof(*st->counters))) == NULL)
+			goto fail;
+		memset(st->counters, 0, STORE_SHARDS * sizeof(*st->counters));
+	}
 	for (; st->nr_stripes < STORE_STRIPES; st->nr_stripes++) {
 		if ((error = -pthread_mutex_init(
 		    &st->stripes[st->nr_stripes].lock, NULL)) != 0)
 			goto fail;
 	}
+	if (recovering) {
+		if ((error = store_recover(st, why, whylen)) != 0)
+			goto fail;
+	} else if (root != NULL) {
+		if (zs_arena_recovering(pool) && (error = zs_arena_recover(pool,
+		    &st->recovery.pool, why, whylen)) != 0)
+			goto fail;
+		/* Last: a root with its magic is a store to recover. */
+		memcpy(root, &want, sizeof(want));
+	}
 	return st;
 
 fail:
+	/* Recovery failed or not: the arena stays as it is. */
 	store_destroy(st);
 	*errorp = error;
 	return NULL;
+}
+
+void
+store_recovered(const struct store *st, struct store_recovery *out)
+{
+	*out = st->recovery;
 }
 
 uint64_t

@@ -145,7 +145,15 @@ typedef int	merge_same_fn(void *arg, zs_handle_t handle, unsigned int codec,
 /* The key of a 4 KiB page: equal pages, equal keys. */
 uint32_t	 merge_page_hash(const void *page);
 /* For a store of nr_pages; -EFBIG: too many pages to index. */
-struct merge_index *merge_create(uint64_t nr_pages, int *errorp);
+/* nodes: merge_nodes_size(nr_pages) zeroed bytes of the caller's, or NULL. */
+struct merge_index *merge_create(uint64_t nr_pages, void *nodes,
+		    int *errorp);
+size_t		 merge_nodes_size(uint64_t nr_pages);
+void		 merge_recover_begin(struct merge_index *idx);
+bool		 merge_recover_ref(struct merge_index *idx, uint32_t node,
+		    zs_handle_t handle, unsigned int codec);
+void		 merge_recover_end(struct merge_index *idx);
+uint32_t	 merge_node_refs(struct merge_index *idx, uint32_t node);
 void		 merge_destroy(struct merge_index *idx);
 /*
  * Find an object same() says holds page among those of key; 1 if found,
@@ -212,6 +220,31 @@ struct store_ctx;
 /* A store of nr_pages slots whose objects live in pool. */
 struct store	*store_create(struct zs_pool *pool, uint64_t nr_pages,
 		    const struct store_options *opt, int *errorp);
+/*
+ * The same in an arena pool (zs_arena_create, zs_arena_attach) too: the
+ * slots, their journal, the counters and the index's nodes are kept in
+ * the arena's root (store_root_size(nr_pages) bytes at least).  A pool
+ * being recovered holds a dead process's store: it is recovered with it
+ * (its page count wins over nr_pages), and store_recovered says what was
+ * found.  -EPROTO (why filled) for a root of another layout, which is
+ * left as it is; -EUCLEAN (why filled) if the pool cannot be recovered.
+ * store_destroy leaves an
+ * arena's slots and objects alone: they are the next process's.
+ */
+struct store	*store_open(struct zs_pool *pool, uint64_t nr_pages,
+		    const struct store_options *opt, char *why, size_t whylen,
+		    int *errorp);
+size_t		 store_root_size(uint64_t nr_pages);
+struct store_recovery {
+	uint64_t		pages;		/* slots holding a page */
+	uint64_t		objects;	/* distinct objects they hold */
+	uint64_t		merged;		/* pages sharing another's */
+	uint64_t		journal_replayed; /* slots written again */
+	uint64_t		pages_lost;	/* slots naming no object */
+	struct zs_recovery	pool;
+};
+void		 store_recovered(const struct store *st,
+		    struct store_recovery *out);
 void		 store_destroy(struct store *st);
 uint64_t	 store_nr_pages(const struct store *st);
 /* Per thread: codec contexts and a page of scratch. */

@@ -288,6 +288,12 @@ zs_pool_is_arena(struct zs_pool *pool)
 	return pool->arena != NULL;
 }
 
+int
+zs_arena_recovering(struct zs_pool *pool)
+{
+	return pool->arena != NULL && pool->recovering;
+}
+
 void *
 zs_arena_root(struct zs_pool *pool, size_t *sizep)
 {

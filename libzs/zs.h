@@ -167,8 +167,9 @@ int		 zs_arena_mark(struct zs_pool *pool, zs_handle_t handle);
  */
 int		 zs_arena_recover(struct zs_pool *pool, struct zs_recovery *res,
 		     char *why, size_t whylen);
-/* Whether the pool lives in an arena. */
+/* Whether the pool lives in an arena; and is attached, not recovered. */
 int		 zs_pool_is_arena(struct zs_pool *pool);
+int		 zs_arena_recovering(struct zs_pool *pool);
 
 /*
  * Allocate an object of size bytes (1..ZS_MAX_ALLOC_SIZE).  Its contents

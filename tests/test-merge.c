@@ -110,7 +110,7 @@ index_new(uint64_t nr_pages)
 	struct merge_index *idx;
 	int error = 0;
 
-	if ((idx = merge_create(nr_pages, &error)) == NULL)
+	if ((idx = merge_create(nr_pages, NULL, &error)) == NULL)
 		bail("merge_create: %s", strerror(-error));
 	return idx;
 }
@@ -154,9 +154,9 @@ test_index_basic(void)
 	uint64_t nodes, refs;
 	int error = 0;
 
-	ok(merge_create(0, &error) == NULL && error == -EINVAL,
+	ok(merge_create(0, NULL, &error) == NULL && error == -EINVAL,
 	    "merge_create: 0 pages: EINVAL");
-	ok(merge_create(1ull << 31, &error) == NULL && error == -EFBIG,
+	ok(merge_create(1ull << 31, NULL, &error) == NULL && error == -EFBIG,
 	    "merge_create: 2^31 pages: EFBIG");
 
 	ok(find(idx, 7, 1, &m) == 0 && same_calls == 0,
