@@ -8,7 +8,10 @@
  * it).  The same machine gives the same pages.  With -f, they are the
  * pages of one file instead (a corpus of bench/make-corpus), all-zero
  * pages left out the same way.  With -m, the store merges pages with the
- * same bytes (zsd's merge = yes); without, it does not.
+ * same bytes (zsd's merge = yes); without, it does not.  With -a, the
+ * pool and the store live in a memfd arena, as zsd keeps them so that a
+ * new server can recover them (zs_arena_create); without, in private
+ * memory.
  *
  * For each codec (lz4, zstd -1, zstd -3), every run measures pages per
  * second of:
@@ -25,7 +28,7 @@
  * The table shows the median of the runs, store / codec, and the store's
  * throughput with T threads per thread relative to the bare codec.
  *
- *	store-bench [-mqw] [-b MiB] [-t threads] [-r runs] [-f file]
+ *	store-bench [-amqw] [-b MiB] [-t threads] [-r runs] [-f file]
  *	    [-c codec]...
  */
 #include <config.h>
@@ -41,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -105,6 +109,7 @@ struct worker {
 
 static bool	 warm;		/* -w: write into a warmed pool */
 static bool	 merge;		/* -m: the store merges equal pages */
+static bool	 arena;		/* -a: pool and store in a memfd arena */
 static const char *corpus_file;	/* -f: pages from this file */
 static unsigned int codec_mask = ~0u;	/* -c: the codecs to run */
 
@@ -422,15 +427,23 @@ store_run(const struct bench_codec *bc, const struct corpus *c,
 	struct zs_pool *pool;
 	struct store *st;
 	unsigned int i;
-	int error = 0;
+	int error = 0, fd = -1;
 
 	/* The pool as zsd makes it at its default rt_priority. */
 	zs_pool_config_init(&pcfg);
 	pcfg.priority_inherit = 1;
-	if ((pool = zs_create_pool(&pcfg)) == NULL)
-		die("zs_create_pool: %s", strerror(errno));
-	if ((st = store_create(pool, c->nr, &opt, &error)) == NULL)
-		die("store_create: %s", strerror(-error));
+	if (arena) {
+		if ((fd = memfd_create("store-bench", MFD_CLOEXEC |
+		    MFD_ALLOW_SEALING)) < 0)
+			die("memfd_create: %s", strerror(errno));
+		pool = zs_arena_create(&pcfg, fd, store_root_size(c->nr));
+	} else {
+		pool = zs_create_pool(&pcfg);
+	}
+	if (pool == NULL)
+		die("creating the pool: %s", strerror(errno));
+	if ((st = store_open(pool, c->nr, &opt, NULL, 0, &error)) == NULL)
+		die("store_open: %s", strerror(-error));
 	for (i = 0; i < nthreads; i++)
 		if ((ws[i].ctx = store_ctx_create(st)) == NULL)
 			die("store_ctx_create: %s", strerror(errno));
@@ -454,6 +467,8 @@ store_run(const struct bench_codec *bc, const struct corpus *c,
 		store_ctx_destroy(ws[i].ctx);
 	store_destroy(st);
 	zs_destroy_pool(pool);
+	if (fd >= 0)
+		close(fd);
 }
 
 static int
@@ -474,8 +489,9 @@ median(double *v, unsigned int n)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: store-bench [-mqw] [-b MiB] [-t threads] "
+	fprintf(stderr, "usage: store-bench [-amqw] [-b MiB] [-t threads] "
 	    "[-r runs] [-f file] [-c codec]...\n"
+	    "  -a          pool and store in a memfd arena, as zsd has them\n"
 	    "  -b MiB      pages to use (default 256)\n"
 	    "  -t threads  threads of the parallel store runs "
 	    "(default: cores)\n"
@@ -522,7 +538,7 @@ main(int argc, char **argv)
 	long cores;
 	int ch;
 
-	while ((ch = getopt(argc, argv, "b:t:r:c:f:mqwh")) != -1) {
+	while ((ch = getopt(argc, argv, "ab:t:r:c:f:mqwh")) != -1) {
 		switch (ch) {
 		case 'c':
 			for (k = 0; k < NR_CODECS; k++)
@@ -536,6 +552,9 @@ main(int argc, char **argv)
 			if (codec_mask == ~0u)
 				codec_mask = 0;
 			codec_mask |= 1u << k;
+			break;
+		case 'a':
+			arena = true;
 			break;
 		case 'w':
 			warm = true;
@@ -592,10 +611,10 @@ main(int argc, char **argv)
 		    "left out\n", c.nr, (double)c.nr * PG / 1048576,
 		    (double)c.from_bin * PG / 1048576, c.files,
 		    c.zero_skipped);
-	printf("%lu threads (T), median of %lu run%s, %s pool, merge %s\n",
+	printf("%lu threads (T), median of %lu run%s, %s pool%s, merge %s\n",
 	    threads, runs, runs > 1 ? "s" : "", warm ?
 	    "warm (pages resident)" : "fresh (pages faulted in)",
-	    merge ? "yes" : "no");
+	    arena ? " in a memfd arena" : "", merge ? "yes" : "no");
 	fflush(stdout);
 
 	for (r = 0; r < runs; r++) {

@@ -6,7 +6,10 @@
  * (1 to 64 MiB), limit (mem_limit up to twice what the pool uses, then
  * down just below it, then back to what it was), reset-max and, for a
  * zsd zsd-stress spawned, a reload (the configuration rewritten with the
- * other codec, SIGHUP, and zsctl status must show the new codec).  Both
+ * other codec, SIGHUP, and zsctl status must show the new codec).  Where
+ * zsd has a keeper (zsctl status shows keeper_pid), also zsctl restart
+ * and kill -9 of the serving process: a new server must answer within
+ * REPLACE_WAIT_MS, with a new pid, and no page may come back wrong.  Both
  * the times and the actions come from the seed.
  *
  * An action zsd refuses as busy (a compaction of its own runs) is
@@ -18,6 +21,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +30,8 @@
 #include "zsd-stress.h"
 
 const char *const chaos_names[NR_CHAOS] = {
-	"compact", "shrink", "limit", "reset-max", "reload",
+	"compact", "shrink", "limit", "reset-max", "reload", "restart",
+	"kill",
 };
 
 struct chaos {
@@ -157,6 +162,76 @@ chaos_reload(struct chaos *c)
 	    "SIGHUP", next);
 }
 
+#define REPLACE_WAIT_MS	10000
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * Replace the serving process: zsctl restart, or kill -9 of it.  Then wait
+ * for a server with another pid to answer; the health checks let zsd be
+ * silent meanwhile.
+ */
+static void
+chaos_replace(struct chaos *c, int action)
+{
+	struct run *r = c->r;
+	struct zsd_status st;
+	char why[256], out[512];
+	uint64_t t0, ms;
+	long old;
+
+	if (ctl_status(r->socket, &st, why, sizeof(why)) != 0 ||
+	    st.pid <= 0) {
+		atomic_fetch_add(&r->chaos_failed, 1);
+		run_mark_unhealthy(r, "chaos: zsctl status: %s", why);
+		return;
+	}
+	old = st.pid;
+	atomic_store(&r->chaos_replacing, true);
+	t0 = now_ms();
+	if (action == CHAOS_KILL) {
+		if (kill((pid_t)old, SIGKILL) != 0) {
+			atomic_store(&r->chaos_replacing, false);
+			atomic_fetch_add(&r->chaos_failed, 1);
+			run_mark_unhealthy(r, "chaos: kill -9 %ld: %s", old,
+			    strerror(errno));
+			return;
+		}
+	} else if (!chaos_ask(r, action, "restart", NULL, out, sizeof(out))) {
+		atomic_store(&r->chaos_replacing, false);
+		return;
+	}
+	for (;;) {
+		if (ctl_status(r->socket, &st, why, sizeof(why)) == 0 &&
+		    st.pid > 0 && st.pid != old)
+			break;
+		if (now_ms() - t0 > REPLACE_WAIT_MS) {
+			atomic_store(&r->chaos_replacing, false);
+			atomic_fetch_add(&r->chaos_failed, 1);
+			run_mark_unhealthy(r, "chaos: %s of pid %ld: no new "
+			    "server after %d s", chaos_names[action], old,
+			    REPLACE_WAIT_MS / 1000);
+			return;
+		}
+		nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
+	}
+	ms = now_ms() - t0;
+	atomic_store(&r->chaos_replacing, false);
+	if (ms > atomic_load(&r->replace_max_ms))
+		atomic_store(&r->replace_max_ms, ms);
+	report_event(r, "chaos: %s: pid %ld replaced by %ld in %" PRIu64
+	    " ms (restarts %" PRIu64 ")", chaos_names[action], old, st.pid,
+	    ms, st.restarts);
+	atomic_fetch_add(&r->chaos_done[action], 1);
+}
+
 static void
 chaos_one(struct chaos *c, int action)
 {
@@ -192,6 +267,10 @@ chaos_one(struct chaos *c, int action)
 	case CHAOS_RELOAD:
 		chaos_reload(c);
 		break;
+	case CHAOS_RESTART:
+	case CHAOS_KILL:
+		chaos_replace(c, action);
+		break;
 	}
 }
 
@@ -200,28 +279,46 @@ chaos_main(void *arg)
 {
 	struct chaos *c = arg;
 	struct run *r = c->r;
-	int nr_actions = r->spawned ? NR_CHAOS : NR_CHAOS - 1;
+	int actions[NR_CHAOS], nr_actions = 0, k;
 	long wait_ms;
 
+	for (k = 0; k < NR_CHAOS; k++)
+		if (chaos_enabled(r, k))
+			actions[nr_actions++] = k;
 	for (;;) {
 		wait_ms = 1000 + (long)(rand_next(&c->rng) %
 		    (r->opt.quick ? 2000 : 4000));
 		if (!nap(r, wait_ms))
 			break;
-		chaos_one(c, (int)(rand_next(&c->rng) % (uint64_t)nr_actions));
+		chaos_one(c, actions[rand_next(&c->rng) % (uint64_t)nr_actions]);
 	}
 	return NULL;
+}
+
+/* Whether action is for this zsd: reload if spawned, replacing if kept. */
+bool
+chaos_enabled(const struct run *r, int action)
+{
+	if (action == CHAOS_RELOAD)
+		return r->spawned;
+	if (action == CHAOS_RESTART || action == CHAOS_KILL)
+		return r->can_restart;
+	return true;
 }
 
 int
 chaos_start(struct run *r)
 {
+	struct zsd_status st;
+	char why[256];
 	struct chaos *c;
 	int error;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return -ENOMEM;
 	c->r = r;
+	r->can_restart = ctl_status(r->socket, &st, why, sizeof(why)) == 0 &&
+	    st.keeper_pid > 0;
 	c->rng = hash64(r->opt.seed ^ 0x4348414f53000000ull) | 1;
 	if ((error = pthread_create(&c->thread, NULL, chaos_main, c)) != 0) {
 		free(c);

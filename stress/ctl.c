@@ -216,6 +216,12 @@ ctl_status(const char *path, struct zsd_status *s, char *why, size_t len)
 			s->priority = atoi(v);
 		if (proto_get(&c->m, "disksize", v, sizeof(v)))
 			s->disksize = strtoull(v, NULL, 10);
+		if (proto_get(&c->m, "pid", v, sizeof(v)))
+			s->pid = atol(v);
+		if (proto_get(&c->m, "keeper_pid", v, sizeof(v)))
+			s->keeper_pid = atol(v);
+		if (proto_get(&c->m, "restarts", v, sizeof(v)))
+			s->restarts = strtoull(v, NULL, 10);
 	}
 	free(c);
 	return error;

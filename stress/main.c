@@ -567,6 +567,9 @@ run_check_health(struct run *r)
 	r->stat_prev = r->stat;
 	if (ctl_stat(r->socket, &r->stat, why, sizeof(why)) != 0) {
 		r->stat = r->stat_prev;
+		/* The chaos thread waits for a new server, and judges it. */
+		if (atomic_load(&r->chaos_replacing))
+			return 0;
 		if (++failures >= STAT_FAILURES_MAX) {
 			run_mark_unhealthy(r, "zsd does not answer: %s", why);
 			return -1;

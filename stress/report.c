@@ -285,6 +285,8 @@ summary_json(struct run *r, int status, double stress, double check)
 		    atomic_load(&r->chaos_done[k]));
 	printf(", \"busy\": %" PRIu64 ", \"failed\": %" PRIu64 " },\n",
 	    atomic_load(&r->chaos_busy), atomic_load(&r->chaos_failed));
+	printf("  \"replace_max_ms\": %" PRIu64 ",\n",
+	    atomic_load(&r->replace_max_ms));
 	printf("  \"timeline\": [");
 	for (i = 0; i < r->nr_samples; i++)
 		printf("%s\n    { \"t\": %.1f, \"mib_s_out\": %.2f, "
@@ -375,13 +377,17 @@ report_summary(struct run *r, int status)
 	if (r->opt.chaos) {
 		fprintf(f, "  %-18s", "chaos");
 		for (k = 0; k < NR_CHAOS; k++)
-			if (k != CHAOS_RELOAD || r->spawned)
+			if (chaos_enabled(r, k))
 				fprintf(f, "%s%s %" PRIu64, k ? ", " : " ",
 				    chaos_names[k],
 				    atomic_load(&r->chaos_done[k]));
 		fprintf(f, "; busy %" PRIu64 ", failed %" PRIu64 "\n",
 		    atomic_load(&r->chaos_busy),
 		    atomic_load(&r->chaos_failed));
+		if (r->can_restart)
+			fprintf(f, "  %-18s %" PRIu64 " ms at most, from the "
+			    "old server's end to the new one's answer\n",
+			    "server replaced", atomic_load(&r->replace_max_ms));
 	}
 	fprintf(f, "  %-18s %s (failed_reads %" PRIu64 ", failed_writes %"
 	    PRIu64 " of which limit refusals %" PRIu64 ")\n", "zsd health",

@@ -164,6 +164,9 @@ struct zsd_status {
 	bool		swap_on;
 	int		priority;
 	uint64_t	disksize;
+	long		pid;		/* the serving process */
+	long		keeper_pid;	/* 0: no keeper, no restarts */
+	uint64_t	restarts;
 };
 
 /* Ask zsd; 0, or -errno with why set (-EBUSY, -EPERM, -ECONNREFUSED..). */
@@ -248,9 +251,12 @@ void		 file_workers_join(struct run *r);
 #define CHAOS_LIMIT		2
 #define CHAOS_RESET_MAX		3
 #define CHAOS_RELOAD		4
-#define NR_CHAOS		5
+#define CHAOS_RESTART		5	/* zsctl restart */
+#define CHAOS_KILL		6	/* kill -9 of the serving process */
+#define NR_CHAOS		7
 
 extern const char *const chaos_names[NR_CHAOS];
+bool		 chaos_enabled(const struct run *r, int action);
 
 int		 chaos_start(struct run *r);
 /* Stop it and put mem_limit back as it was. */
@@ -316,6 +322,10 @@ struct run {
 	_Atomic uint64_t	 chaos_done[NR_CHAOS];
 	_Atomic uint64_t	 chaos_busy;
 	_Atomic uint64_t	 chaos_failed;
+	/* A server being replaced: zsd may not answer meanwhile. */
+	_Atomic bool		 chaos_replacing;
+	_Atomic uint64_t	 replace_max_ms;	/* longest gap */
+	bool			 can_restart;	/* zsd has a keeper */
 
 	/* Output. */
 	FILE			*out;		/* progress and events */
