@@ -567,6 +567,7 @@ keeper_attach(struct zsd *z)
 		z->fuse_fd = fds[KFD_FUSE];
 	if (z->fuse_fd < 0)
 		return 0;
+	z->took_over = true;
 
 	/* A successor: what its predecessor left. */
 	if (WIFSIGNALED(s->last_status))

@@ -486,9 +486,16 @@ sched_background(void)
 	(void)sched_setscheduler(0, SCHED_OTHER, &sp);
 }
 
+/*
+ * Unless restarting, the keeper is told the stop is done (unmounted, or
+ * never mounted) and exits too.  A successor that failed before it served
+ * leaves the mount and the arena to the next server, as a restart does.
+ */
 static void
 zsd_free(struct zsd *z)
 {
+	if (z->took_over && !z->stopping)
+		z->restarting = true;
 	control_stop(z);
 	workers_stop(z->workers);
 	z->workers = NULL;
@@ -505,6 +512,8 @@ zsd_free(struct zsd *z)
 		event_free(z->stop_retry);
 	if (z->keeper_ev != NULL)
 		event_free(z->keeper_ev);
+	if (!z->restarting)
+		keeper_stopped(z);
 }
 
 int
@@ -653,8 +662,6 @@ main(int argc, char **argv)
 	if (z->swap != SWAP_OFF && !z->restarting)
 		log_warnx("exiting with %s still swap", z->loop_dev);
 	zsd_free(z);
-	if (!z->restarting)
-		keeper_stopped(z);
 	for (i = 0; i < 3; i++)
 		event_free(sigs[i]);
 	event_base_free(z->base);

@@ -347,6 +347,7 @@ struct zsd {
 						   or -1: mount anew */
 	bool			 restarting;	/* zsctl restart: exit, leave
 						   swap and the mount on */
+	bool			 took_over;	/* started on a live mount */
 };
 
 /* Seconds between tries of a stop refused because pages would not fit. */

@@ -107,6 +107,7 @@ struct fs {
 	time_t			 started;
 	bool			 inherited;	/* the fd is a predecessor's */
 	bool			 got_init;	/* loop: fs_init ran */
+	bool			 hold_writes;	/* debug: never answer a write */
 
 	pthread_mutex_t		 lock;
 	struct fs_req		*free;
@@ -401,6 +402,18 @@ fs_work(struct work *w, struct store_ctx *ctx)
 	}
 	if (atomic_fetch_sub(&r->pending, 1) != 1)
 		return;
+#ifdef ZS_DEBUG
+	/*
+	 * For tests (debug builds only): a write read and never answered,
+	 * as by a server that dies now; its successor has it resent.
+	 */
+	if (r->fs->hold_writes && r->op == FS_WRITE) {
+		log_info("ZSD_FAULT_HOLD_WRITES: not answering a write at %llu",
+		    (unsigned long long)r->off);
+		for (;;)
+			pause();
+	}
+#endif
 
 	if ((error = atomic_load(&r->error)) != 0)
 		fuse_reply_err(r->req, -error);
@@ -821,11 +834,10 @@ fs_takeover(evutil_socket_t unused, short what, void *arg)
 	struct fs *fs = arg;
 	int error;
 
+	/* Exit, not stop: the keeper keeps the mount and tries again. */
 	if ((error = fs_replay_init(fs)) != 0) {
 		errno = -error;
-		log_warn("replaying the FUSE INIT recorded by the first server");
-		zsd_shutdown(fs->z, 1);
-		return;
+		fatal("replaying the FUSE INIT recorded by the first server");
 	}
 	fs_resend(fs);
 	if (event_add(fs->ev, NULL) != 0)
@@ -884,6 +896,10 @@ fs_start(struct zsd *z)
 	pthread_mutex_init(&fs->lock, NULL);
 	fs->z = z;
 	fs->started = time(NULL);
+#ifdef ZS_DEBUG
+	fs->hold_writes = !z->took_over &&
+	    getenv("ZSD_FAULT_HOLD_WRITES") != NULL;
+#endif
 	if ((size_t)snprintf(fs->path, sizeof(fs->path), "%s/%s",
 	    z->cfg.mountpoint, z->cfg.name) >= sizeof(fs->path)) {
 		free(fs);
