@@ -374,19 +374,60 @@ keeper_reap(struct keeper *k, int st)
 	return -1;
 }
 
+/*
+ * The path zsd was started as, made absolute (a symbolic link, as for
+ * alternatives, is kept: it may point elsewhere after an upgrade).  Not
+ * /proc/self/exe, which stays the old file once the new one replaces it;
+ * that only if argv[0] cannot be found.  0 or -1.
+ */
+static int
+keeper_find_exe(const char *argv0, char *out, size_t len)
+{
+	char cwd[PATH_MAX], dir[PATH_MAX];
+	const char *path = getenv("PATH"), *p, *colon;
+	ssize_t n;
+	int w;
+
+	if (strchr(argv0, '/') != NULL) {
+		if (argv0[0] == '/')
+			w = snprintf(out, len, "%s", argv0);
+		else if (getcwd(cwd, sizeof(cwd)) != NULL)
+			w = snprintf(out, len, "%s/%s", cwd, argv0);
+		else
+			w = -1;
+		if (w > 0 && (size_t)w < len && access(out, X_OK) == 0)
+			return 0;
+	} else if (path != NULL) {
+		for (p = path; ; p = colon + 1) {
+			colon = strchr(p, ':');
+			n = colon != NULL ? colon - p : (ssize_t)strlen(p);
+			snprintf(dir, sizeof(dir), "%.*s", (int)n, n > 0 ? p :
+			    ".");
+			w = snprintf(out, len, "%s/%s", dir, argv0);
+			if (dir[0] == '/' && w > 0 && (size_t)w < len &&
+			    access(out, X_OK) == 0)
+				return 0;
+			if (colon == NULL)
+				break;
+		}
+	}
+	n = readlink("/proc/self/exe", out, len - 1);
+	if (n <= 0 || (size_t)n >= len - 1)
+		return -1;
+	out[n] = '\0';
+	return 0;
+}
+
 /* Make the arena and the state, lock memory; 0 or -1 (logged). */
 static int
 keeper_setup(struct keeper *k)
 {
-	ssize_t n;
 	FILE *f;
 
-	n = readlink("/proc/self/exe", k->exe, sizeof(k->exe) - 1);
-	if (n <= 0 || (size_t)n >= sizeof(k->exe) - 1) {
-		log_warn("keeper: /proc/self/exe");
+	if (keeper_find_exe(k->argv[0], k->exe, sizeof(k->exe)) != 0) {
+		log_warn("keeper: cannot tell where the zsd binary is");
 		return -1;
 	}
-	k->exe[n] = '\0';
 	/* A number for the servers' channel that nothing else will take. */
 	if ((k->chan_no = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
 		log_warn("keeper: /dev/null");
