@@ -658,6 +658,15 @@ main(int argc, char **argv)
 	}
 
 	event_base_dispatch(z->base);
+	if (z->restarting) {
+		/*
+		 * What the workers hold is answered, the kernel resends the
+		 * rest; the mount and the pages are the next server's.
+		 */
+		control_stop(z);
+		workers_stop(z->workers);
+		_exit(0);
+	}
 
 	if (z->swap != SWAP_OFF && !z->restarting)
 		log_warnx("exiting with %s still swap", z->loop_dev);
