@@ -11,6 +11,11 @@
  *
  * Stop (SIGTERM, SIGINT): swapoff, detach the loop device, stop the
  * workers, unmount, exit.  If swapoff fails zsd keeps serving.
+ *
+ * zsd as started is the keeper (keeper.c), which runs this same binary
+ * as the server; a server started after another died, or for zsctl
+ * restart, takes the live mount over: no stale cleanup, no mount check,
+ * no swapon, and at exit for a restart neither swapoff nor unmount.
  */
 #include <config.h>
 
