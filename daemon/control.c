@@ -66,6 +66,7 @@ struct control_client {
 	bool			 waiting;	/* for the job, reading off */
 	bool			 closing;	/* free once the reply is out */
 	bool			 stop_after;	/* zsd_shutdown once it is out */
+	bool			 restart_after;	/* zsd_restart once it is out */
 	bool			 throttled;	/* reading off: output too full */
 };
 
@@ -112,7 +113,7 @@ static void
 control_client_free(struct control_client *cl)
 {
 	struct control *c = cl->c;
-	bool stop = cl->stop_after;
+	bool stop = cl->stop_after, restart = cl->restart_after;
 
 	if (c->job.client == cl)
 		c->job.client = NULL;
@@ -123,6 +124,8 @@ control_client_free(struct control_client *cl)
 	/* Gone before its reply was out: the stop stands all the same. */
 	if (stop)
 		zsd_shutdown(c->z, 0);
+	if (restart)
+		(void)zsd_restart(c->z);
 }
 
 /* Send c->reply, finished. */
@@ -183,6 +186,10 @@ control_status(struct control_client *cl)
 	    z->swap == SWAP_STOPPING ? z->loop_dev : "");
 	proto_add(b, "priority", "%d", z->cfg.priority);
 	proto_add(b, "pid", "%ld", (long)getpid());
+	if (z->state != NULL) {
+		proto_add(b, "keeper_pid", "%ld", (long)z->state->keeper_pid);
+		proto_add_u64(b, "restarts", z->state->restarts);
+	}
 	proto_add(b, "stopping", "%s", z->stopping ? "yes" : "no");
 	proto_add_u64(b, "stops_failed", z->stops_failed);
 	proto_add(b, "stop_failed", "%s", z->stop_failed);
@@ -386,6 +393,36 @@ control_stop_zsd(struct control_client *cl, const struct proto_msg *m)
 	control_send(cl);
 }
 
+/*
+ * A new server takes over (keeper.c): this one finishes what its workers
+ * hold once the reply is out (see control_write) and exits, swap and the
+ * mount left on; the kernel resends what it had read and not answered.
+ */
+static void
+control_restart(struct control_client *cl)
+{
+	struct zsd *z = cl->c->z;
+	struct proto_buf *b = &cl->c->reply;
+
+	if (z->keeper_fd < 0) {
+		control_fail(cl, false, PROTO_ERR_FAILED, "no keeper: this zsd "
+		    "cannot be replaced without losing its swap");
+		return;
+	}
+	if (z->stopping || z->swap == SWAP_STARTING ||
+	    z->swap == SWAP_STOPPING) {
+		control_fail(cl, false, PROTO_ERR_BUSY, "zsd is turning swap "
+		    "on or off, or stopping: try again later");
+		return;
+	}
+	log_info("control: restart, by pid %ld", (long)cl->pid);
+	proto_begin(b, PROTO_REPLY);
+	proto_add(b, "pid", "%ld", (long)getpid());
+	proto_add_u64(b, "restarts", z->state->restarts);
+	cl->restart_after = true;
+	control_send(cl);
+}
+
 static void
 control_dispatch(struct control_client *cl, const struct proto_msg *m)
 {
@@ -397,6 +434,7 @@ control_dispatch(struct control_client *cl, const struct proto_msg *m)
 	case PROTO_SHRINK:
 	case PROTO_RESET_MAX:
 	case PROTO_STOP:
+	case PROTO_RESTART:
 		if (cl->uid != 0) {
 			snprintf(why, sizeof(why), "permission denied: only "
 			    "root may %s", proto_type_name(m->type));
@@ -417,6 +455,9 @@ control_dispatch(struct control_client *cl, const struct proto_msg *m)
 		break;
 	case PROTO_STOP:
 		control_stop_zsd(cl, m);
+		break;
+	case PROTO_RESTART:
+		control_restart(cl);
 		break;
 	case PROTO_COMPACT:
 		control_job_start(cl->c, JOB_COMPACT, 0, cl);
@@ -509,6 +550,10 @@ control_write(struct bufferevent *bev, void *arg)
 	if (cl->stop_after) {
 		cl->stop_after = false;
 		zsd_shutdown(cl->c->z, 0);
+	}
+	if (cl->restart_after) {
+		cl->restart_after = false;
+		(void)zsd_restart(cl->c->z);
 	}
 	if (cl->closing && !cl->waiting) {
 		control_client_free(cl);

@@ -25,6 +25,7 @@ static const struct {
 	{ PROTO_SHRINK, "shrink" },
 	{ PROTO_RESET_MAX, "reset-max" },
 	{ PROTO_STOP, "stop" },
+	{ PROTO_RESTART, "restart" },
 };
 
 #define NTYPES	(sizeof(proto_types) / sizeof(proto_types[0]))
@@ -32,7 +33,7 @@ static const struct {
 static bool
 proto_known_type(int type)
 {
-	return (type >= PROTO_STATUS && type <= PROTO_STOP) ||
+	return (type >= PROTO_STATUS && type <= PROTO_RESTART) ||
 	    type == PROTO_REPLY || type == PROTO_ERROR;
 }
 
@@ -119,6 +120,7 @@ proto_check_request(const struct proto_msg *m)
 	case PROTO_CLASSES:
 	case PROTO_COMPACT:
 	case PROTO_RESET_MAX:
+	case PROTO_RESTART:
 		return m->len == 0 ? PROTO_OK : PROTO_EARGS;
 	case PROTO_LIMIT:
 	case PROTO_SHRINK:

@@ -48,6 +48,7 @@ enum proto_type {
 	PROTO_SHRINK = 6,	/* size=SIZE: offline sections (root) */
 	PROTO_RESET_MAX = 7,	/* mem_used_max = mem_used_total (root) */
 	PROTO_STOP = 8,		/* [force=yes]: stop zsd (root) */
+	PROTO_RESTART = 9,	/* a new server takes over (root) */
 	/* Replies. */
 	PROTO_REPLY = 64,
 	PROTO_ERROR = 65,

@@ -79,6 +79,8 @@ usage(FILE *f, int status)
 	    "  reset-max     reset mem_used_max (root)\n"
 	    "  stop [-f]     stop zsd, swapoff first, and wait (root;\n"
 	    "                -f, --force: even if the pages will not fit)\n"
+	    "  restart       a new zsd server takes over, swap stays on, and\n"
+	    "                wait for it (root)\n"
 	    "\n"
 	    "  -s, --socket=PATH    zsd's control socket (default "
 	    ZSCTL_SOCKET ")\n"
@@ -630,6 +632,62 @@ stop_poll(long pid, unsigned long long failed0, char *why, size_t len)
 	return -1;
 }
 
+/*
+ * While a restart goes on: the pid of the server that answers on the
+ * socket once it is not old_pid, or 0.
+ */
+static long
+restart_poll(long old_pid)
+{
+	struct proto_msg m;
+	char v[32];
+	long pid = 0;
+	int fd, status;
+
+	if ((fd = zsd_try_connect()) == -1)
+		return 0;		/* between the two servers */
+	request(fd, PROTO_STATUS, NULL, NULL);
+	if (try_receive(fd, msg, sizeof(msg), &m, &status) == NULL &&
+	    m.type == PROTO_REPLY && proto_get(&m, "pid", v, sizeof(v)))
+		pid = atol(v);
+	close(fd);
+	return pid == old_pid ? 0 : pid;
+}
+
+/* restart: ask, then wait until a new server answers. */
+static int
+restart_zsd(int fd)
+{
+	struct timespec t0, t, nap = { 0, 50 * 1000 * 1000 };
+	struct proto_msg m;
+	char v[32];
+	long pid, new_pid;
+
+	request(fd, PROTO_RESTART, NULL, NULL);
+	receive(fd, msg, sizeof(msg), &m);
+	if (m.type == PROTO_ERROR)
+		return reply_error(&m);
+	close(fd);
+	if (proto_get(&m, "pid", v, sizeof(v)) == NULL)
+		die(EXIT_ZSD_ERROR, "incomplete reply from zsd");
+	pid = atol(v);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while ((new_pid = restart_poll(pid)) == 0) {
+		nanosleep(&nap, NULL);
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if (t.tv_sec - t0.tv_sec >= timeout)
+			die(EXIT_ZSD_ERROR, "no new zsd server answers %d s "
+			    "after server pid %ld was asked to restart (-t "
+			    "sets how long to wait)", timeout, pid);
+	}
+	if (format == FORMAT_JSON)
+		printf("{\"old_pid\": %ld, \"pid\": %ld}\n", pid, new_pid);
+	else
+		printf("zsd restarted: server pid %ld replaced by pid %ld\n",
+		    pid, new_pid);
+	return EXIT_OK;
+}
+
 /* stop [--force]: ask, then wait until zsd is gone or says it is not. */
 static int
 stop_zsd(int fd)
@@ -803,6 +861,8 @@ main(int argc, char **argv)
 	fd = zsd_connect();
 	if (type == PROTO_STOP)
 		return stop_zsd(fd);
+	if (type == PROTO_RESTART)
+		return restart_zsd(fd);
 	request(fd, type, "size", arg);
 	receive(fd, msg, sizeof(msg), &m);
 	if (m.type == PROTO_ERROR)

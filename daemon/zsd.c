@@ -11,6 +11,11 @@
  *
  * Stop (SIGTERM, SIGINT): swapoff, detach the loop device, stop the
  * workers, unmount, exit.  If swapoff fails zsd keeps serving.
+ *
+ * zsd as started is the keeper (keeper.c), which runs this same binary
+ * as the server; a server started after another died, or for zsctl
+ * restart, takes the live mount over: no stale cleanup, no mount check,
+ * no swapon, and at exit for a restart neither swapoff nor unmount.
  */
 #include <config.h>
 
@@ -186,7 +191,7 @@ zsd_fs_ready(struct zsd *z)
 
 	if (z->stopping)
 		return;
-	if (!z->cfg.swapon) {
+	if (!z->cfg.swapon || z->swap == SWAP_ON) {
 		ready(z);
 		return;
 	}
@@ -220,6 +225,7 @@ on_swap_done(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 		z->swap = SWAP_ON;
+		keeper_save_swap(z);
 		if (z->stopping) {
 			z->stopping = false;
 			zsd_shutdown(z, z->exit_status);
@@ -263,6 +269,7 @@ on_swap_done(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 		z->swap = SWAP_OFF;
+		keeper_save_swap(z);
 		log_info("swap off, %s detached", z->loop_dev);
 		event_base_loopexit(z->base, NULL);
 	}
@@ -310,6 +317,26 @@ zsd_shutdown(struct zsd *z, int status)
 		event_base_loopexit(z->base, NULL);
 		break;
 	}
+}
+
+/*
+ * Loop: zsctl restart.  Exit without swapoff or unmount; the keeper starts
+ * a new server, which takes the connection and the arena over.
+ */
+int
+zsd_restart(struct zsd *z)
+{
+	int error;
+
+	if (z->stopping || z->restarting)
+		return -EBUSY;
+	if ((error = keeper_restart(z)) != 0)
+		return error;
+	log_info("restarting: a new server takes over");
+	z->restarting = true;
+	z->stopping = true;
+	event_base_loopexit(z->base, NULL);
+	return 0;
 }
 
 static void
@@ -464,20 +491,34 @@ sched_background(void)
 	(void)sched_setscheduler(0, SCHED_OTHER, &sp);
 }
 
+/*
+ * Unless restarting, the keeper is told the stop is done (unmounted, or
+ * never mounted) and exits too.  A successor that failed before it served
+ * leaves the mount and the arena to the next server, as a restart does.
+ */
 static void
 zsd_free(struct zsd *z)
 {
+	if (z->took_over && !z->stopping)
+		z->restarting = true;
 	control_stop(z);
 	workers_stop(z->workers);
 	z->workers = NULL;
 	fs_stop(z);
-	store_destroy(z->store);
-	if (z->pool != NULL)
-		zs_destroy_pool(z->pool);
+	/* Restarting: the pages stay in the arena for the next server. */
+	if (!z->restarting) {
+		store_destroy(z->store);
+		if (z->pool != NULL)
+			zs_destroy_pool(z->pool);
+	}
 	if (z->swap_done != NULL)
 		event_free(z->swap_done);
 	if (z->stop_retry != NULL)
 		event_free(z->stop_retry);
+	if (z->keeper_ev != NULL)
+		event_free(z->keeper_ev);
+	if (!z->restarting)
+		keeper_stopped(z);
 }
 
 int
@@ -559,12 +600,21 @@ main(int argc, char **argv)
 		    ZSD_PAGE_SIZE);
 		return 1;
 	}
-	if (stale_cleanup(z->cfg.mountpoint) < 0) {
+	/* zsd as started is the keeper; what it starts serves. */
+	if (!keeper_started_us())
+		return keeper_run(argv);
+	if ((error = keeper_attach(z)) != 0) {
+		errno = -error;
+		log_warn("taking over from the keeper");
+		return 1;
+	}
+	/* A successor serves the live mount its predecessor left. */
+	if (z->fuse_fd < 0 && stale_cleanup(z->cfg.mountpoint) < 0) {
 		log_warnx("cannot clean up what a zsd that is gone left on %s; "
 		    "see RECOVERY in zsd(8)", z->cfg.mountpoint);
 		return 1;
 	}
-	if (check_mountpoint(z->cfg.mountpoint) != 0)
+	if (z->fuse_fd < 0 && check_mountpoint(z->cfg.mountpoint) != 0)
 		return 1;
 	/* Before the first thread: threads inherit PR_SET_IO_FLUSHER. */
 	harden();
@@ -582,8 +632,9 @@ main(int argc, char **argv)
 			fatalx("cannot catch signal %d", signums[i]);
 	}
 	signal(SIGPIPE, SIG_IGN);
+	keeper_watch(z);
 
-	if ((error = zsd_pool_open(z, -1, err, sizeof(err))) != 0) {
+	if ((error = zsd_pool_open(z, z->arena_fd, err, sizeof(err))) != 0) {
 		errno = -error;
 		fatal("%s", err);
 	}
@@ -612,8 +663,17 @@ main(int argc, char **argv)
 	}
 
 	event_base_dispatch(z->base);
+	if (z->restarting) {
+		/*
+		 * What the workers hold is answered, the kernel resends the
+		 * rest; the mount and the pages are the next server's.
+		 */
+		control_stop(z);
+		workers_stop(z->workers);
+		_exit(0);
+	}
 
-	if (z->swap != SWAP_OFF)
+	if (z->swap != SWAP_OFF && !z->restarting)
 		log_warnx("exiting with %s still swap", z->loop_dev);
 	zsd_free(z);
 	for (i = 0; i < 3; i++)

@@ -369,6 +369,18 @@ struct zsd {
 	char			 stop_failed[512];
 	int			 exit_status;
 	bool			 recovered;	/* the pool is a dead server's */
+
+	/* keeper.c: set at start, before the loop runs. */
+	struct zsd_state	*state;		/* shared with the keeper; NULL
+						   without one */
+	int			 keeper_fd;	/* channel to the keeper, or -1 */
+	struct event		*keeper_ev;	/* it is readable: keeper gone */
+	int			 arena_fd;	/* the keeper's arena, or -1 */
+	int			 fuse_fd;	/* a predecessor's /dev/fuse fd,
+						   or -1: mount anew */
+	bool			 restarting;	/* zsctl restart: exit, leave
+						   swap and the mount on */
+	bool			 took_over;	/* started on a live mount */
 };
 
 /* Seconds between tries of a stop refused because pages would not fit. */
@@ -388,5 +400,41 @@ void		 store_options_of(const struct zsd_config *cfg,
  */
 int		 zsd_pool_open(struct zsd *z, int arena_fd, char *why,
 		    size_t whylen);
+
+/*
+ * keeper.c: the keeper process and the server's side of its channel.
+ * struct zsd_state lives in the "zsd-state" memfd the keeper holds,
+ * mapped shared by the keeper and the server; it is what a server leaves
+ * its successor.  Fields are written by one side each (noted), and only
+ * read by the other side once the writer is gone or before it starts.
+ */
+struct zsd_state {
+	uint32_t	magic;		/* keeper, at start */
+	uint32_t	version;
+	int32_t		keeper_pid;	/* keeper */
+	uint32_t	restarts;	/* keeper: servers started after the
+					   first */
+	int32_t		last_pid;	/* keeper: the server that ended last */
+	int32_t		last_status;	/* keeper: its wait status */
+	uint32_t	last_asked;	/* keeper: it asked to be replaced */
+	uint32_t	swap_on;	/* server: loop_dev is swap */
+	char		loop_dev[32];	/* server */
+	uint32_t	init_len;	/* server: bytes of init, 0: none yet */
+	unsigned char	init[512];	/* server: FUSE INIT as read */
+};
+
+/* zsd as started: run servers until one stops cleanly; exit status. */
+int		 keeper_run(char **argv);
+bool		 keeper_started_us(void);	/* server: have a keeper? */
+int		 keeper_attach(struct zsd *z);	/* take the fds, the state */
+void		 keeper_watch(struct zsd *z);	/* loop is set up */
+void		 keeper_give_fuse(struct zsd *z, int fd);
+void		 keeper_stopped(struct zsd *z);
+int		 keeper_restart(struct zsd *z);
+void		 keeper_save_swap(struct zsd *z);
+void		 keeper_save_init(struct zsd *z, const void *buf,
+		    size_t len);
+/* zsd.c: zsctl restart (loop): exit and let a new server take over. */
+int		 zsd_restart(struct zsd *z);
 
 #endif /* ZSD_H */

@@ -26,6 +26,19 @@
  *
  * Lock: fs->lock guards the free list and paused; a busy slot belongs to
  * its request (loop thread until queued or run, then its works).
+ *
+ * Taking over (keeper.c): a server started after another died, or asked
+ * to be replaced, gets the live connection's /dev/fuse fd instead of
+ * mounting.  The kernel sent INIT once, to the first server, and libfuse
+ * answers every request with EIO until it has seen one: the first server
+ * records the INIT request as it read it (struct zsd_state), and a
+ * successor feeds it to libfuse with the session fd pointed at /dev/null
+ * for the moment, so that the reply goes nowhere.  Then it asks the
+ * kernel to queue again the requests its predecessor read and did not
+ * answer (FUSE_NOTIFY_RESEND); they come with FUSE_UNIQUE_RESEND set in
+ * their unique, which libfuse copies into the reply like any other, and
+ * are served again (every store operation is safe to repeat).  A kernel
+ * without RESEND refuses it: those requests then stay unanswered.
  */
 #include <config.h>
 
@@ -40,6 +53,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -54,6 +68,13 @@
 #define FS_IN_SIZE	(FS_MAX_IO + 4096)	/* payload and headers */
 #define FS_REQS_PER_WORKER 4
 #define FS_READ_INLINE	(64u << 10)	/* a read this small: one work */
+
+/*
+ * FUSE_NOTIFY_RESEND, notify code 7 of linux/fuse.h since Linux 6.9 (FUSE
+ * 7.40); older headers (Debian 12's) lack it.  Resent requests carry
+ * FUSE_UNIQUE_RESEND, bit 63 of unique.
+ */
+#define FS_NOTIFY_RESEND	7
 
 enum { INO_ROOT = 1, INO_SWAP = 2, INO_STAT = 3 };
 
@@ -81,8 +102,12 @@ struct fs {
 	struct fuse_session	*se;
 	struct event		*ev;		/* the session fd is readable */
 	struct event		*resume;	/* a slot came free, or retry */
+	struct event		*takeover;	/* successor: INIT, RESEND */
 	char			 path[PATH_MAX];
 	time_t			 started;
+	bool			 inherited;	/* the fd is a predecessor's */
+	bool			 got_init;	/* loop: fs_init ran */
+	bool			 hold_writes;	/* debug: never answer a write */
 
 	pthread_mutex_t		 lock;
 	struct fs_req		*free;
@@ -179,6 +204,7 @@ fs_init(void *userdata, struct fuse_conn_info *conn)
 	if (conn->capable & FUSE_CAP_ASYNC_DIO)
 		conn->want |= FUSE_CAP_ASYNC_DIO;
 	fs->started = time(NULL);
+	fs->got_init = true;
 	log_debug("FUSE protocol %u.%u, max_write %u", conn->proto_major,
 	    conn->proto_minor, conn->max_write);
 	zsd_fs_ready(fs->z);
@@ -376,6 +402,18 @@ fs_work(struct work *w, struct store_ctx *ctx)
 	}
 	if (atomic_fetch_sub(&r->pending, 1) != 1)
 		return;
+#ifdef ZS_DEBUG
+	/*
+	 * For tests (debug builds only): a write read and never answered,
+	 * as by a server that dies now; its successor has it resent.
+	 */
+	if (r->fs->hold_writes && r->op == FS_WRITE) {
+		log_info("ZSD_FAULT_HOLD_WRITES: not answering a write at %llu",
+		    (unsigned long long)r->off);
+		for (;;)
+			pause();
+	}
+#endif
 
 	if ((error = atomic_load(&r->error)) != 0)
 		fuse_reply_err(r->req, -error);
@@ -702,6 +740,9 @@ fs_readable(evutil_socket_t fd, short what, void *arg)
 			log_warnx("short FUSE request (%zd bytes)", n);
 			continue;
 		}
+		/* What a successor will replay (see the top). */
+		if (((struct fuse_in_header *)r->in)->opcode == FUSE_INIT)
+			keeper_save_init(fs->z, r->in, (size_t)n);
 		memset(&fb, 0, sizeof(fb));
 		fb.mem = r->in;
 		fb.size = (size_t)n;
@@ -713,6 +754,94 @@ fs_readable(evutil_socket_t fd, short what, void *arg)
 			fs_req_put(fs, r);
 	}
 	fs_release_held(fs, false);
+}
+
+/*
+ * Successor: feed libfuse the INIT the first server recorded, its reply
+ * written to /dev/null.  0, or -errno.
+ */
+static int
+fs_replay_init(struct fs *fs)
+{
+	const struct zsd_state *s = fs->z->state;
+	const struct fuse_in_header *h;
+	struct fuse_buf fb;
+	struct fs_req *r;
+	int fd = fuse_session_fd(fs->se), saved = -1, null = -1, error = 0;
+
+	if (s == NULL || s->init_len == 0) {
+		/* Died before answering INIT: RESEND brings it back. */
+		log_info("no FUSE INIT recorded; the kernel will send it again");
+		return 0;
+	}
+	if (s->init_len < sizeof(*h) || s->init_len > sizeof(s->init))
+		return -EPROTO;
+	if ((r = fs_req_get(fs)) == NULL)
+		return -EBUSY;
+	memcpy(r->in, s->init, s->init_len);
+	h = (const struct fuse_in_header *)r->in;
+	if (h->opcode != FUSE_INIT || h->len != s->init_len) {
+		error = -EPROTO;
+		goto out;
+	}
+	if ((saved = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0 ||
+	    (null = open("/dev/null", O_WRONLY | O_CLOEXEC)) < 0 ||
+	    dup3(null, fd, O_CLOEXEC) < 0) {
+		error = -errno;
+		goto out;
+	}
+	memset(&fb, 0, sizeof(fb));
+	fb.mem = r->in;
+	fb.size = s->init_len;
+	fuse_session_process_buf(fs->se, &fb);
+	/* Without the session's fd back, nothing can be served. */
+	if (dup3(saved, fd, O_CLOEXEC) < 0)
+		fatal("restoring the FUSE fd after replaying INIT");
+	if (!fs->got_init)
+		error = -EPROTO;
+out:
+	if (saved >= 0)
+		close(saved);
+	if (null >= 0)
+		close(null);
+	fs_req_put(fs, r);
+	return error;
+}
+
+/* Successor: the kernel queues again what the predecessor had read. */
+static void
+fs_resend(struct fs *fs)
+{
+	struct fuse_out_header oh = {
+		.len = sizeof(oh), .error = FS_NOTIFY_RESEND, .unique = 0,
+	};
+	ssize_t n;
+
+	n = write(fuse_session_fd(fs->se), &oh, sizeof(oh));
+	if (n == (ssize_t)sizeof(oh)) {
+		log_debug("asked the kernel to resend unanswered requests");
+		return;
+	}
+	log_warn("this kernel refuses FUSE_NOTIFY_RESEND (Linux 6.9 or later "
+	    "has it): requests the previous server had read and not "
+	    "answered stay unanswered; those swap-ins and swap-outs hang");
+}
+
+/* Loop, once, in a successor: take the connection over, then serve. */
+static void
+fs_takeover(evutil_socket_t unused, short what, void *arg)
+{
+	struct fs *fs = arg;
+	int error;
+
+	/* Exit, not stop: the keeper keeps the mount and tries again. */
+	if ((error = fs_replay_init(fs)) != 0) {
+		errno = -error;
+		fatal("replaying the FUSE INIT recorded by the first server");
+	}
+	fs_resend(fs);
+	if (event_add(fs->ev, NULL) != 0)
+		fatalx("cannot read FUSE requests");
 }
 
 /* Loop: a slot came free while reading was paused. */
@@ -735,6 +864,8 @@ fs_free(struct fs *fs)
 		event_free(fs->ev);
 	if (fs->resume != NULL)
 		event_free(fs->resume);
+	if (fs->takeover != NULL)
+		event_free(fs->takeover);
 	if (fs->se != NULL)
 		fuse_session_destroy(fs->se);
 	if (fs->reqs != NULL)
@@ -754,6 +885,8 @@ fs_start(struct zsd *z)
 	char *argv[] = { "zsd", "-o", "fsname=zsd,subtype=zsd,"
 	    "default_permissions", NULL };
 	struct fuse_args args = FUSE_ARGS_INIT(3, argv);
+	char fdpath[32];
+	const char *at = z->cfg.mountpoint;
 	struct fs *fs;
 	unsigned int i;
 	int fd, error = -ENOMEM;
@@ -763,6 +896,10 @@ fs_start(struct zsd *z)
 	pthread_mutex_init(&fs->lock, NULL);
 	fs->z = z;
 	fs->started = time(NULL);
+#ifdef ZS_DEBUG
+	fs->hold_writes = !z->took_over &&
+	    getenv("ZSD_FAULT_HOLD_WRITES") != NULL;
+#endif
 	if ((size_t)snprintf(fs->path, sizeof(fs->path), "%s/%s",
 	    z->cfg.mountpoint, z->cfg.name) >= sizeof(fs->path)) {
 		free(fs);
@@ -791,22 +928,34 @@ fs_start(struct zsd *z)
 		error = -EINVAL;
 		goto fail;
 	}
-	if (fuse_session_mount(fs->se, z->cfg.mountpoint) != 0) {
+	/* A successor's session: libfuse takes "/dev/fd/N" as is. */
+	if (z->fuse_fd >= 0) {
+		snprintf(fdpath, sizeof(fdpath), "/dev/fd/%d", z->fuse_fd);
+		at = fdpath;
+		fs->inherited = true;
+	}
+	if (fuse_session_mount(fs->se, at) != 0) {
 		fuse_session_destroy(fs->se);
 		fs->se = NULL;
 		error = -EIO;
 		goto fail;
 	}
 	fd = fuse_session_fd(fs->se);
+	z->fuse_fd = -1;		/* the session's now */
+	if (!fs->inherited)
+		keeper_give_fuse(z, fd);
 	(void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 	fs->ev = event_new(z->base, fd, EV_READ | EV_PERSIST, fs_readable,
 	    fs);
 	fs->resume = event_new(z->base, -1, 0, fs_resume, fs);
-	if (fs->ev == NULL || fs->resume == NULL ||
-	    event_add(fs->ev, NULL) != 0) {
+	fs->takeover = event_new(z->base, -1, 0, fs_takeover, fs);
+	if (fs->ev == NULL || fs->resume == NULL || fs->takeover == NULL ||
+	    (!fs->inherited && event_add(fs->ev, NULL) != 0)) {
 		fuse_session_unmount(fs->se);
 		goto fail;
 	}
+	if (fs->inherited)
+		event_active(fs->takeover, 0, 0);
 	z->fs = fs;
 	return 0;
 fail:
@@ -824,8 +973,17 @@ fs_stop(struct zsd *z)
 		return;
 	if (fs->ev != NULL)
 		event_del(fs->ev);
-	if (fs->se != NULL)
+	/*
+	 * Restarting, the mount stays for the next server.  libfuse does
+	 * not unmount a session on an inherited fd: zsd does, lazily, as
+	 * libfuse does its own.
+	 */
+	if (fs->se != NULL && !z->restarting) {
 		fuse_session_unmount(fs->se);
+		if (fs->inherited && umount2(z->cfg.mountpoint, MNT_DETACH) != 0 &&
+		    errno != EINVAL && errno != ENOENT)
+			log_warn("unmounting %s", z->cfg.mountpoint);
+	}
 	fs_free(fs);
 	z->fs = NULL;
 }

@@ -92,7 +92,7 @@ tap_ok $? "a second zsd on the same mountpoint fails"
 mounts=$(awk -v m="$ZSD_MNT" '$5 == m' /proc/self/mountinfo | wc -l)
 [ "$mounts" -eq 1 ]
 tap_ok $? "one mount on $ZSD_MNT (found $mounts)"
-pid_alive "$ZSD_PID"
+pid_alive "$ZSD_SERVER"
 tap_ok $? "the first zsd still runs"
 dd if="$f" bs=64k count=16 iflag=direct status=none | cmp -s - "$pattern"
 tap_ok $? "and its data reads back"

@@ -498,26 +498,26 @@ tap_ok $? "zsd still answers once they are gone"
 # reading it once 256 KiB of replies wait, instead of piling them up in
 # its locked memory; they all arrive once the client reads.
 read -r sent got grown <<<"$(timeout 60 python3 "$PY" flood "$SOCK" \
-    "$ZSD_PID")"
+    "$ZSD_SERVER")"
 [ "${got:-0}" -eq "${sent:-1}" ] && [ "${grown:-99999}" -lt 8192 ]
 tap_ok $? "$sent stat requests, replies unread: zsd grew by $grown KiB" \
     "(want < 8 MiB); then all $got replies read"
 
 # No descriptors left: accept fails with EMFILE; zsd must not spin.
 if command -v prlimit >/dev/null; then
-	nfd=$(ls /proc/"$ZSD_PID"/fd | wc -l)
-	lim=$(prlimit --pid "$ZSD_PID" --nofile -o SOFT,HARD --noheadings \
+	nfd=$(ls /proc/"$ZSD_SERVER"/fd | wc -l)
+	lim=$(prlimit --pid "$ZSD_SERVER" --nofile -o SOFT,HARD --noheadings \
 	    --raw | tr ' ' :)
-	prlimit --pid "$ZSD_PID" --nofile=$((nfd + 2)):$((nfd + 2))
+	prlimit --pid "$ZSD_SERVER" --nofile=$((nfd + 2)):$((nfd + 2))
 	python3 "$PY" many "$SOCK" 10 3 >/dev/null &
 	pid=$!
 	TEST_PIDS="$TEST_PIDS $pid"
 	sleep 0.5
-	t0=$(awk '{ print $14 + $15 }' /proc/"$ZSD_PID"/stat)
+	t0=$(awk '{ print $14 + $15 }' /proc/"$ZSD_SERVER"/stat)
 	sleep 2
-	t1=$(awk '{ print $14 + $15 }' /proc/"$ZSD_PID"/stat)
+	t1=$(awk '{ print $14 + $15 }' /proc/"$ZSD_SERVER"/stat)
 	wait $pid
-	prlimit --pid "$ZSD_PID" --nofile="$lim"
+	prlimit --pid "$ZSD_SERVER" --nofile="$lim"
 	[ $((t1 - t0)) -lt 50 ] && grep -q "pausing" "$ZSD_LOG"
 	tap_ok $? "out of descriptors: $((t1 - t0)) ticks of CPU in 2 s," \
 	    "accept paused"
@@ -576,12 +576,12 @@ tap_ok $? "a stop request with force=maybe is refused: $out"
 pid_alive "$ZSD_PID"
 tap_ok $? "and zsd still runs"
 [ "$(zsctl --json status | python3 -c 'import json, sys
-print(json.load(sys.stdin)[0]["pid"])')" = "$ZSD_PID" ]
+print(json.load(sys.stdin)[0]["pid"])')" = "$ZSD_SERVER" ]
 tap_ok $? "zsctl --json status names zsd's pid"
 out=$(zsctl stop 2>&1)
 st=$?
-[ $st -eq 0 ] && [ "$out" = "zsd (pid $ZSD_PID) is stopping
-zsd stopped" ] && ! pid_alive "$ZSD_PID"
+[ $st -eq 0 ] && [ "$out" = "zsd (pid $ZSD_SERVER) is stopping
+zsd stopped" ] && ! pid_alive "$ZSD_SERVER"
 tap_ok $? "zsctl stop: exit $st, once zsd is gone: $out"
 wait "$ZSD_PID"
 st=$?

@@ -121,7 +121,7 @@ seed_message(void)
 	static struct proto_buf b;
 	int types[] = { PROTO_STATUS, PROTO_STAT, PROTO_CLASSES,
 	    PROTO_COMPACT, PROTO_LIMIT, PROTO_SHRINK, PROTO_RESET_MAX,
-	    PROTO_STOP, PROTO_REPLY, PROTO_ERROR };
+	    PROTO_STOP, PROTO_RESTART, PROTO_REPLY, PROTO_ERROR };
 	unsigned int i, n = (unsigned int)(rnd() % 6);
 
 	proto_begin(&b, types[rnd() % (sizeof(types) / sizeof(types[0]))]);

@@ -19,6 +19,7 @@
 #	setup_cleanup		make the temp dir, install the trap
 #	zsd_start ARGS...	start zsd -f on $ZSD_MNT, wait for "ready"
 #	zsd_stop		SIGTERM, wait; its exit status
+#	zsd_server_pid		the serving process the keeper runs now
 #	mm_stat FIELD		one field of $ZSD_MNT/mm_stat, by name
 #	our_loops		loop devices backed by files in our temp dir
 #	cgroup_create NAME BYTES, cgroup_run NAME CMD..., cgroup_remove NAME
@@ -36,7 +37,8 @@ SWAPPER=${SWAPPER:-$builddir/tests/swapper}
 TEST_DIR=			# private temp dir, physical path
 ZSD_MNT=			# $TEST_DIR/mnt
 ZSD_LOG=			# $TEST_DIR/zsd.log: the running zsd's stderr
-ZSD_PID=			# the zsd started by zsd_start, while it runs
+ZSD_PID=			# the zsd started by zsd_start (the keeper)
+ZSD_SERVER=			# the server it ran when ready
 TEST_PIDS=			# other processes a test started, to kill
 TEST_CGROUPS=			# cgroup directories we made
 tap_count=0
@@ -273,6 +275,19 @@ setup_cleanup()
 	trap 'exit 129' HUP
 }
 
+# The serving process zsd's keeper $ZSD_PID runs now (its one child).
+zsd_server_pid()
+{
+	local c
+
+	[ -n "$ZSD_PID" ] || return 1
+	c=$(cat "/proc/$ZSD_PID/task/$ZSD_PID/children" 2>/dev/null) ||
+	    return 1
+	set -- $c
+	[ -n "${1:-}" ] || return 1
+	echo "$1"
+}
+
 # zsd_start ARGS...: zsd -f -o mountpoint=$ZSD_MNT ARGS, its stderr in
 # $ZSD_LOG; 0 once it logs "ready", 1 (with its log) if it dies or takes
 # more than 30 s.
@@ -310,6 +325,7 @@ zsd_start()
 		sleep 0.1
 		tenths=$((tenths - 1))
 	done
+	ZSD_SERVER=$(zsd_server_pid)
 	return 0
 }
 
@@ -460,8 +476,14 @@ cleanup()
 		    echo "# cleanup: losetup -d $loop failed" >&2
 	done
 	if [ -n "$ZSD_PID" ] && pid_alive "$ZSD_PID"; then
+		pid=$(zsd_server_pid)
 		kill -TERM "$ZSD_PID" 2>/dev/null
 		pid_wait_gone "$ZSD_PID" 30 || kill -KILL "$ZSD_PID" 2>/dev/null
+		# A server the keeper left behind (it was killed).
+		if [ -n "$pid" ] && pid_alive "$pid"; then
+			kill -TERM "$pid" 2>/dev/null
+			pid_wait_gone "$pid" 30 || kill -KILL "$pid" 2>/dev/null
+		fi
 	fi
 	for mnt in $(our_mounts); do
 		umount -l "$mnt" 2>/dev/null || fusermount3 -uz "$mnt" ||

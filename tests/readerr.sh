@@ -37,7 +37,7 @@ done
 tap_ok $ok "all of it reads back right"
 grep -q "reading FUSE requests (failure 1 in a row); retrying" "$ZSD_LOG"
 tap_ok $? "zsd logged the failed read and went on"
-pid_alive "$ZSD_PID"
+pid_alive "$ZSD_SERVER"
 tap_ok $? "zsd is still running"
 zsd_stop
 tap_ok $? "zsd stops on SIGTERM with status 0"

@@ -39,7 +39,7 @@ check()
 		tap_ok 1 "$label: zsd started"
 		return
 	fi
-	list=$(threads "$ZSD_PID")
+	list=$(threads "$ZSD_SERVER")
 	tap_diag "$list"
 	n=$(echo "$list" | grep -c '^zsd-worker ')
 	[ "$n" -ge 1 ] || ok=1

@@ -50,8 +50,10 @@ tap_ok $? "swapper filled 96 MiB in a 32 MiB cgroup and waits"
 used=$(awk -v d="$old_loop" '$1 == d { print $4 }' /proc/swaps)
 tap_diag "/proc/swaps: $old_loop uses ${used:-?} KiB"
 
-kill -KILL "$ZSD_PID"
+# The keeper and the server together: nothing holds the connection.
+kill -KILL "$ZSD_PID" "$ZSD_SERVER"
 wait "$ZSD_PID" 2>/dev/null
+pid_wait_gone "$ZSD_SERVER" 10
 ZSD_PID=
 is_mounted "$ZSD_MNT" && ! stat "$ZSD_MNT" >/dev/null 2>&1
 tap_ok $? "after SIGKILL the mount is still there, and dead"

@@ -38,7 +38,7 @@ ZSD_FAULT_MEMFIT_REFUSE=1 zsd_start --swapon -o disksize=64M \
     -o priority=$prio || tap_bail "zsd --swapon did not start"
 loop=$(our_loops)
 [ -n "$loop" ] || tap_bail "no loop device"
-pid=$ZSD_PID
+pid=$ZSD_SERVER		# the server, which zsctl names
 
 [ "$(status_get pid)" = "$pid" ] && [ "$(status_get stopping)" = no ] &&
     [ "$(status_get stops_failed)" = 0 ]
@@ -71,9 +71,9 @@ st=$?
 [ $st -eq 0 ] && [ "$out" = "zsd (pid $pid) is stopping, forced
 zsd stopped" ]
 tap_ok $? "zsctl stop --force: exit $st: $out"
-! pid_alive "$pid"
+! pid_alive "$pid" && pid_wait_gone "$ZSD_PID" 10
 tap_ok $? "zsd is gone"
-wait "$pid"
+wait "$ZSD_PID"
 st=$?
 ZSD_PID=
 [ $st -eq 0 ] && grep -q "control: stop --force, by pid" "$ZSD_LOG"

@@ -38,7 +38,7 @@ zsd_start --swapon -o disksize=512M -o priority=$prio ||
     tap_bail "zsd --swapon did not start"
 loop=$(our_loops)
 [ -n "$loop" ] || tap_bail "no loop device"
-pid=$ZSD_PID
+pid=$ZSD_PID		# the keeper; zsctl names the server
 
 cgroup_create stop $((64 << 20)) || tap_bail "cannot make a memory cgroup"
 cg=$(cgroup_path stop)
@@ -71,7 +71,7 @@ tap_ok $? "the loop device and the mount are still there"
 out=$(timeout 120 "$ZSCTL" -s "$TEST_DIR/control" stop 2>&1)
 st=$?
 tap_diag "$out"
-[ $st -eq 1 ] && echo "$out" | grep -q "^zsd (pid $pid) is stopping$" &&
+[ $st -eq 1 ] && echo "$out" | grep -q "^zsd (pid $ZSD_SERVER) is stopping$" &&
     echo "$out" | grep -q "zsd did not stop and still serves its swap: \
 memory cgroup /zsd-test\.$$\.stop " && echo "$out" | grep -q "stop --force"
 tap_ok $? "zsctl stop: exit $st, refused, the cgroup named, --force offered"

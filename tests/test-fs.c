@@ -7,6 +7,12 @@
  * channel".  Here N is one end of a socketpair of datagrams, so fs.c
  * runs as in zsd (its event loop, its workers, the store) while the test
  * writes raw FUSE requests to the other end and reads the replies.
+ *
+ * It also takes the connection over as a server started by the keeper
+ * does (keeper.c): the INIT the first session read is recorded, a second
+ * session on the same channel replays it without a word to "the kernel",
+ * asks for FUSE_NOTIFY_RESEND, and answers a resent request (unique with
+ * bit 63 set) instead of EIO.
  */
 #include <config.h>
 
@@ -33,8 +39,11 @@
 #define INO_STAT	3
 
 static struct zsd	 z;
+static struct zsd_state	 state;		/* as the keeper's memfd holds it */
 static int		 peer = -1;	/* the test's end: "the kernel" */
+static int		 chan = -1;	/* fs.c's end */
 static uint64_t		 unique;
+static uint64_t		 unique_bits;	/* or'ed into unique: resent */
 static bool		 fs_ready;
 
 /* What fs.c calls in zsd.c. */
@@ -77,7 +86,7 @@ request(uint32_t opcode, uint64_t nodeid, const void *arg, size_t arglen,
 	memset(&h, 0, sizeof(h));
 	h.len = (uint32_t)(sizeof(h) + arglen + paylen);
 	h.opcode = opcode;
-	h.unique = ++unique;
+	h.unique = ++unique | unique_bits;
 	h.nodeid = nodeid;
 	memcpy(msg, &h, sizeof(h));
 	memcpy(msg + sizeof(h), arg, arglen);
@@ -137,8 +146,11 @@ setup(void)
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1)
 		bail("socketpair: %s", strerror(errno));
 	peer = sv[1];
+	chan = sv[0];
 	config_init(&z.cfg);
 	z.cfg.disksize = DISKSIZE;
+	z.fuse_fd = z.keeper_fd = -1;
+	z.state = &state;
 	snprintf(z.cfg.mountpoint, sizeof(z.cfg.mountpoint), "/dev/fd/%d",
 	    sv[0]);
 	snprintf(z.cfg.name, sizeof(z.cfg.name), "swap0");
@@ -174,6 +186,63 @@ teardown(void)
 	zs_destroy_pool(z.pool);
 	event_base_free(z.base);
 	close(peer);
+}
+
+/*
+ * A second session on the same channel, as a successor: it must replay
+ * the recorded INIT (its reply goes nowhere), ask the kernel to resend,
+ * and serve a resent request.
+ */
+static void
+test_takeover(void)
+{
+	struct fuse_out_header oh;
+	struct fuse_in_header h;
+	struct pollfd pfd = { .fd = peer, .events = POLLIN };
+	unsigned char buf[256];
+	struct reply r;
+	unsigned int tries;
+	ssize_t n;
+	int fd;
+
+	memcpy(&h, state.init, sizeof(h));
+	ok(state.init_len == sizeof(h) + sizeof(struct fuse_init_in) &&
+	    h.opcode == FUSE_INIT && h.len == state.init_len,
+	    "the INIT request is recorded (%u bytes)", state.init_len);
+
+	/* The first session goes as at zsctl restart; its fd stays open. */
+	if ((fd = dup(chan)) < 0)
+		bail("dup: %s", strerror(errno));
+	z.restarting = true;
+	fs_stop(&z);
+	z.restarting = false;
+	z.fuse_fd = fd;
+	fs_ready = false;
+	if (fs_start(&z) != 0)
+		bail("fs_start on the inherited fd");
+	for (tries = 0; tries < 5000; tries++) {
+		event_base_loop(z.base, EVLOOP_NONBLOCK);
+		if (poll(&pfd, 1, 1) == 1)
+			break;
+	}
+	n = recv(peer, buf, sizeof(buf), MSG_DONTWAIT);
+	memcpy(&oh, buf, sizeof(oh));
+	ok(fs_ready, "the replayed INIT reached the file system");
+	ok(n == (ssize_t)sizeof(oh) && oh.len == sizeof(oh) && oh.error == 7 &&
+	    oh.unique == 0, "FUSE_NOTIFY_RESEND asked for (%zd bytes, code "
+	    "%d)", n, n >= (ssize_t)sizeof(oh) ? oh.error : 0);
+	ok(poll(&pfd, 1, 0) == 0, "and nothing else: the INIT reply went "
+	    "nowhere");
+
+	unique_bits = 1ULL << 63;	/* FUSE_UNIQUE_RESEND */
+	req_read(FUSE_READ, INO_SWAP, 0, PG, &r);
+	ok(r.error == 0 && r.len == PG, "a resent read is answered, its "
+	    "unique kept (error %d, %zu bytes)", r.error, r.len);
+	unique_bits = 0;
+	req_read(FUSE_READ, INO_SWAP, PG, PG, &r);
+	ok(r.error == 0 && r.len == PG, "and the next one (error %d)",
+	    r.error);
+	z.restarting = true;		/* no umount of /dev/fd/N at teardown */
 }
 
 static uint64_t
@@ -284,6 +353,7 @@ main(void)
 	setup();
 	test_negative();
 	test_out_of_range();
+	test_takeover();
 	teardown();
 	return done_testing();
 }

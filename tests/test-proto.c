@@ -57,7 +57,7 @@ static void
 test_requests(void)
 {
 	static const int types[] = { PROTO_STATUS, PROTO_STAT,
-	    PROTO_CLASSES, PROTO_COMPACT, PROTO_RESET_MAX };
+	    PROTO_CLASSES, PROTO_COMPACT, PROTO_RESET_MAX, PROTO_RESTART };
 	struct proto_msg m;
 	char v[64];
 	size_t i, used;

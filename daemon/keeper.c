@@ -1,0 +1,740 @@
+/*
+ * keeper.c - the process that holds what must outlive a serving zsd, and
+ * the server's end of its channel.
+ *
+ * zsd runs as two processes.  The keeper (the process zsd was started as)
+ * holds the FUSE connection's /dev/fuse fd, the arena memfd (the pool and
+ * the store, persist.c) and the state memfd (struct zsd_state), and runs
+ * the server, which does all the work.  The kernel aborts a FUSE
+ * connection when the last /dev/fuse fd closes: while the keeper holds
+ * one, a server that dies leaves the mount, the loop device and swap as
+ * they are, with the requests it had read kept by the kernel, and the
+ * keeper starts a new server that takes the connection over (fs.c).
+ *
+ * The keeper does as little as can be: no I/O but its channel to the
+ * server and waitpid, no allocation after start, memory locked.  Per
+ * server it makes a socketpair (SOCK_SEQPACKET); the server finds its end
+ * at the fd number in $ZSD_KEEPER_FD and receives, with SCM_RIGHTS, the
+ * arena, the state and (for every server after the first) the /dev/fuse
+ * fd.  The first server mounts and sends the /dev/fuse fd back.  Messages
+ * are one struct keeper_msg each:
+ *
+ *	KEEPER_FDS	keeper -> server: arena, state[, fuse]
+ *	KEEPER_FUSE	server -> keeper: the /dev/fuse fd it mounted
+ *	KEEPER_STOPPED	server -> keeper: stopped cleanly (swapoff done,
+ *			unmounted): exit with the server's status
+ *	KEEPER_RESTART	server -> keeper: exiting to be replaced (zsctl
+ *			restart): start the next server at once
+ *
+ * A server that ends any other way (a signal, an exit without
+ * KEEPER_STOPPED) is replaced, after a delay that doubles from
+ * KEEPER_BACKOFF_MIN to KEEPER_BACKOFF_MAX while servers keep dying
+ * young; the keeper never gives up while it holds the /dev/fuse fd
+ * (giving up would lose every page).  A server that ends before it has
+ * mounted leaves nothing to keep: the keeper exits with its status.
+ * SIGTERM, SIGINT and SIGHUP are forwarded to the server; a stop signal
+ * is forwarded again to the next server if the one asked died first.
+ * New servers run the binary on disk at the path zsd was started as, so
+ * that an upgrade takes effect at the next restart.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "zsd.h"
+
+#define KEEPER_ENV		"ZSD_KEEPER_FD"
+#define KEEPER_STATE_MAGIC	0x7a73646bu	/* "zsdk" */
+#define KEEPER_STATE_VERSION	1
+#define KEEPER_BACKOFF_MIN	100		/* ms */
+#define KEEPER_BACKOFF_MAX	5000		/* ms */
+#define KEEPER_STABLE		10000		/* ms: a server this old */
+						/* was not crash-looping */
+
+enum keeper_msg_type {
+	KEEPER_FDS = 1,
+	KEEPER_FUSE,
+	KEEPER_STOPPED,
+	KEEPER_RESTART,
+};
+
+struct keeper_msg {
+	uint32_t	type;		/* enum keeper_msg_type */
+	uint32_t	nr_fds;		/* passed with it (SCM_RIGHTS) */
+};
+
+/* Index of the fds a KEEPER_FDS message carries. */
+enum { KFD_ARENA, KFD_STATE, KFD_FUSE, KFD_MAX };
+
+/*
+ * The keeper's own state; static, touched by the keeper's one thread.
+ * The signal handler only sets the pending flags.
+ */
+struct keeper {
+	char		 exe[PATH_MAX];	/* the binary, resolved at start */
+	char		**argv;		/* the servers' command line */
+	int		 chan_no;	/* fd number servers find the channel at */
+	int		 fds[KFD_MAX];	/* arena, state, fuse (-1: none yet) */
+	struct zsd_state *state;
+	int		 chan;		/* to the running server, or -1 */
+	pid_t		 server;	/* running, or 0 */
+	struct timespec	 started;	/* of the running server */
+	struct timespec	 next_start;	/* when none runs: start one then */
+	unsigned int	 backoff;	/* ms, the last delay */
+	bool		 stopped;	/* the server said KEEPER_STOPPED */
+	bool		 restart_asked;	/* the server said KEEPER_RESTART */
+	int		 stop_sig;	/* a stop forwarded, until one is done */
+};
+
+static struct keeper keeper;
+static volatile sig_atomic_t keeper_pending[4];	/* TERM, INT, HUP, CHLD */
+static const int keeper_signals[4] = { SIGTERM, SIGINT, SIGHUP, SIGCHLD };
+
+/* Send a message with nr fds; 0 or -errno. */
+static int
+keeper_send(int sock, uint32_t type, const int *fds, unsigned int nr)
+{
+	struct keeper_msg m = { type, nr };
+	struct iovec iov = { &m, sizeof(m) };
+	union {
+		struct cmsghdr	h;
+		char		buf[CMSG_SPACE(sizeof(int) * KFD_MAX)];
+	} u;
+	struct msghdr mh;
+	struct cmsghdr *c;
+	ssize_t n;
+
+	memset(&mh, 0, sizeof(mh));
+	memset(&u, 0, sizeof(u));
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	if (nr > 0) {
+		mh.msg_control = u.buf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nr);
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int) * nr);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * nr);
+	}
+	while ((n = sendmsg(sock, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+		;
+	if (n < 0)
+		return -errno;
+	return n == (ssize_t)sizeof(m) ? 0 : -EPROTO;
+}
+
+/*
+ * Receive a message; its fds (close-on-exec) into fds, at most max, the
+ * rest closed, m->nr_fds set to how many came.  1, 0 at the end, -errno.
+ */
+static int
+keeper_recv(int sock, struct keeper_msg *m, int *fds, unsigned int max,
+    int flags)
+{
+	struct iovec iov = { m, sizeof(*m) };
+	union {
+		struct cmsghdr	h;
+		char		buf[CMSG_SPACE(sizeof(int) * KFD_MAX)];
+	} u;
+	struct msghdr mh;
+	struct cmsghdr *c;
+	unsigned int i, got = 0, nr;
+	int fd;
+	ssize_t n;
+
+	memset(&mh, 0, sizeof(mh));
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = u.buf;
+	mh.msg_controllen = sizeof(u.buf);
+	while ((n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | flags)) < 0 &&
+	    errno == EINTR)
+		;
+	if (n < 0)
+		return -errno;
+	if (n == 0)
+		return 0;
+	for (c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		nr = (unsigned int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+		for (i = 0; i < nr; i++) {
+			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
+			if (got < max)
+				fds[got++] = fd;
+			else
+				close(fd);
+		}
+	}
+	if (n != (ssize_t)sizeof(*m) || (mh.msg_flags & MSG_CTRUNC)) {
+		for (i = 0; i < got; i++)
+			close(fds[i]);
+		return -EPROTO;
+	}
+	m->nr_fds = got;
+	return 1;
+}
+
+/* --- the keeper ---------------------------------------------------------- */
+
+static void
+keeper_on_signal(int sig)
+{
+	unsigned int i;
+
+	for (i = 0; i < 4; i++)
+		if (keeper_signals[i] == sig)
+			keeper_pending[i] = 1;
+}
+
+static long long
+keeper_ms(const struct timespec *a, const struct timespec *b)
+{
+	return (long long)(b->tv_sec - a->tv_sec) * 1000 +
+	    (b->tv_nsec - a->tv_nsec) / 1000000;
+}
+
+/* Start a server; 0, or -errno (the keeper tries again later). */
+static int
+keeper_spawn(struct keeper *k)
+{
+	sigset_t set;
+	unsigned int i;
+	int sv[2], error;
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+		return -errno;
+	k->stopped = false;
+	k->restart_asked = false;
+	k->state->keeper_pid = getpid();
+	if ((pid = fork()) < 0) {
+		error = -errno;
+		close(sv[0]);
+		close(sv[1]);
+		return error;
+	}
+	if (pid == 0) {
+		/*
+		 * The server blocks the stop signals until it catches them
+		 * (keeper_watch): one forwarded early waits, not kills.
+		 */
+		for (i = 0; i < 4; i++)
+			signal(keeper_signals[i], SIG_DFL);
+		sigemptyset(&set);
+		sigaddset(&set, SIGTERM);
+		sigaddset(&set, SIGINT);
+		sigaddset(&set, SIGHUP);
+		sigprocmask(SIG_SETMASK, &set, NULL);
+		if (dup2(sv[1], k->chan_no) < 0 ||
+		    fcntl(k->chan_no, F_SETFD, 0) != 0)
+			_exit(127);
+		execv(k->exe, k->argv);
+		log_warn("keeper: cannot run %s", k->exe);
+		_exit(127);
+	}
+	close(sv[1]);
+	k->chan = sv[0];
+	k->server = pid;
+	clock_gettime(CLOCK_MONOTONIC, &k->started);
+	if ((error = keeper_send(k->chan, KEEPER_FDS, k->fds,
+	    k->fds[KFD_FUSE] >= 0 ? 3 : 2)) != 0) {
+		/* It cannot start without them: it exits, and is replaced. */
+		errno = -error;
+		log_warn("keeper: sending the fds to server pid %ld",
+		    (long)pid);
+	}
+	if (k->stop_sig != 0)
+		kill(pid, k->stop_sig);
+	return 0;
+}
+
+/* A message from the server. */
+static void
+keeper_read(struct keeper *k, int flags)
+{
+	struct keeper_msg m;
+	int fds[KFD_MAX], r;
+	unsigned int i;
+
+	for (;;) {
+		r = keeper_recv(k->chan, &m, fds, KFD_MAX, flags);
+		if (r == -EAGAIN || r == -EPROTO)
+			return;
+		if (r <= 0) {
+			/* The server is gone (or going): waitpid says how. */
+			close(k->chan);
+			k->chan = -1;
+			return;
+		}
+		switch (m.type) {
+		case KEEPER_FUSE:
+			if (m.nr_fds == 1 && k->fds[KFD_FUSE] < 0) {
+				k->fds[KFD_FUSE] = fds[0];
+				m.nr_fds = 0;
+			}
+			break;
+		case KEEPER_STOPPED:
+			k->stopped = true;
+			break;
+		case KEEPER_RESTART:
+			k->restart_asked = true;
+			break;
+		}
+		for (i = 0; i < m.nr_fds; i++)
+			close(fds[i]);
+		if (!(flags & MSG_DONTWAIT))
+			return;
+	}
+}
+
+/* The exit status a shell would give for wait status st. */
+static int
+keeper_exit_status(int st)
+{
+	if (WIFEXITED(st))
+		return WEXITSTATUS(st);
+	if (WIFSIGNALED(st))
+		return 128 + WTERMSIG(st);
+	return 1;
+}
+
+/*
+ * The server ended with wait status st.  -1 if the keeper goes on (a new
+ * server is due), else the keeper's exit status.
+ */
+static int
+keeper_reap(struct keeper *k, int st)
+{
+	struct timespec now;
+	pid_t pid = k->server;
+	long long lived;
+	char cause[64];
+
+	/* Whatever it said before it died counts. */
+	if (k->chan >= 0)
+		keeper_read(k, MSG_DONTWAIT);
+	if (k->chan >= 0) {
+		close(k->chan);
+		k->chan = -1;
+	}
+	k->server = 0;
+	if (k->stopped || k->fds[KFD_FUSE] < 0)
+		return keeper_exit_status(st);
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	lived = keeper_ms(&k->started, &now);
+	if (WIFSIGNALED(st))
+		snprintf(cause, sizeof(cause), "was killed by signal %d (%s)",
+		    WTERMSIG(st), strsignal(WTERMSIG(st)));
+	else
+		snprintf(cause, sizeof(cause), "exited with status %d",
+		    WEXITSTATUS(st));
+	if (k->restart_asked && WIFEXITED(st) && WEXITSTATUS(st) == 0)
+		k->backoff = 0;
+	else if (lived >= KEEPER_STABLE)
+		k->backoff = 0;
+	else if (k->backoff == 0)
+		k->backoff = KEEPER_BACKOFF_MIN;
+	else if ((k->backoff *= 2) > KEEPER_BACKOFF_MAX)
+		k->backoff = KEEPER_BACKOFF_MAX;
+	k->state->restarts++;
+	k->state->last_pid = pid;
+	k->state->last_status = st;
+	k->state->last_asked = k->restart_asked;
+	if (k->restart_asked)
+		log_info("keeper: server pid %ld %s after a restart was asked "
+		    "for; starting a new one (restart %u)", (long)pid, cause,
+		    k->state->restarts);
+	else
+		log_warnx("keeper: server pid %ld %s; starting a new one in "
+		    "%u ms (restart %u)", (long)pid, cause, k->backoff,
+		    k->state->restarts);
+	k->next_start = now;
+	k->next_start.tv_sec += k->backoff / 1000;
+	k->next_start.tv_nsec += (long)(k->backoff % 1000) * 1000000;
+	if (k->next_start.tv_nsec >= 1000000000) {
+		k->next_start.tv_sec++;
+		k->next_start.tv_nsec -= 1000000000;
+	}
+	return -1;
+}
+
+/*
+ * The path zsd was started as, made absolute (a symbolic link, as for
+ * alternatives, is kept: it may point elsewhere after an upgrade).  Not
+ * /proc/self/exe, which stays the old file once the new one replaces it;
+ * that only if argv[0] cannot be found.  0 or -1.
+ */
+static int
+keeper_find_exe(const char *argv0, char *out, size_t len)
+{
+	char cwd[PATH_MAX], dir[PATH_MAX];
+	const char *path = getenv("PATH"), *p, *colon;
+	ssize_t n;
+	int w;
+
+	if (strchr(argv0, '/') != NULL) {
+		if (argv0[0] == '/')
+			w = snprintf(out, len, "%s", argv0);
+		else if (getcwd(cwd, sizeof(cwd)) != NULL)
+			w = snprintf(out, len, "%s/%s", cwd, argv0);
+		else
+			w = -1;
+		if (w > 0 && (size_t)w < len && access(out, X_OK) == 0)
+			return 0;
+	} else if (path != NULL) {
+		for (p = path; ; p = colon + 1) {
+			colon = strchr(p, ':');
+			n = colon != NULL ? colon - p : (ssize_t)strlen(p);
+			snprintf(dir, sizeof(dir), "%.*s", (int)n, n > 0 ? p :
+			    ".");
+			w = snprintf(out, len, "%s/%s", dir, argv0);
+			if (dir[0] == '/' && w > 0 && (size_t)w < len &&
+			    access(out, X_OK) == 0)
+				return 0;
+			if (colon == NULL)
+				break;
+		}
+	}
+	n = readlink("/proc/self/exe", out, len - 1);
+	if (n <= 0 || (size_t)n >= len - 1)
+		return -1;
+	out[n] = '\0';
+	return 0;
+}
+
+/* Make the arena and the state, lock memory; 0 or -1 (logged). */
+static int
+keeper_setup(struct keeper *k)
+{
+	FILE *f;
+
+	if (keeper_find_exe(k->argv[0], k->exe, sizeof(k->exe)) != 0) {
+		log_warn("keeper: cannot tell where the zsd binary is");
+		return -1;
+	}
+	/* A number for the servers' channel that nothing else will take. */
+	if ((k->chan_no = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
+		log_warn("keeper: /dev/null");
+		return -1;
+	}
+	k->fds[KFD_FUSE] = -1;
+	k->fds[KFD_ARENA] = memfd_create("zsd-arena",
+	    MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	k->fds[KFD_STATE] = memfd_create("zsd-state",
+	    MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (k->fds[KFD_ARENA] < 0 || k->fds[KFD_STATE] < 0) {
+		log_warn("keeper: memfd_create");
+		return -1;
+	}
+	if (ftruncate(k->fds[KFD_STATE], sizeof(struct zsd_state)) != 0) {
+		log_warn("keeper: sizing the state memfd");
+		return -1;
+	}
+	k->state = mmap(NULL, sizeof(struct zsd_state), PROT_READ |
+	    PROT_WRITE, MAP_SHARED, k->fds[KFD_STATE], 0);
+	if (k->state == MAP_FAILED) {
+		log_warn("keeper: mapping the state memfd");
+		return -1;
+	}
+	k->state->magic = KEEPER_STATE_MAGIC;
+	k->state->version = KEEPER_STATE_VERSION;
+	k->chan = -1;
+
+	if (mlockall(MCL_CURRENT | MCL_FUTURE) != 0)
+		log_warn("keeper: mlockall: its memory could be swapped out");
+	/* Raising it needs CAP_SYS_RESOURCE: without it, a warning. */
+	if ((f = fopen("/proc/self/oom_score_adj", "w")) == NULL ||
+	    (fputs("-1000\n", f) == EOF) | (fclose(f) == EOF))
+		log_warn("keeper: oom_score_adj -1000: the OOM killer may "
+		    "pick it");
+	return 0;
+}
+
+int
+keeper_run(char **argv)
+{
+	struct keeper *k = &keeper;
+	struct sigaction sa;
+	struct timespec now, wait, *timeout;
+	struct pollfd pfd;
+	sigset_t block, during;
+	char num[16];
+	unsigned int i;
+	int st, r, error;
+	pid_t pid;
+
+	k->argv = argv;
+	if (keeper_setup(k) != 0)
+		return 1;
+	snprintf(num, sizeof(num), "%d", k->chan_no);
+	if (setenv(KEEPER_ENV, num, 1) != 0)
+		return 1;
+
+	sigemptyset(&block);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = keeper_on_signal;
+	sigemptyset(&sa.sa_mask);
+	for (i = 0; i < 4; i++) {
+		sigaddset(&block, keeper_signals[i]);
+		sigaction(keeper_signals[i], &sa, NULL);
+	}
+	signal(SIGPIPE, SIG_IGN);
+	sigprocmask(SIG_BLOCK, &block, &during);
+	for (i = 0; i < 4; i++)
+		sigdelset(&during, keeper_signals[i]);
+
+	clock_gettime(CLOCK_MONOTONIC, &k->next_start);
+	for (;;) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		timeout = NULL;
+		if (k->server == 0) {
+			if (keeper_ms(&now, &k->next_start) <= 0) {
+				if ((error = keeper_spawn(k)) != 0) {
+					errno = -error;
+					log_warn("keeper: starting a server");
+					k->next_start = now;
+					k->next_start.tv_sec += 1;
+				}
+			}
+			if (k->server == 0) {
+				long long ms = keeper_ms(&now, &k->next_start);
+
+				if (ms < 0)
+					ms = 0;
+				wait.tv_sec = ms / 1000;
+				wait.tv_nsec = (ms % 1000) * 1000000;
+				timeout = &wait;
+			}
+		}
+		pfd.fd = k->chan;
+		pfd.events = POLLIN;
+		pfd.revents = 0;
+		r = ppoll(&pfd, k->chan >= 0 ? 1 : 0, timeout, &during);
+		if (r > 0 && pfd.revents != 0)
+			keeper_read(k, 0);
+		for (i = 0; i < 3; i++) {
+			if (!keeper_pending[i])
+				continue;
+			keeper_pending[i] = 0;
+			if (keeper_signals[i] != SIGHUP)
+				k->stop_sig = keeper_signals[i];
+			if (k->server > 0)
+				kill(k->server, keeper_signals[i]);
+		}
+		if (keeper_pending[3]) {
+			keeper_pending[3] = 0;
+			while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+				if (pid != k->server)
+					continue;
+				if ((r = keeper_reap(k, st)) >= 0)
+					return r;
+			}
+		}
+	}
+}
+
+/* --- the server's side --------------------------------------------------- */
+
+/* Was this process started by a keeper? */
+bool
+keeper_started_us(void)
+{
+	const char *env = getenv(KEEPER_ENV);
+
+	return env != NULL && env[0] != '\0';
+}
+
+/*
+ * Take what the keeper passes: the arena, the state, and the FUSE fd of
+ * a predecessor.  0 (nothing to take without a keeper), or -errno.
+ */
+int
+keeper_attach(struct zsd *z)
+{
+	const char *env = getenv(KEEPER_ENV);
+	struct keeper_msg m;
+	struct zsd_state *s;
+	int fds[KFD_MAX], r, fd;
+	char *end;
+	long n;
+
+	z->keeper_fd = z->arena_fd = z->fuse_fd = -1;
+	if (env == NULL || env[0] == '\0')
+		return 0;
+	n = strtol(env, &end, 10);
+	if (*end != '\0' || n < 3 || n > 1 << 20)
+		return -EBADF;
+	fd = (int)n;
+	unsetenv(KEEPER_ENV);
+	if (fcntl(fd, F_SETFD, FD_CLOEXEC) != 0)
+		return -errno;
+	z->keeper_fd = fd;
+	if ((r = keeper_recv(fd, &m, fds, KFD_MAX, 0)) <= 0)
+		return r == 0 ? -EPIPE : r;
+	if (m.type != KEEPER_FDS || m.nr_fds < 2) {
+		while (m.nr_fds > 0)
+			close(fds[--m.nr_fds]);
+		return -EPROTO;
+	}
+	s = mmap(NULL, sizeof(*s), PROT_READ | PROT_WRITE, MAP_SHARED,
+	    fds[KFD_STATE], 0);
+	close(fds[KFD_STATE]);
+	if (s == MAP_FAILED)
+		return -errno;
+	if (s->magic != KEEPER_STATE_MAGIC ||
+	    s->version != KEEPER_STATE_VERSION) {
+		munmap(s, sizeof(*s));
+		return -EPROTO;
+	}
+	z->state = s;
+	z->arena_fd = fds[KFD_ARENA];
+	if (m.nr_fds > KFD_FUSE)
+		z->fuse_fd = fds[KFD_FUSE];
+	if (z->fuse_fd < 0)
+		return 0;
+	z->took_over = true;
+
+	/* A successor: what its predecessor left. */
+	if (WIFSIGNALED(s->last_status))
+		log_info("taking over from server pid %ld, killed by signal "
+		    "%d (restart %u)", (long)s->last_pid,
+		    WTERMSIG(s->last_status), s->restarts);
+	else
+		log_info("taking over from server pid %ld, which exited with "
+		    "status %d%s (restart %u)", (long)s->last_pid,
+		    WEXITSTATUS(s->last_status), s->last_asked ?
+		    " to be replaced" : "", s->restarts);
+	if (s->swap_on) {
+		memcpy(z->loop_dev, s->loop_dev, sizeof(z->loop_dev));
+		z->loop_dev[sizeof(z->loop_dev) - 1] = '\0';
+		z->swap = SWAP_ON;
+		if ((z->loop_fd = open(z->loop_dev, O_RDWR | O_CLOEXEC)) < 0)
+			log_warn("%s: it stays swap, but will not be detached "
+			    "at stop", z->loop_dev);
+	}
+	return 0;
+}
+
+/* Server, loop: the channel is readable, which means the keeper is gone. */
+static void
+keeper_on_channel(evutil_socket_t fd, short what, void *arg)
+{
+	struct zsd *z = arg;
+	struct keeper_msg m;
+	int fds[KFD_MAX], r;
+
+	r = keeper_recv(fd, &m, fds, KFD_MAX, MSG_DONTWAIT);
+	if (r == -EAGAIN)
+		return;
+	if (r > 0) {
+		while (m.nr_fds > 0)
+			close(fds[--m.nr_fds]);
+		return;
+	}
+	log_warnx("the keeper (pid %ld) is gone: if this server dies now, "
+	    "its mount and every swapped page are lost",
+	    (long)z->state->keeper_pid);
+	event_free(z->keeper_ev);
+	z->keeper_ev = NULL;
+	close(z->keeper_fd);
+	z->keeper_fd = -1;
+}
+
+/*
+ * Server, once the loop catches the stop signals: let through those the
+ * keeper had blocked, and watch the channel.
+ */
+void
+keeper_watch(struct zsd *z)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_UNBLOCK, &set, NULL);
+	if (z->keeper_fd < 0)
+		return;
+	z->keeper_ev = event_new(z->base, z->keeper_fd, EV_READ | EV_PERSIST,
+	    keeper_on_channel, z);
+	if (z->keeper_ev == NULL || event_add(z->keeper_ev, NULL) != 0)
+		log_warnx("cannot watch the channel to the keeper");
+}
+
+/* Server: the /dev/fuse fd it mounted, for the keeper to hold. */
+void
+keeper_give_fuse(struct zsd *z, int fd)
+{
+	int error;
+
+	if (z->keeper_fd < 0)
+		return;
+	if ((error = keeper_send(z->keeper_fd, KEEPER_FUSE, &fd, 1)) != 0) {
+		errno = -error;
+		log_warn("passing the FUSE connection to the keeper: if this "
+		    "server dies, the mount and its pages are lost");
+	}
+}
+
+/* Server, at exit: stopped cleanly (the keeper exits too). */
+void
+keeper_stopped(struct zsd *z)
+{
+	if (z->keeper_fd >= 0)
+		(void)keeper_send(z->keeper_fd, KEEPER_STOPPED, NULL, 0);
+}
+
+/* Server: exiting to be replaced; the keeper starts the next one. */
+int
+keeper_restart(struct zsd *z)
+{
+	if (z->keeper_fd < 0)
+		return -ENOTCONN;
+	return keeper_send(z->keeper_fd, KEEPER_RESTART, NULL, 0);
+}
+
+/* Server, loop: what a successor needs to know about swap. */
+void
+keeper_save_swap(struct zsd *z)
+{
+	struct zsd_state *s = z->state;
+
+	if (s == NULL)
+		return;
+	if (z->swap == SWAP_ON) {
+		memcpy(s->loop_dev, z->loop_dev, sizeof(s->loop_dev));
+		s->swap_on = 1;
+	} else {
+		s->swap_on = 0;
+	}
+}
+
+/* Server, loop: the FUSE INIT request the kernel sent, for successors. */
+void
+keeper_save_init(struct zsd *z, const void *buf, size_t len)
+{
+	struct zsd_state *s = z->state;
+
+	if (s == NULL || len > sizeof(s->init))
+		return;
+	s->init_len = 0;
+	memcpy(s->init, buf, len);
+	s->init_len = (uint32_t)len;
+}
