@@ -27,10 +27,11 @@
  *			restart): start the next server at once
  *
  * A server that ends any other way (a signal, an exit without
- * KEEPER_STOPPED) is replaced, after a delay that doubles from
- * KEEPER_BACKOFF_MIN to KEEPER_BACKOFF_MAX while servers keep dying
- * young; the keeper never gives up while it holds the /dev/fuse fd
- * (giving up would lose every page).  A server that ends before it has
+ * KEEPER_STOPPED) is replaced: at once if it had served (it said so in
+ * the state), else after a delay that doubles from KEEPER_BACKOFF_MIN to
+ * KEEPER_BACKOFF_MAX while servers keep dying before they serve; the
+ * keeper never gives up while it holds the /dev/fuse fd (giving up
+ * would lose every page).  A server that ends before it has
  * mounted leaves nothing to keep: the keeper exits with its status.
  * SIGTERM, SIGINT and SIGHUP are forwarded to the server; a stop signal
  * is forwarded again to the next server if the one asked died first.
@@ -250,6 +251,7 @@ keeper_spawn(struct keeper *k)
 	close(sv[1]);
 	k->chan = sv[0];
 	k->server = pid;
+	k->state->served = 0;
 	clock_gettime(CLOCK_MONOTONIC, &k->started);
 	if ((error = keeper_send(k->chan, KEEPER_FDS, k->fds,
 	    k->fds[KFD_FUSE] >= 0 ? 3 : 2)) != 0) {
@@ -344,9 +346,13 @@ keeper_reap(struct keeper *k, int st)
 	else
 		snprintf(cause, sizeof(cause), "exited with status %d",
 		    WEXITSTATUS(st));
+	/*
+	 * A server that got as far as serving was no crash loop: the next
+	 * one starts at once, for swap waits on it.
+	 */
 	if (k->restart_asked && WIFEXITED(st) && WEXITSTATUS(st) == 0)
 		k->backoff = 0;
-	else if (lived >= KEEPER_STABLE)
+	else if (k->state->served || lived >= KEEPER_STABLE)
 		k->backoff = 0;
 	else if (k->backoff == 0)
 		k->backoff = KEEPER_BACKOFF_MIN;

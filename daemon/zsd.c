@@ -180,6 +180,8 @@ ready(struct zsd *z)
 		log_info("ready: serving %s (%llu MiB, %s)", fs_file_path(z),
 		    (unsigned long long)(z->cfg.disksize >> 20),
 		    codec_name(z->cfg.algorithm));
+	if (z->state != NULL)
+		z->state->served = 1;
 	notify("READY=1");
 }
 

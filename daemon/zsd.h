@@ -421,6 +421,8 @@ struct zsd_state {
 	char		loop_dev[32];	/* server */
 	uint32_t	init_len;	/* server: bytes of init, 0: none yet */
 	unsigned char	init[512];	/* server: FUSE INIT as read */
+	uint32_t	served;		/* server: ready; keeper: cleared
+					   before it starts one */
 };
 
 /* zsd as started: run servers until one stops cleanly; exit status. */

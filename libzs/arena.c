@@ -42,6 +42,9 @@
  * object overlaps are dropped), every section's page descriptors and free
  * list, the handle and zspage free lists, the classes' fullness lists and
  * counters.  Sections left with no kept page are punched out whole.
+ * Last, the pages of the arena that are in memory are mapped into the
+ * new process, which locks them if it runs under mlockall
+ * (arena_lock_resident).
  */
 #include <config.h>
 
@@ -62,6 +65,10 @@
 #define F_ADD_SEALS		1033		/* Linux 3.17 */
 #define F_SEAL_SHRINK		0x0002
 #define F_SEAL_GROW		0x0004
+#endif
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ	22		/* Linux 5.14 */
 #endif
 
 #define ARENA_MAGIC		"ZSARENA"
@@ -792,6 +799,58 @@ rebuild_sections(struct rebuild *r, struct zs_recovery *res)
 	return 0;
 }
 
+/*
+ * Map into this process every page of [addr, addr + len) that is in
+ * memory (mincore), none other: in a process that locks its memory
+ * (mlockall, as zsd does) that locks them.  A page the dead process had
+ * locked is locked by no one once it is gone, and could be swapped out --
+ * for zsd, to its own swap -- until the next process touches it, which
+ * for an object's page may be long after recovery.  Pages not in memory
+ * (holes, and pages swapped out meanwhile) are left alone: faulting a
+ * hole in would allocate it.  Only a speedup if it fails.
+ */
+static void
+arena_lock_resident(char *addr, size_t len)
+{
+	static unsigned char vec[16384];
+	size_t off, n, i, run;
+
+	for (off = 0; off < len; off += n << PAGE_SHIFT) {
+		n = (len - off) >> PAGE_SHIFT;
+		if (n > sizeof(vec))
+			n = sizeof(vec);
+		if (n == 0 || mincore(addr + off, n << PAGE_SHIFT, vec) != 0)
+			return;
+		for (i = 0; i < n; i += run) {
+			for (run = 0; i + run < n && (vec[i + run] & 1); run++)
+				;
+			if (run > 0)
+				(void)madvise(addr + off + (i << PAGE_SHIFT),
+				    run << PAGE_SHIFT, MADV_POPULATE_READ);
+			else
+				run = 1;
+		}
+	}
+}
+
+/* Lock what recovery kept: root, tables, sections in use. */
+static void
+arena_lock_kept(struct zs_pool *pool)
+{
+	struct arena *a = pool->arena;
+	uint32_t slots = atomic_load(&a->hdr->section_slots), i;
+
+	arena_lock_resident(a->base, a->hdr->root_off + a->hdr->root_size);
+	arena_lock_resident(a->base + a->hdr->handles_off, (size_t)atomic_load(
+	    &pool->handle_top) * sizeof(uint64_t));
+	arena_lock_resident(a->base + a->hdr->zspages_off,
+	    (size_t)pool->zspage_top * sizeof(struct zspage));
+	for (i = 0; i < slots; i++)
+		if (atomic_load(&pool->sections[i]) != NULL)
+			arena_lock_resident((char *)arena_sec(pool, i),
+			    pool->cfg.section_size);
+}
+
 int
 zs_arena_recover(struct zs_pool *pool, struct zs_recovery *res,
     char *why, size_t whylen)
@@ -833,6 +892,7 @@ zs_arena_recover(struct zs_pool *pool, struct zs_recovery *res,
 	free(a->marks);
 	a->marks = NULL;
 	a->marks_len = 0;
+	arena_lock_kept(pool);
 	if ((error = pool_start(pool)) != 0)
 		goto out;
 	report_request(pool);

@@ -1,0 +1,162 @@
+#!/bin/bash
+# crash.sh - zsd survives its own crash with swap on: a program in a
+# memory cgroup holds hundreds of MiB in zsd's swap, the serving process
+# is killed with SIGKILL at several moments (mid-fill, idle, during a
+# compaction, during a shrink, mid-read-back), and each time the keeper
+# starts a new server that recovers the pool and serves again; the
+# program must finish with every page right, killed by nothing (no
+# SIGBUS, no OOM kill).  Prints how long each new server took to answer.
+. "${srcdir:-.}/tests/lib.sh"
+
+prio=32000
+ZSCTL=${ZSCTL:-$builddir/daemon/zsctl}
+MIB=${CRASH_MIB:-640}		# the program's memory
+LIMIT=${CRASH_LIMIT:-160}	# its cgroup's, MiB
+
+require_root
+require_fuse
+require_loop
+require_cgroup_memory
+require_prog swapoff losetup
+[ -x "$ZSCTL" ] || skip "no zsctl at $ZSCTL"
+swap_lock || tap_bail "cannot take $builddir/tests/swap.lock"
+other=$(swaps_from "$prio")
+[ -z "$other" ] || skip "other swap at priority >= $prio: $other"
+setup_cleanup
+
+zsctl()
+{
+	"$ZSCTL" -s "$TEST_DIR/control" "$@"
+}
+
+# status_get KEY: one field of zsctl --json status ("" if none answers).
+status_get()
+{
+	zsctl --json status 2>/dev/null | tr ',' '\n' |
+	    sed -n "s/^.*\"$1\": \"\{0,1\}\([^\"]*\)\"\{0,1\} *}\{0,1\}\$/\1/p"
+}
+
+now_ms()
+{
+	echo $(($(date +%s%N) / 1000000))
+}
+
+# kill_server WHAT: SIGKILL the server, wait for another to answer; a
+# test point with the time it took.
+kills=0
+kill_server()
+{
+	local what=$1 old new t0 t1 tenths=100
+
+	old=$(status_get pid)
+	[ -n "$old" ] || { tap_ok 1 "$what: no server answers"; return; }
+	t0=$(now_ms)
+	kill -KILL "$old"
+	kills=$((kills + 1))
+	while [ "$tenths" -gt 0 ]; do
+		new=$(status_get pid)
+		[ -n "$new" ] && [ "$new" != "$old" ] && break
+		new=
+		sleep 0.05
+		tenths=$((tenths - 1))
+	done
+	t1=$(now_ms)
+	[ -n "$new" ]
+	tap_ok $? "$what: server $old killed, $new answers after" \
+	    "$((t1 - t0)) ms"
+	[ -n "$new" ] || tap_diag "$(tail -15 "$ZSD_LOG")"
+	echo "$((t1 - t0))" >>"$TEST_DIR/gaps"
+}
+
+# swapped: KiB of the program's memory in swap.
+swapped()
+{
+	local kib
+
+	kib=$(awk '/^VmSwap:/ { print $2 }' "/proc/$swapper/status" \
+	    2>/dev/null)
+	echo "${kib:-0}"
+}
+
+zsd_start --swapon -o disksize=1G -o priority=$prio ||
+    tap_bail "zsd --swapon did not start"
+keeper=$(status_get keeper_pid)
+[ -n "$keeper" ] || tap_bail "zsd reports no keeper_pid"
+loop=$(our_loops)
+[ -n "$loop" ] || tap_bail "no loop device"
+
+cgroup_create crash $((LIMIT << 20)) || tap_bail "cannot make a memory cgroup"
+rm -f "$TEST_DIR/go"
+cgroup_run crash "$SWAPPER" -m "$MIB" -s 23 -w $((MIB - LIMIT - 80)) \
+    -p "$TEST_DIR/go" >"$TEST_DIR/swapper.out" 2>&1 &
+bg=$!
+TEST_PIDS=$bg
+# The swapper itself: cgroup_run's subshell, or its child.
+swapper=$bg
+for ((i = 0; i < 50; i++)); do
+	c=$(pgrep -P "$bg" 2>/dev/null | head -1)
+	[ -n "$c" ] && swapper=$c
+	grep -q "^VmSwap:" "/proc/$swapper/status" 2>/dev/null && break
+	sleep 0.1
+done
+
+# Mid-fill: once 100 MiB are in swap.
+while pid_alive "$swapper" && [ "$(swapped)" -lt $((100 << 10)) ]; do
+	sleep 0.1
+done
+kill_server "mid-fill ($(($(swapped) >> 10)) MiB swapped)"
+
+# Idle: the fill done, the program waiting.
+for ((i = 0; i < 600; i++)); do
+	grep -q "waiting for" "$TEST_DIR/swapper.out" && break
+	pid_alive "$swapper" || break
+	sleep 0.1
+done
+sw=$(($(swapped) >> 10))
+[ "$sw" -ge 400 ] || tap_diag "only $sw MiB swapped (want 400)"
+kill_server "idle with $sw MiB swapped"
+held=$sw
+
+# During a compaction, and during a shrink, each started by zsctl.
+zsctl compact >/dev/null 2>&1 &
+sleep 0.05
+kill_server "during zsctl compact"
+wait $! 2>/dev/null
+zsctl shrink 64M >/dev/null 2>&1 &
+sleep 0.05
+kill_server "during zsctl shrink"
+wait $! 2>/dev/null
+
+# Mid-read-back: let the program verify, kill twice while it reads.
+touch "$TEST_DIR/go"
+sleep 1
+kill_server "mid-read-back ($(($(swapped) >> 10)) MiB still swapped)"
+sleep 1
+pid_alive "$swapper" && kill_server "mid-read-back, again"
+
+wait "$bg"
+status=$?
+TEST_PIDS=
+tap_diag "$(cat "$TEST_DIR/swapper.out")"
+[ "$status" -eq 0 ]
+tap_ok $? "swapper -m $MIB in a $LIMIT MiB cgroup, $held MiB swapped:" \
+    "every page right across $kills kills of the server (status $status)"
+! grep -q "oom_kill [1-9]" "$(cgroup_path crash)/memory.events" 2>/dev/null
+tap_ok $? "no process of the cgroup was OOM-killed"
+[ "$(status_get restarts)" = "$kills" ]
+tap_ok $? "zsctl status: restarts $(status_get restarts) (want $kills)"
+[ "$(status_get keeper_pid)" = "$keeper" ]
+tap_ok $? "the keeper ($keeper) is the same"
+[ "$(swap_priority "$loop")" = "$prio" ]
+tap_ok $? "$loop is still swap at priority $prio"
+tap_diag "new server answered after (ms): $(tr '\n' ' ' <"$TEST_DIR/gaps")"
+grep -h "recovered" "$ZSD_LOG" | sed 's/^/# /' | head -8
+
+cgroup_remove crash
+zsd_stop
+tap_ok $? "zsd stops on SIGTERM with status 0"
+! swap_priority "$loop" >/dev/null
+tap_ok $? "swap on $loop is off"
+! is_mounted "$ZSD_MNT"
+tap_ok $? "the mount is gone"
+tap_done
