@@ -7,8 +7,8 @@
 # zsctl restart replaces the server the same way.  A clean stop (SIGTERM
 # to the keeper) still unmounts and exits 0; the keeper and the server
 # killed together leave a dead mount that the next zsd cleans up.
-# (The pages themselves survive a restart only once the pool lives in
-# the arena; this test checks that I/O works, not what it reads.)
+# What was written before the kills and restarts reads back the same
+# after them: the pool outlives its servers.
 . "${srcdir:-.}/tests/lib.sh"
 
 ZSCTL=${ZSCTL:-$builddir/daemon/zsctl}
@@ -145,6 +145,17 @@ is_mounted "$ZSD_MNT" && [ "$(stat -c %s "$F")" = $((64 << 20)) ] &&
     dd if="$F" of=/dev/null bs=128k count=1 iflag=direct status=none
 tap_ok $? "the mount works: stat, a write and a read of the file"
 
+# 1 MiB of other bytes, written once, must read back the same after
+# every kill and restart below.
+head -c $((1 << 20)) /dev/urandom >"$TEST_DIR/kept"
+dd if="$TEST_DIR/kept" of="$F" bs=1M seek=8 oflag=direct conv=notrunc \
+    status=none || tap_bail "cannot write $F"
+kept_same()
+{
+	dd if="$F" bs=1M skip=8 count=1 iflag=direct status=none |
+	    cmp -s - "$TEST_DIR/kept"
+}
+
 # SIGKILL while I/O runs: nothing in flight may fail or hang.
 io_start
 sleep 0.5
@@ -163,12 +174,14 @@ tap_ok $? "$NR_LOOPS O_DIRECT read/write loops saw no error and no" \
     "hang ($IO_ROUNDS rounds)"
 [ "$(status_get restarts)" = 4 ] && pid_alive "$keeper"
 tap_ok $? "restarts 4, the keeper the same"
+kept_same
+tap_ok $? "1 MiB written before the kills reads back the same"
 
 # zsctl restart while I/O runs.
 io_start
 sleep 0.3
 ok=0
-for n in 1 2 3 4 5; do
+for n in 1 2 3 4 5 6 7 8 9 10; do
 	old=$(status_get pid)
 	out=$(zsctl restart 2>&1)
 	st=$?
@@ -181,12 +194,20 @@ for n in 1 2 3 4 5; do
 	fi
 	sleep 0.2
 done
-tap_ok $ok "zsctl restart, 5 times: each waits for the new server, names it"
+tap_ok $ok "zsctl restart, 10 times: each waits for the new server, names it"
 io_stop
 tap_ok $? "no I/O error or hang across the restarts ($IO_ROUNDS rounds)"
-[ "$(status_get restarts)" = 9 ] && [ "$(grep -c \
-    "exited with status 0 after a restart was asked" "$ZSD_LOG")" = 5 ]
-tap_ok $? "restarts 9, 5 of them asked for, each old server exiting 0"
+[ "$(status_get restarts)" = 14 ] && [ "$(grep -c \
+    "exited with status 0 after a restart was asked" "$ZSD_LOG")" = 10 ]
+tap_ok $? "restarts 14, 10 of them asked for, each old server exiting 0"
+kept_same
+tap_ok $? "1 MiB written before the restarts reads back the same"
+for ((b = 0; b < NR_LOOPS * 8; b++)); do
+	dd if="$F" bs=128k skip=$b count=1 iflag=direct status=none |
+	    cmp -s - "$TEST_DIR/pattern" || break
+done
+[ "$b" -eq $((NR_LOOPS * 8)) ]
+tap_ok $? "the I/O loops' blocks hold what they wrote ($b of $((NR_LOOPS * 8)))"
 
 # A clean stop: SIGTERM to the keeper goes to the server.
 server=$(status_get pid)
