@@ -29,13 +29,6 @@ zsctl()
 	"$ZSCTL" -s "$TEST_DIR/control" "$@"
 }
 
-# status_get KEY: one field of zsctl --json status ("" if none answers).
-status_get()
-{
-	zsctl --json status 2>/dev/null | tr ',' '\n' |
-	    sed -n "s/^.*\"$1\": \"\{0,1\}\([^\"]*\)\"\{0,1\} *}\{0,1\}\$/\1/p"
-}
-
 now_ms()
 {
 	echo $(($(date +%s%N) / 1000000))
@@ -48,13 +41,13 @@ kill_server()
 {
 	local what=$1 old new t0 t1 tenths=100
 
-	old=$(status_get pid)
+	old=$(zsd_status pid)
 	[ -n "$old" ] || { tap_ok 1 "$what: no server answers"; return; }
 	t0=$(now_ms)
 	kill -KILL "$old"
 	kills=$((kills + 1))
 	while [ "$tenths" -gt 0 ]; do
-		new=$(status_get pid)
+		new=$(zsd_status pid)
 		[ -n "$new" ] && [ "$new" != "$old" ] && break
 		new=
 		sleep 0.05
@@ -80,7 +73,7 @@ swapped()
 
 zsd_start --swapon -o disksize=1G -o priority=$prio ||
     tap_bail "zsd --swapon did not start"
-keeper=$(status_get keeper_pid)
+keeper=$(zsd_status keeper_pid)
 [ -n "$keeper" ] || tap_bail "zsd reports no keeper_pid"
 loop=$(our_loops)
 [ -n "$loop" ] || tap_bail "no loop device"
@@ -143,9 +136,9 @@ tap_ok $? "swapper -m $MIB in a $LIMIT MiB cgroup, $held MiB swapped:" \
     "every page right across $kills kills of the server (status $status)"
 ! grep -q "oom_kill [1-9]" "$(cgroup_path crash)/memory.events" 2>/dev/null
 tap_ok $? "no process of the cgroup was OOM-killed"
-[ "$(status_get restarts)" = "$kills" ]
-tap_ok $? "zsctl status: restarts $(status_get restarts) (want $kills)"
-[ "$(status_get keeper_pid)" = "$keeper" ]
+[ "$(zsd_status restarts)" = "$kills" ]
+tap_ok $? "zsctl status: restarts $(zsd_status restarts) (want $kills)"
+[ "$(zsd_status keeper_pid)" = "$keeper" ]
 tap_ok $? "the keeper ($keeper) is the same"
 [ "$(swap_priority "$loop")" = "$prio" ]
 tap_ok $? "$loop is still swap at priority $prio"

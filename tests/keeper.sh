@@ -25,13 +25,6 @@ zsctl()
 	"$ZSCTL" -s "$TEST_DIR/control" "$@"
 }
 
-# status_get KEY: one field of zsctl --json status ("" if none answers).
-status_get()
-{
-	zsctl --json status 2>/dev/null | tr ',' '\n' |
-	    sed -n "s/^.*\"$1\": \"\{0,1\}\([^\"]*\)\"\{0,1\} *}\{0,1\}\$/\1/p"
-}
-
 # Wait up to $2 tenths of a second for a server other than pid $1 to
 # answer; its pid on stdout.
 new_server()
@@ -39,7 +32,7 @@ new_server()
 	local old=$1 tenths=$2 pid
 
 	while [ "$tenths" -gt 0 ]; do
-		pid=$(status_get pid)
+		pid=$(zsd_status pid)
 		if [ -n "$pid" ] && [ "$pid" != "$old" ]; then
 			echo "$pid"
 			return 0
@@ -113,9 +106,9 @@ zsd_start --no-swapon -o disksize=64M || tap_bail "zsd did not start"
 F=$ZSD_MNT/swap0
 keeper=$ZSD_PID
 server=$ZSD_SERVER
-[ -n "$server" ] && [ "$(status_get pid)" = "$server" ] &&
-    [ "$(status_get keeper_pid)" = "$keeper" ] &&
-    [ "$(status_get restarts)" = 0 ]
+[ -n "$server" ] && [ "$(zsd_status pid)" = "$server" ] &&
+    [ "$(zsd_status keeper_pid)" = "$keeper" ] &&
+    [ "$(zsd_status restarts)" = 0 ]
 tap_ok $? "status: server pid $server, keeper_pid $keeper, restarts 0"
 # (AddressSanitizer makes mlockall a silent no-op.)
 if grep -q -- '-fsanitize=address' "$builddir/Makefile" 2>/dev/null; then
@@ -134,8 +127,8 @@ ms=$((($(date +%s%N) - t0) / 1000000))
 [ -n "$new" ] && [ "$ms" -lt 1000 ]
 tap_ok $? "killed server $server: server ${new:-none} answers $ms ms" \
     "later (want < 1 s)"
-[ "$(status_get restarts)" = 1 ] &&
-    [ "$(status_get keeper_pid)" = "$keeper" ] && pid_alive "$keeper"
+[ "$(zsd_status restarts)" = 1 ] &&
+    [ "$(zsd_status keeper_pid)" = "$keeper" ] && pid_alive "$keeper"
 tap_ok $? "restarts 1, the same keeper_pid"
 grep -q "server pid $server was killed by signal 9" "$ZSD_LOG"
 tap_ok $? "the keeper logged the restart and its cause"
@@ -161,7 +154,7 @@ io_start
 sleep 0.5
 kills=0
 for _ in 1 2 3; do
-	server=$(status_get pid)
+	server=$(zsd_status pid)
 	[ -n "$server" ] || break
 	kill -KILL "$server"
 	new_server "$server" 100 >/dev/null || break
@@ -172,7 +165,7 @@ tap_ok $((kills != 3)) "killed 3 servers while I/O ran ($kills replaced)"
 io_stop
 tap_ok $? "$NR_LOOPS O_DIRECT read/write loops saw no error and no" \
     "hang ($IO_ROUNDS rounds)"
-[ "$(status_get restarts)" = 4 ] && pid_alive "$keeper"
+[ "$(zsd_status restarts)" = 4 ] && pid_alive "$keeper"
 tap_ok $? "restarts 4, the keeper the same"
 kept_same
 tap_ok $? "1 MiB written before the kills reads back the same"
@@ -182,10 +175,10 @@ io_start
 sleep 0.3
 ok=0
 for n in 1 2 3 4 5 6 7 8 9 10; do
-	old=$(status_get pid)
+	old=$(zsd_status pid)
 	out=$(zsctl restart 2>&1)
 	st=$?
-	new=$(status_get pid)
+	new=$(zsd_status pid)
 	if [ $st -ne 0 ] || [ -z "$new" ] || [ "$new" = "$old" ] ||
 	    [ "$out" != "zsd restarted: server pid $old replaced by pid $new" ]
 	then
@@ -197,7 +190,7 @@ done
 tap_ok $ok "zsctl restart, 10 times: each waits for the new server, names it"
 io_stop
 tap_ok $? "no I/O error or hang across the restarts ($IO_ROUNDS rounds)"
-[ "$(status_get restarts)" = 14 ] && [ "$(grep -c \
+[ "$(zsd_status restarts)" = 14 ] && [ "$(grep -c \
     "exited with status 0 after a restart was asked" "$ZSD_LOG")" = 10 ]
 tap_ok $? "restarts 14, 10 of them asked for, each old server exiting 0"
 kept_same
@@ -210,7 +203,7 @@ done
 tap_ok $? "the I/O loops' blocks hold what they wrote ($b of $((NR_LOOPS * 8)))"
 
 # A clean stop: SIGTERM to the keeper goes to the server.
-server=$(status_get pid)
+server=$(zsd_status pid)
 zsd_stop
 tap_ok $? "SIGTERM to the keeper: zsd exits 0"
 ! pid_alive "$server" && ! is_mounted "$ZSD_MNT" && [ ! -e "$TEST_DIR/control" ]

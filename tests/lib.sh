@@ -20,6 +20,7 @@
 #	zsd_start ARGS...	start zsd -f on $ZSD_MNT, wait for "ready"
 #	zsd_stop		SIGTERM, wait; its exit status
 #	zsd_server_pid		the serving process the keeper runs now
+#	zsd_status KEY		a field of zsctl --json status
 #	mm_stat FIELD		one field of $ZSD_MNT/mm_stat, by name
 #	our_loops		loop devices backed by files in our temp dir
 #	cgroup_create NAME BYTES, cgroup_run NAME CMD..., cgroup_remove NAME
@@ -273,6 +274,15 @@ setup_cleanup()
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
 	trap 'exit 129' HUP
+}
+
+# zsd_status KEY: one field of `zsctl --json status` from the zsd
+# zsd_start started ("" if none answers).
+zsd_status()
+{
+	"${ZSCTL:-$builddir/daemon/zsctl}" -s "$TEST_DIR/control" --json \
+	    status 2>/dev/null | tr ',' '\n' |
+	    sed -n "s/^.*\"$1\": \"\{0,1\}\([^\"]*\)\"\{0,1\} *}\{0,1\}\$/\1/p"
 }
 
 # The serving process zsd's keeper $ZSD_PID runs now (its one child).
