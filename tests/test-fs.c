@@ -138,7 +138,7 @@ req_write(uint64_t off, const void *buf, uint32_t size, struct reply *r)
 static void
 setup(void)
 {
-	struct store_options opt = { CODEC_LZ4, 1, 0 };
+	struct store_options opt = { CODEC_LZ4, 1, 0, false };
 	struct fuse_init_in init;
 	struct reply r;
 	int sv[2], error = 0;
@@ -203,17 +203,25 @@ test_takeover(void)
 	struct reply r;
 	unsigned int tries;
 	ssize_t n;
-	int fd;
+	int fd, error;
 
 	memcpy(&h, state.init, sizeof(h));
 	ok(state.init_len == sizeof(h) + sizeof(struct fuse_init_in) &&
 	    h.opcode == FUSE_INIT && h.len == state.init_len,
 	    "the INIT request is recorded (%u bytes)", state.init_len);
 
-	/* The first session goes as at zsctl restart; its fd stays open. */
+	/*
+	 * The first session goes as at zsctl restart, its fd left open:
+	 * workers first (a worker may still be handing back the slot of a
+	 * request it has answered), then the session; new ones after.
+	 */
 	if ((fd = dup(chan)) < 0)
 		bail("dup: %s", strerror(errno));
 	z.restarting = true;
+	workers_stop(z.workers);
+	if ((z.workers = workers_start(z.store, 2, fs_max_works(2),
+	    &error)) == NULL)
+		bail("workers_start: %s", strerror(-error));
 	fs_stop(&z);
 	z.restarting = false;
 	z.fuse_fd = fd;
