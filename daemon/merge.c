@@ -105,6 +105,7 @@ struct merge_index {
 	struct merge_shard	*shards;
 	unsigned int		 nr_locks;	/* initialised, for destroy */
 	bool			 nodes_given;	/* the caller's memory */
+	uint32_t		*recount;	/* recovery: refs per node */
 };
 
 static inline uint64_t
@@ -384,6 +385,7 @@ merge_destroy(struct merge_index *idx)
 		pthread_mutex_destroy(&idx->shards[--idx->nr_locks].lock);
 	free(idx->shards);
 	free(idx->cells);
+	free(idx->recount);
 	if (!idx->nodes_given)
 		free(idx->nodes);
 	free(idx);
@@ -466,19 +468,23 @@ fail:
 
 /*
  * Recovery of an index whose nodes a dead process left (see persist.c):
- * merge_recover_begin forgets every count, merge_recover_ref counts a
+ * merge_recover_begin starts counting anew (0 or -ENOMEM), merge_recover_ref counts a
  * slot that names node and handle (false if the node names another
  * handle or none), merge_recover_end frees the nodes no slot named and
  * builds the shards' cells, free lists and counts anew.  Single-threaded,
  * before the index is used.
  */
-void
+int
 merge_recover_begin(struct merge_index *idx)
 {
-	size_t i, n = (size_t)(idx->shard_mask + 1) * idx->nodes_per_shard;
+	size_t n = (size_t)(idx->shard_mask + 1) * idx->nodes_per_shard;
 
-	for (i = 0; i < n; i++)
-		idx->nodes[i].refs = 0;
+	/*
+	 * Counted aside: clearing every node's count would touch, and so
+	 * make resident, the nodes of the whole file, used or not.
+	 */
+	idx->recount = calloc(n, sizeof(*idx->recount));
+	return idx->recount != NULL ? 0 : -ENOMEM;
 }
 
 bool
@@ -493,9 +499,9 @@ merge_recover_ref(struct merge_index *idx, uint32_t node, zs_handle_t handle,
 	n = &idx->nodes[node - 1];
 	if (n->handle != handle || n->codec != (codec & 3) ||
 	    ((node - 1) / idx->nodes_per_shard) != (n->key & idx->shard_mask) ||
-	    n->refs >= MERGE_REFS_MAX)
+	    idx->recount[node - 1] >= MERGE_REFS_MAX)
 		return false;
-	n->refs++;
+	idx->recount[node - 1]++;
 	return true;
 }
 
@@ -507,14 +513,18 @@ merge_recover_end(struct merge_index *idx)
 	for (s = 0; s <= idx->shard_mask; s++) {
 		struct merge_shard *sh = &idx->shards[s];
 
+		const uint32_t *count = idx->recount +
+		    (size_t)s * idx->nodes_per_shard;
+
 		memset(sh->cells, 0, ((size_t)mask + 1) * sizeof(*sh->cells));
 		sh->used = sh->free = sh->live = 0;
 		for (k = 0; k < idx->nodes_per_shard; k++)
-			if (sh->nodes[k].refs != 0)
+			if (count[k] != 0)
 				sh->used = k + 1;
 		for (k = sh->used; k-- > 0;) {
 			struct merge_node *n = &sh->nodes[k];
 
+			n->refs = count[k];
 			if (n->refs == 0) {
 				n->handle = sh->free;
 				n->key = 0;
@@ -530,6 +540,8 @@ merge_recover_end(struct merge_index *idx)
 		}
 		/* Nodes past used are written whole when given out. */
 	}
+	free(idx->recount);
+	idx->recount = NULL;
 }
 
 /* The node's reference count, for recovery's statistics. */

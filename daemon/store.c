@@ -928,8 +928,8 @@ store_recover(struct store *st, char *why, size_t whylen)
 		}
 		atomic_store(&j->slot, 0);
 	}
-	if (st->merge != NULL)
-		merge_recover_begin(st->merge);
+	if (st->merge != NULL && (error = merge_recover_begin(st->merge)) != 0)
+		return error;
 	for (i = 0; i < st->nr_pages; i++) {
 		struct slot *s = &st->slots[i];
 

@@ -149,7 +149,7 @@ uint32_t	 merge_page_hash(const void *page);
 struct merge_index *merge_create(uint64_t nr_pages, void *nodes,
 		    int *errorp);
 size_t		 merge_nodes_size(uint64_t nr_pages);
-void		 merge_recover_begin(struct merge_index *idx);
+int		 merge_recover_begin(struct merge_index *idx);
 bool		 merge_recover_ref(struct merge_index *idx, uint32_t node,
 		    zs_handle_t handle, unsigned int codec);
 void		 merge_recover_end(struct merge_index *idx);

@@ -186,7 +186,7 @@ zs_arena_create(const struct zs_pool_config *cfg, int fd, size_t root_size)
 	if (h.max_sections < pool->max_sections)
 		pool->max_sections = h.max_sections;
 	if (ftruncate(fd, (off_t)h.size) != 0)
-		goto fail_errno;
+		goto fail;
 	/* Where sealing is not allowed (no MFD_ALLOW_SEALING), go without. */
 	(void)fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW);
 	base = mmap((void *)ARENA_HINT, h.size, PROT_READ | PROT_WRITE,
@@ -197,7 +197,7 @@ zs_arena_create(const struct zs_pool_config *cfg, int fd, size_t root_size)
 		base = mmap(NULL, h.size, PROT_READ | PROT_WRITE, MAP_SHARED,
 		    fd, 0);
 		if (base == MAP_FAILED)
-			goto fail_errno;
+			goto fail;
 	}
 	if ((pool->arena = arena_new(fd, base, h.size)) == NULL) {
 		munmap(base, h.size);
@@ -212,11 +212,6 @@ zs_arena_create(const struct zs_pool_config *cfg, int fd, size_t root_size)
 	}
 	return pool;
 
-fail_errno:
-	error = errno;
-	zs_destroy_pool(pool);
-	errno = error;
-	return NULL;
 fail:
 	error = errno;
 	zs_destroy_pool(pool);
