@@ -11,7 +11,9 @@
  *
  * stale_cleanup looks for exactly that: a mount of type fuse.zsd at our
  * mountpoint whose connection is dead.  Anything else (a live zsd, another
- * file system) is left to check_mountpoint to refuse.  Then, for every
+ * file system) is left to check_mountpoint to refuse; a connection open
+ * that nobody serves is refused here, without waiting on it forever
+ * (stale_probe).  Then, for every
  * loop device whose backing file is in that mount: swapoff if it is swap
  * (the kernel reads every page back; the reads fail, and it marks each
  * such page poisoned, so a process that touches one later gets SIGBUS
@@ -33,9 +35,14 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/swap.h>
+#include <sys/wait.h>
+#include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "zsd.h"
+
+#define STALE_PROBE_MS	2000	/* a live mount answers a stat sooner */
 
 /* Undo mountinfo's octal escapes (\040 for a space and the like). */
 static void
@@ -193,21 +200,60 @@ stale_loops(const char *dir)
 	return error;
 }
 
+/*
+ * stat(2) of a FUSE mount waits for its server, and a connection that is
+ * open with nobody serving it (a zsd stopped with SIGSTOP, or the fds of
+ * one whose keeper died kept by a service manager) would hold this
+ * process forever.  So a child makes the stat, and is killed after
+ * STALE_PROBE_MS.  0 if it answered, the errno it failed with, or
+ * -ETIMEDOUT.
+ */
+static int
+stale_probe(const char *path)
+{
+	struct timespec nap = { 0, 10 * 1000 * 1000 };
+	struct stat st;
+	unsigned int waited;
+	int status;
+	pid_t pid;
+
+	if ((pid = fork()) < 0)
+		return errno;
+	if (pid == 0)
+		_exit(stat(path, &st) == 0 ? 0 : errno & 0xff);
+	for (waited = 0; waited < STALE_PROBE_MS; waited += 10) {
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			return WIFEXITED(status) ? WEXITSTATUS(status) : EIO;
+		nanosleep(&nap, NULL);
+	}
+	/* A FUSE request waits killably. */
+	kill(pid, SIGKILL);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	return -ETIMEDOUT;
+}
+
 int
 stale_cleanup(const char *mountpoint)
 {
 	char type[64];
-	struct stat st;
 	int error;
 
 	stale_mount_type(mountpoint, type, sizeof(type));
 	if (strcmp(type, "fuse.zsd") != 0)
 		return 0;
-	if (stat(mountpoint, &st) == 0 || (errno != ENOTCONN &&
-	    errno != ECONNABORTED))
+	error = stale_probe(mountpoint);
+	if (error == -ETIMEDOUT) {
+		log_warnx("%s: a zsd mount whose connection is open but does "
+		    "not answer in %d ms (a zsd stopped, or the descriptors "
+		    "of one kept by a service manager): leaving it alone",
+		    mountpoint, STALE_PROBE_MS);
+		return -EBUSY;
+	}
+	if (error != ENOTCONN && error != ECONNABORTED)
 		return 0;		/* alive: another zsd serves it */
 	log_warnx("%s: the mount of a zsd that is gone (%s); cleaning up "
-	    "what it left", mountpoint, strerror(errno));
+	    "what it left", mountpoint, strerror(error));
 	if ((error = stale_loops(mountpoint)) != 0)
 		return error;
 	if (umount2(mountpoint, MNT_DETACH) != 0) {

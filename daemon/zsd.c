@@ -611,9 +611,11 @@ main(int argc, char **argv)
 		return 1;
 	}
 	/* A successor serves the live mount its predecessor left. */
-	if (z->fuse_fd < 0 && stale_cleanup(z->cfg.mountpoint) < 0) {
-		log_warnx("cannot clean up what a zsd that is gone left on %s; "
-		    "see RECOVERY in zsd(8)", z->cfg.mountpoint);
+	if (z->fuse_fd < 0 && (error = stale_cleanup(z->cfg.mountpoint)) < 0) {
+		if (error != -EBUSY)
+			log_warnx("cannot clean up what a zsd that is gone "
+			    "left on %s; see RECOVERY in zsd(8)",
+			    z->cfg.mountpoint);
 		return 1;
 	}
 	if (z->fuse_fd < 0 && check_mountpoint(z->cfg.mountpoint) != 0)
