@@ -67,6 +67,7 @@ struct control_client {
 	bool			 closing;	/* free once the reply is out */
 	bool			 stop_after;	/* zsd_shutdown once it is out */
 	bool			 restart_after;	/* zsd_restart once it is out */
+	bool			 handover;	/* ... handing over */
 	bool			 throttled;	/* reading off: output too full */
 };
 
@@ -114,6 +115,7 @@ control_client_free(struct control_client *cl)
 {
 	struct control *c = cl->c;
 	bool stop = cl->stop_after, restart = cl->restart_after;
+	bool handover = cl->handover;
 
 	if (c->job.client == cl)
 		c->job.client = NULL;
@@ -125,7 +127,7 @@ control_client_free(struct control_client *cl)
 	if (stop)
 		zsd_shutdown(c->z, 0);
 	if (restart)
-		(void)zsd_restart(c->z);
+		(void)zsd_restart(c->z, handover);
 }
 
 /* Send c->reply, finished. */
@@ -397,16 +399,28 @@ control_stop_zsd(struct control_client *cl, const struct proto_msg *m)
  * A new server takes over (keeper.c): this one finishes what its workers
  * hold once the reply is out (see control_write) and exits, swap and the
  * mount left on; the kernel resends what it had read and not answered.
+ * With handover=yes the keeper exits too, and the service manager starts
+ * the next zsd with the fds it keeps (systemctl restart, zsd.service).
  */
 static void
-control_restart(struct control_client *cl)
+control_restart(struct control_client *cl, const struct proto_msg *m)
 {
 	struct zsd *z = cl->c->z;
 	struct proto_buf *b = &cl->c->reply;
+	char value[8];
+	bool handover;
 
+	handover = proto_get(m, "handover", value, sizeof(value)) != NULL &&
+	    strcmp(value, "yes") == 0;
 	if (z->keeper_fd < 0) {
 		control_fail(cl, false, PROTO_ERR_FAILED, "no keeper: this zsd "
 		    "cannot be replaced without losing its swap");
+		return;
+	}
+	if (handover && !z->state->fdstore) {
+		control_fail(cl, false, PROTO_ERR_FAILED, "no service manager "
+		    "keeps zsd's fds (FDSTORE): only zsctl restart without "
+		    "--handover can replace it");
 		return;
 	}
 	if (z->stopping || z->swap == SWAP_STARTING ||
@@ -415,11 +429,14 @@ control_restart(struct control_client *cl)
 		    "on or off, or stopping: try again later");
 		return;
 	}
-	log_info("control: restart, by pid %ld", (long)cl->pid);
+	log_info("control: restart%s, by pid %ld", handover ? " --handover" :
+	    "", (long)cl->pid);
 	proto_begin(b, PROTO_REPLY);
 	proto_add(b, "pid", "%ld", (long)getpid());
+	proto_add(b, "keeper_pid", "%ld", (long)z->state->keeper_pid);
 	proto_add_u64(b, "restarts", z->state->restarts);
 	cl->restart_after = true;
+	cl->handover = handover;
 	control_send(cl);
 }
 
@@ -457,7 +474,7 @@ control_dispatch(struct control_client *cl, const struct proto_msg *m)
 		control_stop_zsd(cl, m);
 		break;
 	case PROTO_RESTART:
-		control_restart(cl);
+		control_restart(cl, m);
 		break;
 	case PROTO_COMPACT:
 		control_job_start(cl->c, JOB_COMPACT, 0, cl);
@@ -553,7 +570,7 @@ control_write(struct bufferevent *bev, void *arg)
 	}
 	if (cl->restart_after) {
 		cl->restart_after = false;
-		(void)zsd_restart(cl->c->z);
+		(void)zsd_restart(cl->c->z, cl->handover);
 	}
 	if (cl->closing && !cl->waiting) {
 		control_client_free(cl);

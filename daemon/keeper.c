@@ -25,6 +25,8 @@
  *			unmounted): exit with the server's status
  *	KEEPER_RESTART	server -> keeper: exiting to be replaced (zsctl
  *			restart): start the next server at once
+ *	KEEPER_HANDOVER	server -> keeper: exiting, and the service
+ *			manager holds the fds: exit too, start none
  *
  * A server that ends any other way (a signal, an exit without
  * KEEPER_STOPPED) is replaced: at once if it had served (it said so in
@@ -37,6 +39,18 @@
  * is forwarded again to the next server if the one asked died first.
  * New servers run the binary on disk at the path zsd was started as, so
  * that an upgrade takes effect at the next restart.
+ *
+ * Under a service manager with a file descriptor store (systemd: $FDSTORE
+ * and $NOTIFY_SOCKET set, FileDescriptorStoreMax= in zsd.service), the
+ * keeper also hands it the three fds (FDSTORE=1, named FDNAME=zsd-arena,
+ * zsd-state, zsd-fuse), so that they outlive the keeper too.  When the
+ * keeper dies, its server exits without swapoff (keeper_on_channel) and
+ * the service manager starts zsd again (Restart=always) with the fds in
+ * $LISTEN_FDS; the new keeper takes them (keeper_adopt) and its first
+ * server takes the connection and the pool over as any successor does.
+ * The server's KEEPER_HANDOVER ends both processes the same way on
+ * purpose, for systemctl restart.  A clean stop takes the fds out of the
+ * store (FDSTOREREMOVE=1).
  */
 #include <config.h>
 
@@ -49,6 +63,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -70,6 +85,7 @@ enum keeper_msg_type {
 	KEEPER_FUSE,
 	KEEPER_STOPPED,
 	KEEPER_RESTART,
+	KEEPER_HANDOVER,
 };
 
 struct keeper_msg {
@@ -79,6 +95,20 @@ struct keeper_msg {
 
 /* Index of the fds a KEEPER_FDS message carries. */
 enum { KFD_ARENA, KFD_STATE, KFD_FUSE, KFD_MAX };
+
+/* Their names in the service manager's fd store. */
+static const char *const keeper_fdnames[KFD_MAX] = {
+	"zsd-arena", "zsd-state", "zsd-fuse"
+};
+
+/*
+ * The keeper's exit status after KEEPER_HANDOVER (EX_TEMPFAIL): the
+ * service manager starts zsd again on it, not on 0, an orderly stop.
+ */
+#define KEEPER_EXIT_HANDOVER	75
+
+/* How long a keeper that takes the fds over waits for the old server. */
+#define KEEPER_ADOPT_WAIT	10000		/* ms */
 
 /*
  * The keeper's own state; static, touched by the keeper's one thread.
@@ -97,6 +127,9 @@ struct keeper {
 	unsigned int	 backoff;	/* ms, the last delay */
 	bool		 stopped;	/* the server said KEEPER_STOPPED */
 	bool		 restart_asked;	/* the server said KEEPER_RESTART */
+	bool		 handover;	/* the server said KEEPER_HANDOVER */
+	bool		 fdstore;	/* a service manager keeps fds */
+	bool		 stored[KFD_MAX];	/* fds[i] is in its store */
 	int		 stop_sig;	/* a stop forwarded, until one is done */
 };
 
@@ -209,6 +242,240 @@ keeper_ms(const struct timespec *a, const struct timespec *b)
 	    (b->tv_nsec - a->tv_nsec) / 1000000;
 }
 
+/*
+ * The start time of process pid (field 22 of /proc/PID/stat, clock ticks
+ * since boot), which tells it from a later process given the same pid;
+ * 0 if it is gone.
+ */
+static unsigned long long
+keeper_starttime(pid_t pid)
+{
+	char path[32], buf[512], *p;
+	unsigned long long t = 0;
+	ssize_t n;
+	int fd, field;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	/* After the command's closing parenthesis: field 3, the state. */
+	if ((p = strrchr(buf, ')')) == NULL)
+		return 0;
+	for (field = 2; field < 22 && p != NULL; field++)
+		p = strchr(p + 1, ' ');
+	if (p != NULL)
+		t = strtoull(p + 1, NULL, 10);
+	return t;
+}
+
+/* Hand fds[i] to the service manager's store; 0 or -errno. */
+static int
+keeper_store(struct keeper *k, unsigned int i)
+{
+	char msg[64];
+	int error;
+
+	if (!k->fdstore || k->stored[i] || k->fds[i] < 0)
+		return 0;
+	/*
+	 * FDPOLL=0: the service manager would otherwise poll /dev/fuse,
+	 * and be woken at every request.  (A connection that ends is found
+	 * by keeper_adopt.)
+	 */
+	snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=%s\nFDPOLL=0",
+	    keeper_fdnames[i]);
+	if ((error = notify_fds(msg, &k->fds[i], 1)) != 0) {
+		errno = -error;
+		log_warn("keeper: handing %s to the service manager",
+		    keeper_fdnames[i]);
+		return error;
+	}
+	k->stored[i] = true;
+	if (k->stored[KFD_ARENA] && k->stored[KFD_STATE] &&
+	    k->stored[KFD_FUSE])
+		k->state->fdstore = 1;
+	return 0;
+}
+
+/* Take every fd of ours out of the service manager's store. */
+static void
+keeper_unstore(struct keeper *k)
+{
+	char msg[64];
+	unsigned int i;
+
+	if (k->state != NULL)
+		k->state->fdstore = 0;
+	for (i = 0; i < KFD_MAX; i++) {
+		if (!k->stored[i])
+			continue;
+		snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=%s",
+		    keeper_fdnames[i]);
+		(void)notify_fds(msg, NULL, 0);
+		k->stored[i] = false;
+	}
+}
+
+static const char keeper_other_version[] =
+    "its state is of another version of zsd";
+
+/* Map the state memfd; NULL, or why not. */
+static const char *
+keeper_map_state(struct keeper *k)
+{
+	struct stat st;
+
+	if (fstat(k->fds[KFD_STATE], &st) != 0 ||
+	    st.st_size < (off_t)sizeof(struct zsd_state))
+		return "its state is too short";
+	k->state = mmap(NULL, sizeof(struct zsd_state), PROT_READ |
+	    PROT_WRITE, MAP_SHARED, k->fds[KFD_STATE], 0);
+	if (k->state == MAP_FAILED) {
+		k->state = NULL;
+		return "its state cannot be mapped";
+	}
+	if (k->state->magic != KEEPER_STATE_MAGIC ||
+	    k->state->version != KEEPER_STATE_VERSION)
+		return keeper_other_version;
+	return NULL;
+}
+
+/*
+ * The server of the keeper that stored the fds may still be on its way
+ * out: wait for it, then kill it.  Two servers must never share a pool:
+ * false if it will not go.
+ */
+static bool
+keeper_adopt_wait(struct keeper *k)
+{
+	struct timespec nap = { 0, 10 * 1000 * 1000 };
+	pid_t pid = k->state->server_pid;
+	unsigned long long t = k->state->server_start;
+	unsigned int waited;
+
+	if (pid <= 0 || t == 0 || keeper_starttime(pid) != t)
+		return true;
+	log_info("keeper: waiting for server pid %ld of the keeper before "
+	    "to exit", (long)pid);
+	for (waited = 0; waited < 2 * KEEPER_ADOPT_WAIT; waited += 10) {
+		if (waited == KEEPER_ADOPT_WAIT) {
+			log_warnx("keeper: server pid %ld of the keeper before "
+			    "is still there after %d ms: killing it",
+			    (long)pid, KEEPER_ADOPT_WAIT);
+			kill(pid, SIGKILL);
+		}
+		nanosleep(&nap, NULL);
+		if (keeper_starttime(pid) != t)
+			return true;
+	}
+	log_warnx("keeper: server pid %ld of the keeper before does not die: "
+	    "not taking its pool over", (long)pid);
+	return false;
+}
+
+/*
+ * sd_listen_fds(3)'s protocol: a service manager that kept fds for us
+ * passes them from fd 3 on, their names in $LISTEN_FDNAMES.  Take the
+ * arena, the state and /dev/fuse of a zsd whose keeper is gone.  A set
+ * that cannot be served (one missing, the connection gone: its pages
+ * are lost already) is closed and taken out of the store, as is any
+ * other fd.  1 if a live set was taken, 0 if none, -1 if one of another
+ * version of zsd is there, or its old server will not die: it is left
+ * in the store, and this zsd exits.
+ */
+static int
+keeper_adopt(struct keeper *k)
+{
+	const char *pid = getenv("LISTEN_PID"), *nfds = getenv("LISTEN_FDS");
+	const char *names = getenv("LISTEN_FDNAMES"), *why = NULL;
+	struct pollfd pfd;
+	char name[64];
+	unsigned int i, j;
+	size_t len;
+	long n;
+
+	if (pid == NULL || nfds == NULL || strtol(pid, NULL, 10) != getpid())
+		return 0;
+	n = strtol(nfds, NULL, 10);
+	for (i = 0; n > 0 && i < (unsigned int)n && i < 64; i++) {
+		len = 0;
+		if (names != NULL) {
+			len = strcspn(names, ":");
+			snprintf(name, sizeof(name), "%.*s", (int)len, names);
+			names = names[len] == ':' ? names + len + 1 : NULL;
+		} else {
+			name[0] = '\0';
+		}
+		(void)fcntl(3 + (int)i, F_SETFD, FD_CLOEXEC);
+		for (j = 0; j < KFD_MAX; j++)
+			if (strcmp(name, keeper_fdnames[j]) == 0 &&
+			    k->fds[j] < 0)
+				break;
+		if (j == KFD_MAX) {
+			log_warnx("keeper: fd %u from the service manager (%s) "
+			    "is not one of zsd's: closed", 3 + i,
+			    name[0] != '\0' ? name : "no name");
+			close(3 + (int)i);
+			continue;
+		}
+		k->fds[j] = 3 + (int)i;
+		k->stored[j] = true;
+	}
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+	if (k->fds[KFD_ARENA] < 0 && k->fds[KFD_STATE] < 0 &&
+	    k->fds[KFD_FUSE] < 0)
+		return 0;
+
+	if (k->fds[KFD_ARENA] < 0 || k->fds[KFD_STATE] < 0 ||
+	    k->fds[KFD_FUSE] < 0)
+		why = "not all of them came back";
+	else if ((why = keeper_map_state(k)) == NULL) {
+		pfd.fd = k->fds[KFD_FUSE];
+		pfd.events = POLLIN;
+		if (poll(&pfd, 1, 0) < 0 || (pfd.revents & POLLERR))
+			why = "its FUSE connection has ended";
+	}
+	if (why == keeper_other_version) {
+		log_warnx("keeper: the service manager keeps the FUSE "
+		    "connection and the pool of a zsd of another version, "
+		    "which this one cannot take over: left as they are; "
+		    "start the zsd that made them");
+		return -1;
+	}
+	if (why != NULL) {
+		log_warnx("keeper: the service manager kept fds of a zsd "
+		    "before this one, but %s: starting afresh", why);
+		keeper_unstore(k);
+		if (k->state != NULL)
+			munmap(k->state, sizeof(*k->state));
+		k->state = NULL;
+		for (i = 0; i < KFD_MAX; i++) {
+			if (k->fds[i] >= 0)
+				close(k->fds[i]);
+			k->fds[i] = -1;
+		}
+		return 0;
+	}
+	log_info("keeper: taking over the FUSE connection and the pool that "
+	    "keeper pid %ld left with the service manager",
+	    (long)k->state->keeper_pid);
+	if (!keeper_adopt_wait(k))
+		return -1;
+	k->state->restarts++;
+	k->state->last_pid = 0;		/* unknown: its keeper is gone */
+	k->state->last_status = 0;
+	k->state->last_asked = 0;
+	k->state->fdstore = 1;
+	return 1;
+}
+
 /* Start a server; 0, or -errno (the keeper tries again later). */
 static int
 keeper_spawn(struct keeper *k)
@@ -222,6 +489,7 @@ keeper_spawn(struct keeper *k)
 		return -errno;
 	k->stopped = false;
 	k->restart_asked = false;
+	k->handover = false;
 	k->state->keeper_pid = getpid();
 	if ((pid = fork()) < 0) {
 		error = -errno;
@@ -288,7 +556,11 @@ keeper_read(struct keeper *k, int flags)
 			if (m.nr_fds == 1 && k->fds[KFD_FUSE] < 0) {
 				k->fds[KFD_FUSE] = fds[0];
 				m.nr_fds = 0;
+				(void)keeper_store(k, KFD_FUSE);
 			}
+			break;
+		case KEEPER_HANDOVER:
+			k->handover = true;
 			break;
 		case KEEPER_STOPPED:
 			k->stopped = true;
@@ -335,8 +607,15 @@ keeper_reap(struct keeper *k, int st)
 		k->chan = -1;
 	}
 	k->server = 0;
-	if (k->stopped || k->fds[KFD_FUSE] < 0)
+	if (k->handover && k->state->fdstore) {
+		log_info("keeper: server pid %ld handed the FUSE connection "
+		    "and the pool to the service manager; exiting", (long)pid);
+		return KEEPER_EXIT_HANDOVER;
+	}
+	if (k->stopped || k->fds[KFD_FUSE] < 0) {
+		keeper_unstore(k);
 		return keeper_exit_status(st);
+	}
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	lived = keeper_ms(&k->started, &now);
@@ -428,7 +707,9 @@ keeper_find_exe(const char *argv0, char *out, size_t len)
 static int
 keeper_setup(struct keeper *k)
 {
+	const char *env;
 	FILE *f;
+	int r;
 
 	if (keeper_find_exe(k->argv[0], k->exe, sizeof(k->exe)) != 0) {
 		log_warn("keeper: cannot tell where the zsd binary is");
@@ -439,7 +720,16 @@ keeper_setup(struct keeper *k)
 		log_warn("keeper: /dev/null");
 		return -1;
 	}
-	k->fds[KFD_FUSE] = -1;
+	/* $FDSTORE (systemd 254, or zsd.service): the store's size. */
+	env = getenv("FDSTORE");
+	k->fdstore = getenv("NOTIFY_SOCKET") != NULL && env != NULL &&
+	    strtol(env, NULL, 10) >= KFD_MAX;
+	k->fds[KFD_ARENA] = k->fds[KFD_STATE] = k->fds[KFD_FUSE] = -1;
+	k->chan = -1;
+	if ((r = keeper_adopt(k)) < 0)
+		return -1;
+	if (r > 0)
+		goto adopted;
 	k->fds[KFD_ARENA] = memfd_create("zsd-arena",
 	    MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	k->fds[KFD_STATE] = memfd_create("zsd-state",
@@ -460,7 +750,9 @@ keeper_setup(struct keeper *k)
 	}
 	k->state->magic = KEEPER_STATE_MAGIC;
 	k->state->version = KEEPER_STATE_VERSION;
-	k->chan = -1;
+	(void)keeper_store(k, KFD_ARENA);
+	(void)keeper_store(k, KFD_STATE);
+adopted:
 
 	if (mlockall(MCL_CURRENT | MCL_FUTURE) != 0)
 		log_warn("keeper: mlockall: its memory could be swapped out");
@@ -609,6 +901,8 @@ keeper_attach(struct zsd *z)
 		return -EPROTO;
 	}
 	z->state = s;
+	s->server_pid = getpid();
+	s->server_start = keeper_starttime(getpid());
 	z->arena_fd = fds[KFD_ARENA];
 	if (m.nr_fds > KFD_FUSE)
 		z->fuse_fd = fds[KFD_FUSE];
@@ -617,7 +911,10 @@ keeper_attach(struct zsd *z)
 	z->took_over = true;
 
 	/* A successor: what its predecessor left. */
-	if (WIFSIGNALED(s->last_status))
+	if (s->last_pid == 0)
+		log_info("taking over from a server whose keeper is gone "
+		    "(restart %u)", s->restarts);
+	else if (WIFSIGNALED(s->last_status))
 		log_info("taking over from server pid %ld, killed by signal "
 		    "%d (restart %u)", (long)s->last_pid,
 		    WTERMSIG(s->last_status), s->restarts);
@@ -653,13 +950,43 @@ keeper_on_channel(evutil_socket_t fd, short what, void *arg)
 			close(fds[--m.nr_fds]);
 		return;
 	}
-	log_warnx("the keeper (pid %ld) is gone: if this server dies now, "
-	    "its mount and every swapped page are lost",
-	    (long)z->state->keeper_pid);
 	event_free(z->keeper_ev);
 	z->keeper_ev = NULL;
 	close(z->keeper_fd);
 	z->keeper_fd = -1;
+	if (z->state->fdstore) {
+		log_warnx("the keeper (pid %ld) is gone; the service manager "
+		    "holds the FUSE connection and the pool",
+		    (long)z->state->keeper_pid);
+		if (zsd_restart(z, true) == 0)
+			return;
+		log_warnx("not handing over while swap is turned on or off or "
+		    "zsd stops");
+		return;
+	}
+	log_warnx("the keeper (pid %ld) is gone: if this server dies now, "
+	    "its mount and every swapped page are lost",
+	    (long)z->state->keeper_pid);
+}
+
+/*
+ * Server: has the keeper gone?  (Its channel hangs up; the loop may not
+ * have seen it yet.)
+ */
+bool
+keeper_gone(struct zsd *z)
+{
+	struct pollfd pfd;
+
+	if (z->state == NULL)
+		return false;			/* there was none */
+	if (z->keeper_fd < 0)
+		return true;
+	pfd.fd = z->keeper_fd;
+	pfd.events = POLLRDHUP;
+	pfd.revents = 0;
+	return poll(&pfd, 1, 0) > 0 &&
+	    (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 }
 
 /*
@@ -714,6 +1041,24 @@ keeper_restart(struct zsd *z)
 	if (z->keeper_fd < 0)
 		return -ENOTCONN;
 	return keeper_send(z->keeper_fd, KEEPER_RESTART, NULL, 0);
+}
+
+/*
+ * Server: exiting, and the service manager's fd store keeps the
+ * connection and the pool for the next zsd: the keeper exits too.  0 (a
+ * keeper already gone counts), -EOPNOTSUPP without a store, or -errno.
+ */
+int
+keeper_handover(struct zsd *z)
+{
+	int error;
+
+	if (z->state == NULL || !z->state->fdstore)
+		return -EOPNOTSUPP;
+	if (z->keeper_fd < 0)
+		return 0;
+	error = keeper_send(z->keeper_fd, KEEPER_HANDOVER, NULL, 0);
+	return error == -EPIPE || error == -ECONNRESET ? 0 : error;
 }
 
 /* Server, loop: what a successor needs to know about swap. */

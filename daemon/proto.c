@@ -111,6 +111,7 @@ proto_parse(const void *buf, size_t len, struct proto_msg *m, size_t *used)
 int
 proto_check_request(const struct proto_msg *m)
 {
+	const char *key;
 	struct proto_iter it;
 	int r, n = 0;
 
@@ -120,7 +121,6 @@ proto_check_request(const struct proto_msg *m)
 	case PROTO_CLASSES:
 	case PROTO_COMPACT:
 	case PROTO_RESET_MAX:
-	case PROTO_RESTART:
 		return m->len == 0 ? PROTO_OK : PROTO_EARGS;
 	case PROTO_LIMIT:
 	case PROTO_SHRINK:
@@ -134,10 +134,12 @@ proto_check_request(const struct proto_msg *m)
 		}
 		return n == 1 ? PROTO_OK : PROTO_EARGS;
 	case PROTO_STOP:
-		/* Nothing, or force=yes or force=no. */
+	case PROTO_RESTART:
+		/* Nothing, or force=yes|no (stop), handover=yes|no (restart). */
+		key = m->type == PROTO_STOP ? "force" : "handover";
 		proto_iter_init(&it, m);
 		while ((r = proto_next(&it)) != 0) {
-			if (r != PROTO_KV || strcmp(it.key, "force") != 0 ||
+			if (r != PROTO_KV || strcmp(it.key, key) != 0 ||
 			    (strcmp(it.value, "yes") != 0 &&
 			    strcmp(it.value, "no") != 0))
 				return PROTO_EARGS;

@@ -48,6 +48,7 @@ static enum format	 format;
 static bool		 bytes;		/* sizes in bytes */
 static bool		 all;		/* classes: empty ones too */
 static bool		 force;		/* stop: even if pages will not fit */
+static bool		 handover;	/* restart: to the service manager */
 static int		 timeout = ZSCTL_TIMEOUT;
 static unsigned char	 msg[PROTO_MAX_MSG];
 static unsigned char	 msg_classes[PROTO_MAX_MSG];	/* prometheus */
@@ -80,7 +81,8 @@ usage(FILE *f, int status)
 	    "  stop [-f]     stop zsd, swapoff first, and wait (root;\n"
 	    "                -f, --force: even if the pages will not fit)\n"
 	    "  restart       a new zsd server takes over, swap stays on, and\n"
-	    "                wait for it (root)\n"
+	    "                wait for it (root; --handover: the keeper exits\n"
+	    "                too, the service manager starts the next zsd)\n"
 	    "\n"
 	    "  -s, --socket=PATH    zsd's control socket (default "
 	    ZSCTL_SOCKET ")\n"
@@ -654,6 +656,36 @@ restart_poll(long old_pid)
 	return pid == old_pid ? 0 : pid;
 }
 
+/*
+ * restart --handover: the server and the keeper exit, and the service
+ * manager, which starts the next zsd, may wait for that: wait until both
+ * are gone, not for a new server.
+ */
+static int
+handover_wait(long pid, long keeper_pid)
+{
+	struct timespec t0, t, nap = { 0, 20 * 1000 * 1000 };
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (kill((pid_t)pid, 0) == 0 ||
+	    (keeper_pid > 0 && kill((pid_t)keeper_pid, 0) == 0)) {
+		nanosleep(&nap, NULL);
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if (t.tv_sec - t0.tv_sec >= timeout)
+			die(EXIT_ZSD_ERROR, "server pid %ld or keeper pid %ld "
+			    "still there %d s after a handover was asked for",
+			    pid, keeper_pid, timeout);
+	}
+	if (format == FORMAT_JSON)
+		printf("{\"old_pid\": %ld, \"keeper_pid\": %ld}\n", pid,
+		    keeper_pid);
+	else
+		printf("zsd handed over: server pid %ld and keeper pid %ld "
+		    "exited; the service manager starts the next\n", pid,
+		    keeper_pid);
+	return EXIT_OK;
+}
+
 /* restart: ask, then wait until a new server answers. */
 static int
 restart_zsd(int fd)
@@ -663,7 +695,7 @@ restart_zsd(int fd)
 	char v[32];
 	long pid, new_pid;
 
-	request(fd, PROTO_RESTART, NULL, NULL);
+	request(fd, PROTO_RESTART, "handover", handover ? "yes" : NULL);
 	receive(fd, msg, sizeof(msg), &m);
 	if (m.type == PROTO_ERROR)
 		return reply_error(&m);
@@ -671,6 +703,9 @@ restart_zsd(int fd)
 	if (proto_get(&m, "pid", v, sizeof(v)) == NULL)
 		die(EXIT_ZSD_ERROR, "incomplete reply from zsd");
 	pid = atol(v);
+	if (handover)
+		return handover_wait(pid, proto_get(&m, "keeper_pid", v,
+		    sizeof(v)) != NULL ? atol(v) : 0);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	while ((new_pid = restart_poll(pid)) == 0) {
 		nanosleep(&nap, NULL);
@@ -771,6 +806,7 @@ parse_args(int argc, char **argv, char **words)
 		{ "bytes", no_argument, NULL, 'b' },
 		{ "all", no_argument, NULL, 'a' },
 		{ "force", no_argument, NULL, 'f' },
+		{ "handover", no_argument, NULL, 'H' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -789,6 +825,7 @@ parse_args(int argc, char **argv, char **words)
 		case 'b': bytes = true; break;
 		case 'a': all = true; break;
 		case 'f': force = true; break;
+		case 'H': handover = true; break;
 		case 'F':
 			if (strcmp(optarg, "text") == 0)
 				format = FORMAT_TEXT;
@@ -848,6 +885,8 @@ main(int argc, char **argv)
 		    cmd);
 	if (force && type != PROTO_STOP)
 		die(EXIT_USAGE, "%s: --force is for stop only", cmd);
+	if (handover && type != PROTO_RESTART)
+		die(EXIT_USAGE, "%s: --handover is for restart only", cmd);
 	if (all && type != PROTO_CLASSES && format != FORMAT_PROMETHEUS)
 		die(EXIT_USAGE, "%s: -a is for classes and stat "
 		    "--format=prometheus only", cmd);

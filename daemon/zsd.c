@@ -323,18 +323,26 @@ zsd_shutdown(struct zsd *z, int status)
 
 /*
  * Loop: zsctl restart.  Exit without swapoff or unmount; the keeper starts
- * a new server, which takes the connection and the arena over.
+ * a new server, which takes the connection and the arena over.  With
+ * handover (systemctl restart, or the keeper gone), the keeper exits too
+ * and the service manager starts the next zsd with the fds it keeps.
  */
 int
-zsd_restart(struct zsd *z)
+zsd_restart(struct zsd *z, bool handover)
 {
 	int error;
 
-	if (z->stopping || z->restarting)
+	if (z->stopping || z->restarting || z->swap == SWAP_STARTING ||
+	    z->swap == SWAP_STOPPING)
 		return -EBUSY;
-	if ((error = keeper_restart(z)) != 0)
+	error = handover ? keeper_handover(z) : keeper_restart(z);
+	if (error != 0)
 		return error;
-	log_info("restarting: a new server takes over");
+	if (handover)
+		log_info("handing over: the service manager keeps the FUSE "
+		    "connection and the pool for the next zsd");
+	else
+		log_info("restarting: a new server takes over");
 	z->restarting = true;
 	z->stopping = true;
 	event_base_loopexit(z->base, NULL);
@@ -351,6 +359,14 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 		reload(z);
 		break;
 	default:
+		/*
+		 * The keeper is gone, and the service manager stops what is
+		 * left of the service before starting it again: leave the
+		 * pages to the next zsd, as the keeper's end does.
+		 */
+		if (keeper_gone(z) && z->state->fdstore &&
+		    zsd_restart(z, true) == 0)
+			break;
 		log_info("%s: stopping", strsignal((int)sig));
 		zsd_shutdown(z, 0);
 		break;

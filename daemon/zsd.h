@@ -333,6 +333,8 @@ int		 stale_cleanup(const char *mountpoint);
 
 /* notify.c */
 void		 notify(const char *state);	/* sd_notify, if asked for */
+int		 notify_fds(const char *state, const int *fds,
+		    unsigned int nr);
 
 /* zsd.c: the daemon's state, owned by the loop thread. */
 enum swap_state {
@@ -423,6 +425,11 @@ struct zsd_state {
 	unsigned char	init[512];	/* server: FUSE INIT as read */
 	uint32_t	served;		/* server: ready; keeper: cleared
 					   before it starts one */
+	int32_t		server_pid;	/* server: its pid and start time */
+	uint64_t	server_start;	/* (/proc/PID/stat), at start */
+	uint32_t	fdstore;	/* keeper: the service manager holds
+					   the arena, the state and /dev/fuse
+					   (FDSTORE=1) */
 };
 
 /* zsd as started: run servers until one stops cleanly; exit status. */
@@ -433,10 +440,16 @@ void		 keeper_watch(struct zsd *z);	/* loop is set up */
 void		 keeper_give_fuse(struct zsd *z, int fd);
 void		 keeper_stopped(struct zsd *z);
 int		 keeper_restart(struct zsd *z);
+int		 keeper_handover(struct zsd *z);
+bool		 keeper_gone(struct zsd *z);	/* server: channel hung up */
 void		 keeper_save_swap(struct zsd *z);
 void		 keeper_save_init(struct zsd *z, const void *buf,
 		    size_t len);
-/* zsd.c: zsctl restart (loop): exit and let a new server take over. */
-int		 zsd_restart(struct zsd *z);
+/*
+ * zsd.c: zsctl restart (loop): exit and let a new server take over; with
+ * handover, the keeper exits too and the service manager's fd store
+ * keeps what the next zsd takes over.
+ */
+int		 zsd_restart(struct zsd *z, bool handover);
 
 #endif /* ZSD_H */

@@ -59,6 +59,13 @@ zsd_shutdown(struct zsd *zp, int status)
 	bail("fs.c shut the daemon down (status %d)", status);
 }
 
+/* What keeper.c calls in zsd.c, where the keeper goes. */
+int
+zsd_restart(struct zsd *zp, bool handover)
+{
+	bail("the server was asked to exit (handover %d)", handover);
+}
+
 struct reply {
 	int		 error;		/* positive errno, 0 */
 	size_t		 len;		/* payload bytes */

@@ -122,6 +122,35 @@ test_requests(void)
 		}
 	}
 
+	/* restart: nothing, or handover=yes or handover=no, once. */
+	{
+		static const struct {
+			const char *lines;
+			int want;
+		} restarts[] = {
+			{ "handover=yes\n", PROTO_OK },
+			{ "handover=no\n", PROTO_OK },
+			{ "handover=1\n", PROTO_EARGS },
+			{ "force=yes\n", PROTO_EARGS },
+			{ "handover=yes\nhandover=yes\n", PROTO_EARGS },
+		};
+		size_t k;
+
+		for (k = 0; k < sizeof(restarts) / sizeof(restarts[0]); k++) {
+			proto_begin(&b, PROTO_RESTART);
+			memcpy(b.data + PROTO_HDR_SIZE, restarts[k].lines,
+			    strlen(restarts[k].lines));
+			b.len = PROTO_HDR_SIZE + strlen(restarts[k].lines);
+			ok(proto_finish(&b) == PROTO_OK &&
+			    parse(b.data, b.len, &m, &used) == PROTO_OK &&
+			    proto_check_request(&m) == restarts[k].want,
+			    "restart with \"%.*s\": %s",
+			    (int)strcspn(restarts[k].lines, "\n"),
+			    restarts[k].lines, restarts[k].want == PROTO_OK ?
+			    "taken" : "bad arguments");
+		}
+	}
+
 	for (i = 0; i < 2; i++) {
 		int t = i == 0 ? PROTO_LIMIT : PROTO_SHRINK;
 		const char *n = proto_type_name(t);
