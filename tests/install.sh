@@ -58,6 +58,15 @@ grep -q "^ExecStart=$sbindir/zsd " "$unit" 2>/dev/null
 ok $? "the unit starts the installed zsd ($sbindir/zsd)"
 grep -q "@[a-z]*@" "$unit" 2>/dev/null
 ok $((!$?)) "no placeholder left in the unit"
+# systemd's own reading of the unit: nothing but the paths that are not
+# installed here (the binaries, the man pages) may be wrong.
+if command -v systemd-analyze >/dev/null; then
+	bad=$(systemd-analyze verify "$unit" 2>&1 |
+	    grep -v -e "is not executable" -e "Command 'man " \
+	    -e "^$" || true)
+	[ -z "$bad" ]
+	ok $? "systemd-analyze verify finds nothing else${bad:+: $bad}"
+fi
 
 # Only zs_* symbols leave the library.
 if command -v nm >/dev/null; then
