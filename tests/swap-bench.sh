@@ -2,7 +2,7 @@
 # swap-bench.sh - bench/swap-bench runs end to end on a small working set:
 # a corpus, zsd (and the kernel's zram, where it has it) as the swap of a
 # memory cgroup with every page back right, the efficiency part, the
-# tables.  Its figures are not judged here: benchmarks report, tests do
+# tables; -B with this build's own zsd as the base.  Its figures are not judged here: benchmarks report, tests do
 # not time.
 . "${srcdir:-.}/tests/lib.sh"
 
@@ -16,7 +16,7 @@ other=$(swaps_from 32000)
 [ -z "$other" ] || skip "other swap at priority >= 32000: $other"
 setup_cleanup
 
-backends=zsd-lz4,zsd-zstd
+backends=zsd-lz4,zsd-zstd,zsd-lz4-base
 if [ -r /sys/class/zram-control/hot_add ]; then
 	backends=zram-lz4,$backends
 	zram=yes
@@ -30,7 +30,7 @@ ZSD=$builddir/daemon/zsd ZSCTL=$builddir/daemon/zsctl \
     DISCARD_PAGES=$builddir/bench/discard-pages \
     MAKE_CORPUS=$builddir/bench/make-corpus \
     bash "$srcdir/bench/swap-bench" -n -m 64 -l 16 -r 2 -s 256 -e 16 \
-    -b "$backends" -o "$out" >"$TEST_DIR/bench.out" 2>&1
+    -b "$backends" -B "$builddir" -o "$out" >"$TEST_DIR/bench.out" 2>&1
 status=$?
 tap_diag "$(cat "$TEST_DIR/bench.out")"
 tap_ok "$status" "swap-bench -m 64 -l 16 -r 2 -e 16 exits 0"
@@ -74,6 +74,9 @@ for b in zsd-lz4 ${zram:+zram-lz4}; do
 done
 grep -q '^zsd-lz4 ' "$out/swap-bench.txt"
 tap_ok $? "the table has a zsd-lz4 row"
+grep -q '^zsd-lz4 / zsd-lz4-base: time [0-9.]*, held [0-9.]*$' \
+    "$out/swap-bench.txt"
+tap_ok $? "the table compares zsd-lz4 with its base (-B)"
 if command -v gnuplot >/dev/null; then
 	[ -s "$out/swap-time.png" ] && [ -s "$out/swap-memory.png" ] &&
 	    [ -s "$out/efficiency.png" ]
