@@ -130,6 +130,7 @@ struct keeper {
 	bool		 handover;	/* the server said KEEPER_HANDOVER */
 	bool		 fdstore;	/* a service manager keeps fds */
 	bool		 stored[KFD_MAX];	/* fds[i] is in its store */
+	unsigned long long start;	/* this keeper's start time */
 	int		 stop_sig;	/* a stop forwarded, until one is done */
 };
 
@@ -282,13 +283,8 @@ keeper_store(struct keeper *k, unsigned int i)
 
 	if (!k->fdstore || k->stored[i] || k->fds[i] < 0)
 		return 0;
-	/*
-	 * FDPOLL=0: the service manager would otherwise poll /dev/fuse,
-	 * and be woken at every request.  (A connection that ends is found
-	 * by keeper_adopt.)
-	 */
-	snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=%s\nFDPOLL=0",
-	    keeper_fdnames[i]);
+	/* systemd drops a /dev/fuse fd whose connection ends (EPOLLERR). */
+	snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=%s", keeper_fdnames[i]);
 	if ((error = notify_fds(msg, &k->fds[i], 1)) != 0) {
 		errno = -error;
 		log_warn("keeper: handing %s to the service manager",
@@ -358,7 +354,11 @@ keeper_adopt_wait(struct keeper *k)
 	unsigned long long t = k->state->server_start;
 	unsigned int waited;
 
-	if (pid <= 0 || t == 0 || keeper_starttime(pid) != t)
+	if (pid <= 0)
+		return true;
+	if (t == 0)		/* not known: a pid alone may have been reused */
+		return kill(pid, 0) != 0;
+	if (keeper_starttime(pid) != t)
 		return true;
 	log_info("keeper: waiting for server pid %ld of the keeper before "
 	    "to exit", (long)pid);
@@ -383,10 +383,10 @@ keeper_adopt_wait(struct keeper *k)
  * passes them from fd 3 on, their names in $LISTEN_FDNAMES.  Take the
  * arena, the state and /dev/fuse of a zsd whose keeper is gone.  A set
  * that cannot be served (one missing, the connection gone: its pages
- * are lost already) is closed and taken out of the store, as is any
- * other fd.  1 if a live set was taken, 0 if none, -1 if one of another
- * version of zsd is there, or its old server will not die: it is left
- * in the store, and this zsd exits.
+ * are lost already) is closed and taken out of the store; any other fd
+ * is closed.  1 if a live set was taken, 0 if none, -1 if it cannot be
+ * taken now (of another version of zsd, its keeper still alive, or its
+ * server will not die): it is left as it is, and this zsd exits.
  */
 static int
 keeper_adopt(struct keeper *k)
@@ -402,7 +402,7 @@ keeper_adopt(struct keeper *k)
 	if (pid == NULL || nfds == NULL || strtol(pid, NULL, 10) != getpid())
 		return 0;
 	n = strtol(nfds, NULL, 10);
-	for (i = 0; n > 0 && i < (unsigned int)n && i < 64; i++) {
+	for (i = 0; n > 0 && n < 1024 && i < (unsigned int)n; i++) {
 		len = 0;
 		if (names != NULL) {
 			len = strcspn(names, ":");
@@ -463,6 +463,17 @@ keeper_adopt(struct keeper *k)
 		}
 		return 0;
 	}
+	/*
+	 * A keeper still alive (a stop that timed out and left it, say)
+	 * holds its own fds and may start servers: leave the set to it.
+	 */
+	if (k->state->keeper_start != 0 &&
+	    keeper_starttime(k->state->keeper_pid) == k->state->keeper_start) {
+		log_warnx("keeper: keeper pid %ld, which left its FUSE "
+		    "connection and pool with the service manager, is still "
+		    "there: not taking them over", (long)k->state->keeper_pid);
+		return -1;
+	}
 	log_info("keeper: taking over the FUSE connection and the pool that "
 	    "keeper pid %ld left with the service manager",
 	    (long)k->state->keeper_pid);
@@ -491,6 +502,7 @@ keeper_spawn(struct keeper *k)
 	k->restart_asked = false;
 	k->handover = false;
 	k->state->keeper_pid = getpid();
+	k->state->keeper_start = k->start;
 	if ((pid = fork()) < 0) {
 		error = -errno;
 		close(sv[0]);
@@ -726,6 +738,7 @@ keeper_setup(struct keeper *k)
 	    strtol(env, NULL, 10) >= KFD_MAX;
 	k->fds[KFD_ARENA] = k->fds[KFD_STATE] = k->fds[KFD_FUSE] = -1;
 	k->chan = -1;
+	k->start = keeper_starttime(getpid());
 	if ((r = keeper_adopt(k)) < 0)
 		return -1;
 	if (r > 0)
@@ -849,6 +862,16 @@ keeper_run(char **argv)
 
 /* --- the server's side --------------------------------------------------- */
 
+/* Did a service manager pass this process fds ($LISTEN_FDS)? */
+bool
+keeper_listen_fds(void)
+{
+	const char *pid = getenv("LISTEN_PID"), *nfds = getenv("LISTEN_FDS");
+
+	return pid != NULL && nfds != NULL &&
+	    strtol(pid, NULL, 10) == getpid() && strtol(nfds, NULL, 10) > 0;
+}
+
 /* Was this process started by a keeper? */
 bool
 keeper_started_us(void)
@@ -958,7 +981,7 @@ keeper_on_channel(evutil_socket_t fd, short what, void *arg)
 		log_warnx("the keeper (pid %ld) is gone; the service manager "
 		    "holds the FUSE connection and the pool",
 		    (long)z->state->keeper_pid);
-		if (zsd_restart(z, true) == 0)
+		if (z->restarting || zsd_restart(z, true) == 0)
 			return;
 		log_warnx("not handing over while swap is turned on or off or "
 		    "zsd stops");

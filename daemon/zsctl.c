@@ -667,6 +667,8 @@ handover_wait(long pid, long keeper_pid)
 	struct timespec t0, t, nap = { 0, 20 * 1000 * 1000 };
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (pid <= 0)
+		die(EXIT_ZSD_ERROR, "incomplete reply from zsd");
 	while (kill((pid_t)pid, 0) == 0 ||
 	    (keeper_pid > 0 && kill((pid_t)keeper_pid, 0) == 0)) {
 		nanosleep(&nap, NULL);

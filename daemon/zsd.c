@@ -587,6 +587,17 @@ main(int argc, char **argv)
 	if (load_config(&z->cfg, z->config_path, z->config_explicit, err,
 	    sizeof(err)) != 0) {
 		fprintf(stderr, "zsd: %s\n", err);
+		/*
+		 * A keeper given the fds of a live swap by the service
+		 * manager must not exit: their pages would be lost.  Its
+		 * servers read the configuration again until it is right.
+		 */
+		if (!keeper_started_us() && keeper_listen_fds()) {
+			log_init("zsd", foreground);
+			log_warnx("the service manager keeps a zsd's swap: "
+			    "starting servers all the same");
+			return keeper_run(argv);
+		}
 		return 2;
 	}
 	/*
@@ -599,10 +610,18 @@ main(int argc, char **argv)
 		    errno != EBADF && errno != EPERM) {
 			fprintf(stderr, "zsd: control_group %s: cannot look it "
 			    "up: %s\n", z->cfg.control_group, strerror(errno));
+			if (!keeper_started_us() && keeper_listen_fds()) {
+				log_init("zsd", foreground);
+				return keeper_run(argv);
+			}
 			return 1;
 		}
 		fprintf(stderr, "zsd: control_group %s: no such group\n",
 		    z->cfg.control_group);
+		if (!keeper_started_us() && keeper_listen_fds()) {
+			log_init("zsd", foreground);
+			return keeper_run(argv);
+		}
 		return 2;
 	}
 	z->cfg.foreground |= foreground;

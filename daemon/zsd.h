@@ -425,6 +425,7 @@ struct zsd_state {
 	unsigned char	init[512];	/* server: FUSE INIT as read */
 	uint32_t	served;		/* server: ready; keeper: cleared
 					   before it starts one */
+	uint64_t	keeper_start;	/* keeper: its start time */
 	int32_t		server_pid;	/* server: its pid and start time */
 	uint64_t	server_start;	/* (/proc/PID/stat), at start */
 	uint32_t	fdstore;	/* keeper: the service manager holds
@@ -435,6 +436,7 @@ struct zsd_state {
 /* zsd as started: run servers until one stops cleanly; exit status. */
 int		 keeper_run(char **argv);
 bool		 keeper_started_us(void);	/* server: have a keeper? */
+bool		 keeper_listen_fds(void);	/* fds from a service manager */
 int		 keeper_attach(struct zsd *z);	/* take the fds, the state */
 void		 keeper_watch(struct zsd *z);	/* loop is set up */
 void		 keeper_give_fuse(struct zsd *z, int fd);

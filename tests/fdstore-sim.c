@@ -4,7 +4,8 @@
  * store (FileDescriptorStoreMax=), Restart=always, KillMode=control-group
  * and SendSIGKILL=no, as systemd does them.
  *
- *	fdstore-sim [-r MS] [-x STOPCMD] DIR -- COMMAND [ARG...]
+ *	fdstore-sim [-n STATUS,...] [-r MS] [-x STOPCMD] DIR -- COMMAND
+ *	    [ARG...]
  *
  * Runs COMMAND with $NOTIFY_SOCKET (DIR/notify) and $FDSTORE set.  Keeps
  * the fds sent with FDSTORE=1 under their FDNAME (one copy of a file sent
@@ -13,7 +14,9 @@
  * process stays in a service's cgroup.  When the main process exits, it
  * sends SIGTERM to every other process left and waits for them; then,
  * MS milliseconds later (100), it starts COMMAND again with the kept fds
- * from fd 3 on, named in $LISTEN_FDNAMES ($LISTEN_FDS, $LISTEN_PID).
+ * from fd 3 on, named in $LISTEN_FDNAMES ($LISTEN_FDS, $LISTEN_PID);
+ * unless the main process exited with one of the -n statuses
+ * (RestartPreventExitStatus=): then it stops, as below.
  *
  *	SIGTERM, SIGINT	stop: SIGTERM to every process; once all are gone,
  *			close the store and exit 0
@@ -55,6 +58,7 @@ static unsigned int	nr_stored;
 static char		notify_path[108];
 static char		**command;
 static pid_t		main_pid;
+static bool		no_restart[256];	/* -n: exit statuses */
 
 static void
 die(const char *what)
@@ -272,10 +276,18 @@ main(int argc, char **argv)
 	bool stopping = false, draining = false;
 	sigset_t set;
 	int c, sock, sfd, one = 1, st;
+	char *p, *end;
 	long ms;
 
-	while ((c = getopt(argc, argv, "r:x:")) != -1) {
+	while ((c = getopt(argc, argv, "n:r:x:")) != -1) {
 		switch (c) {
+		case 'n':
+			for (p = optarg; *p != '\0'; p = *end ? end + 1 : end) {
+				ms = strtol(p, &end, 10);
+				if (ms >= 0 && ms < 256)
+					no_restart[ms] = true;
+			}
+			break;
 		case 'r':
 			ms = strtol(optarg, NULL, 10);
 			delay.tv_sec = ms / 1000;
@@ -354,6 +366,8 @@ main(int argc, char **argv)
 			if (pid == main_pid) {
 				main_pid = 0;
 				draining = true;
+				if (st < 256 && no_restart[st])
+					stopping = true;
 			}
 		}
 		if (!draining || stopcmd_pid > 0)

@@ -2,14 +2,15 @@
 # fdstore.sh - under a service manager with a file descriptor store, the
 # keeper's death loses nothing either.  tests/fdstore-sim plays the part
 # of systemd with zsd.service's settings (Type=notify, NotifyAccess=all,
-# FileDescriptorStoreMax=, Restart=always, KillMode=control-group): zsd's
-# keeper hands it the arena, the state and /dev/fuse (FDSTORE=1); when the
-# keeper dies, alone or with its server, the service is started again
-# with them ($LISTEN_FDS) and the new zsd takes the live mount and the
-# pool over.  The unit's ExecStop= on systemctl restart (zsctl restart
-# --handover) does the same on purpose; a stop still unmounts and takes
-# the fds out of the store.  What was written reads back the same after
-# every one of these, and I/O running through them sees no error.
+# FileDescriptorStoreMax=, Restart=always, RestartPreventExitStatus=0 2,
+# KillMode=control-group): zsd's keeper hands it the arena, the state and
+# /dev/fuse (FDSTORE=1); when the keeper dies, alone or with its server,
+# the service is started again with them ($LISTEN_FDS) and the new zsd
+# takes the live mount and the pool over, even when its configuration
+# has turned bad meanwhile.  zsctl restart --handover does the same on
+# purpose; a stop still unmounts and takes the fds out of the store.
+# What was written reads back the same after every one of these, and I/O
+# running through them sees no error.
 . "${srcdir:-.}/tests/lib.sh"
 
 ZSCTL=${ZSCTL:-$builddir/daemon/zsctl}
@@ -30,6 +31,8 @@ zsctl()
 
 SIM_PID=
 SIM_LOG=$TEST_DIR/sim.out
+CONF=$TEST_DIR/zsd.conf
+: >"$CONF"
 
 # The EXIT trap's first part: stop the service manager, which stops zsd.
 cleanup_hook()
@@ -60,8 +63,8 @@ sim_start()
 	shift
 	mkdir -p "$ZSD_MNT"
 	: >"$SIM_LOG"
-	"$SIM" "${simopt[@]}" -x "$ZSCTL -s $TEST_DIR/control restart \
---handover" "$TEST_DIR" -- "$ZSD" -f -c /dev/null \
+	"$SIM" -n 0,2 "${simopt[@]}" -x "$ZSCTL -s $TEST_DIR/control restart \
+--handover" "$TEST_DIR" -- "$ZSD" -f -c "$CONF" \
 	    -o mountpoint="$ZSD_MNT" -o control="$TEST_DIR/control" "$@" \
 	    >"$SIM_LOG" 2>"$ZSD_LOG" </dev/null 9>&- &
 	SIM_PID=$!
@@ -204,8 +207,25 @@ tap_ok $? "keeper and server killed together: keeper ${new:-none} serves," \
 grep -q "recovered" "$ZSD_LOG"
 tap_ok $? "the new server recovered the pool"
 
-# systemctl restart: ExecStop= (zsctl restart --handover) ends both, the
-# store keeps the fds, the service starts again.
+# The keeper killed while the configuration file has turned bad: the new
+# keeper does not exit (the pages would be lost); its servers fail until
+# the file is right again, then one takes over.
+echo "disksize = banana" >"$CONF"
+keeper=$(zsd_status keeper_pid)
+kill -KILL "$keeper"
+sleep 2
+grep -q "the service manager keeps a zsd's swap: starting servers all the \
+same" "$ZSD_LOG" && [ "$(sim_count '^start [0-9]* 3$')" = 3 ] &&
+    [ "$(sim_count "^exit [0-9]* 2$")" = 0 ] && is_mounted "$ZSD_MNT"
+tap_ok $? "keeper killed with a bad configuration: the new keeper stays"
+: >"$CONF"
+new=$(new_keeper "$keeper" 100)
+[ -n "$new" ] && kept_same
+tap_ok $? "the file put right, keeper ${new:-none} serves; what was written" \
+    "reads back the same"
+
+# zsctl restart --handover (what systemctl restart could run) ends both,
+# the store keeps the fds, the service starts again.
 keeper=$(zsd_status keeper_pid)
 io_start
 sleep 0.3
