@@ -400,7 +400,7 @@ control_stop_zsd(struct control_client *cl, const struct proto_msg *m)
  * hold once the reply is out (see control_write) and exits, swap and the
  * mount left on; the kernel resends what it had read and not answered.
  * With handover=yes the keeper exits too, and the service manager starts
- * the next zsd with the fds it keeps (systemctl restart, zsd.service).
+ * the next zsd with the fds it keeps (replacing the keeper too).
  */
 static void
 control_restart(struct control_client *cl, const struct proto_msg *m)

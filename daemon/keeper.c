@@ -49,8 +49,8 @@
  * $LISTEN_FDS; the new keeper takes them (keeper_adopt) and its first
  * server takes the connection and the pool over as any successor does.
  * The server's KEEPER_HANDOVER ends both processes the same way on
- * purpose, for systemctl restart.  A clean stop takes the fds out of the
- * store (FDSTOREREMOVE=1).
+ * purpose (zsctl restart --handover).  A clean stop takes the fds out
+ * of the store (FDSTOREREMOVE=1).
  */
 #include <config.h>
 

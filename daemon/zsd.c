@@ -324,8 +324,9 @@ zsd_shutdown(struct zsd *z, int status)
 /*
  * Loop: zsctl restart.  Exit without swapoff or unmount; the keeper starts
  * a new server, which takes the connection and the arena over.  With
- * handover (systemctl restart, or the keeper gone), the keeper exits too
- * and the service manager starts the next zsd with the fds it keeps.
+ * handover (zsctl restart --handover, or the keeper gone), the keeper
+ * exits too and the service manager starts the next zsd with the fds it
+ * keeps.
  */
 int
 zsd_restart(struct zsd *z, bool handover)

@@ -224,7 +224,7 @@ new=$(new_keeper "$keeper" 100)
 tap_ok $? "the file put right, keeper ${new:-none} serves; what was written" \
     "reads back the same"
 
-# zsctl restart --handover (what systemctl restart could run) ends both,
+# zsctl restart --handover ends both,
 # the store keeps the fds, the service starts again.
 keeper=$(zsd_status keeper_pid)
 io_start
