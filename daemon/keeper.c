@@ -143,32 +143,10 @@ static int
 keeper_send(int sock, uint32_t type, const int *fds, unsigned int nr)
 {
 	struct keeper_msg m = { type, nr };
-	struct iovec iov = { &m, sizeof(m) };
-	union {
-		struct cmsghdr	h;
-		char		buf[CMSG_SPACE(sizeof(int) * KFD_MAX)];
-	} u;
-	struct msghdr mh;
-	struct cmsghdr *c;
 	ssize_t n;
 
-	memset(&mh, 0, sizeof(mh));
-	memset(&u, 0, sizeof(u));
-	mh.msg_iov = &iov;
-	mh.msg_iovlen = 1;
-	if (nr > 0) {
-		mh.msg_control = u.buf;
-		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nr);
-		c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int) * nr);
-		memcpy(CMSG_DATA(c), fds, sizeof(int) * nr);
-	}
-	while ((n = sendmsg(sock, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
-		;
-	if (n < 0)
-		return -errno;
+	if ((n = send_fds(sock, NULL, 0, &m, sizeof(m), fds, nr)) < 0)
+		return (int)n;
 	return n == (ssize_t)sizeof(m) ? 0 : -EPROTO;
 }
 

@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/socket.h>
+#include <sys/types.h>
 
 #include "zs.h"
 
@@ -335,6 +337,10 @@ int		 stale_cleanup(const char *mountpoint);
 void		 notify(const char *state);	/* sd_notify, if asked for */
 int		 notify_fds(const char *state, const int *fds,
 		    unsigned int nr);
+struct sockaddr_un;
+ssize_t		 send_fds(int sock, const struct sockaddr_un *to,
+		    socklen_t tolen, const void *buf, size_t len,
+		    const int *fds, unsigned int nr);
 
 /* zsd.c: the daemon's state, owned by the loop thread. */
 enum swap_state {
