@@ -87,30 +87,6 @@ stale_mount_type(const char *path, char *type, size_t len)
 	fclose(f);
 }
 
-/*
- * KiB in use on dev if it is swap, from /proc/swaps; -1 if it is not, -2
- * (errno set) if that cannot be told.
- */
-static long long
-stale_swap_used(const char *dev)
-{
-	char line[512], name[PATH_MAX];
-	long long used = -1, size, kib;
-	FILE *f;
-
-	if ((f = fopen("/proc/swaps", "re")) == NULL)
-		return -2;
-	while (fgets(line, sizeof(line), f) != NULL) {
-		if (sscanf(line, "%4095s %*s %lld %lld", name, &size, &kib) ==
-		    3 && strcmp(name, dev) == 0) {
-			used = kib;
-			break;
-		}
-	}
-	fclose(f);
-	return used;
-}
-
 /* Swapoff and detach one loop device of the dead mount. */
 static int
 stale_loop(const char *dev, const char *file)
@@ -118,7 +94,7 @@ stale_loop(const char *dev, const char *file)
 	long long used;
 	int fd, error = 0;
 
-	if ((used = stale_swap_used(dev)) == -2) {
+	if ((used = swap_used(dev)) == -2) {
 		error = -errno;
 		log_warn("/proc/swaps: cannot tell whether %s is swap", dev);
 		return error;

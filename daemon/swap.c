@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/loop.h>
 #include <pthread.h>
 #include <signal.h>
@@ -116,6 +117,30 @@ swap_attach_loop(struct zsd *z, int fd, char *dev, size_t devlen)
 	}
 	close(ctl);
 	return error != 0 ? error : -EBUSY;
+}
+
+/*
+ * KiB in use on dev if it is swap, from /proc/swaps; -1 if it is not, -2
+ * (errno set) if that cannot be told.
+ */
+long long
+swap_used(const char *dev)
+{
+	char line[512], name[PATH_MAX];
+	long long used = -1, size, kib;
+	FILE *f;
+
+	if ((f = fopen("/proc/swaps", "re")) == NULL)
+		return -2;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (sscanf(line, "%4095s %*s %lld %lld", name, &size, &kib) ==
+		    3 && strcmp(name, dev) == 0) {
+			used = kib;
+			break;
+		}
+	}
+	fclose(f);
+	return used;
 }
 
 static void
@@ -220,6 +245,25 @@ swap_refuse_stop(struct zsd *z)
 	return true;
 }
 
+/*
+ * After a swapoff that failed: true if it failed (EINVAL) because the
+ * loop device is no longer swap -- someone ran swapoff by hand -- so that
+ * the stop goes on; errno kept otherwise.
+ */
+static bool
+swap_gone(struct zsd *z)
+{
+	int saved = errno;
+
+	if (saved == EINVAL && swap_used(z->loop_dev) == -1) {
+		log_warnx("%s is no longer swap: turned off by someone else",
+		    z->loop_dev);
+		return true;
+	}
+	errno = saved;
+	return false;
+}
+
 static void *
 swap_off_thread(void *arg)
 {
@@ -230,7 +274,7 @@ swap_off_thread(void *arg)
 	sched_background();
 	if (!z->force_stop && swap_refuse_stop(z)) {
 		error = -EAGAIN;
-	} else if (swapoff(z->loop_dev) != 0) {
+	} else if (swapoff(z->loop_dev) != 0 && !swap_gone(z)) {
 		error = -errno;
 		snprintf(z->stop_why, sizeof(z->stop_why), "swapoff %s: %m",
 		    z->loop_dev);

@@ -317,6 +317,8 @@ unsigned int	 fs_max_works(unsigned int nr_workers);
 /* swap.c */
 int		 swap_start(struct zsd *z);	/* spawn the swapon thread */
 int		 swap_stop(struct zsd *z);	/* spawn the swapoff thread */
+/* KiB in use on dev if it is swap (/proc/swaps); -1 if not, -2 + errno. */
+long long	 swap_used(const char *dev);
 void		 swap_write_header(struct store *st, struct store_ctx *ctx,
 		    uint64_t nr_pages, int *errorp);
 

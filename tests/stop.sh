@@ -4,7 +4,8 @@
 # waits.  SIGTERM: zsd must refuse (those pages would not fit back under
 # the cgroup's limit), keep serving, and the program must live.  Then the
 # limit is raised: the stop, tried again by zsd itself, must go through,
-# and the program must find every page right.
+# and the program must find every page right.  Last, a stop after
+# someone else turned zsd's swap off goes through.
 . "${srcdir:-.}/tests/lib.sh"
 
 prio=32000
@@ -113,4 +114,20 @@ tap_diag "$(cat "$TEST_DIR/swapper.out")"
 tap_ok "$status" "the program found every one of its pages right"
 cgroup_remove stop
 tap_ok $? "removed the cgroup"
+
+# Swap turned off by hand: zsd's own swapoff fails (EINVAL), and the stop
+# must go on all the same, not keep serving a device that is no swap.
+zsd_start --swapon -o disksize=64M -o priority=$prio ||
+    tap_bail "zsd --swapon did not start again"
+loop=$(our_loops)
+swapoff "$loop"
+tap_ok $? "swapoff $loop by hand"
+zsd_stop
+status=$?
+tap_ok $status "zsd stops after a swapoff by hand (status $status)"
+[ "$status" -eq 0 ] || tap_diag "$(tail -n 5 "$ZSD_LOG")"
+grep -q "no longer swap" "$ZSD_LOG"
+tap_ok $? "zsd says the swap was turned off by someone else"
+[ -z "$(our_loops)" ] && ! is_mounted "$ZSD_MNT"
+tap_ok $? "$loop is detached and the mount is gone"
 tap_done
