@@ -191,6 +191,8 @@ control_status(struct control_client *cl)
 	if (z->state != NULL) {
 		proto_add(b, "keeper_pid", "%ld", (long)z->state->keeper_pid);
 		proto_add_u64(b, "restarts", z->state->restarts);
+		proto_add(b, "pool_memory", "%s", z->state->noswap ?
+		    "noswap" : "memfd");
 	}
 	proto_add(b, "stopping", "%s", z->stopping ? "yes" : "no");
 	proto_add_u64(b, "stops_failed", z->stops_failed);

@@ -698,6 +698,8 @@ static int
 keeper_setup(struct keeper *k)
 {
 	const char *env;
+	char why[160];
+	bool noswap, state_noswap;
 	FILE *f;
 	int r;
 
@@ -721,12 +723,16 @@ keeper_setup(struct keeper *k)
 		return -1;
 	if (r > 0)
 		goto adopted;
-	k->fds[KFD_ARENA] = memfd_create("zsd-arena",
-	    MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	k->fds[KFD_STATE] = memfd_create("zsd-state",
-	    MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	k->fds[KFD_ARENA] = memfile_open("zsd-arena", &noswap, why,
+	    sizeof(why));
+	if (k->fds[KFD_ARENA] >= 0 && !noswap)
+		log_warnx("keeper: the pool is in a memfd, which the kernel "
+		    "may swap while no server has it locked, and then wait "
+		    "on zsd to read it back (%s)", why);
+	k->fds[KFD_STATE] = memfile_open("zsd-state", &state_noswap, why,
+	    sizeof(why));
 	if (k->fds[KFD_ARENA] < 0 || k->fds[KFD_STATE] < 0) {
-		log_warn("keeper: memfd_create");
+		log_warn("keeper: no shared memory for the pool");
 		return -1;
 	}
 	if (ftruncate(k->fds[KFD_STATE], sizeof(struct zsd_state)) != 0) {
@@ -741,6 +747,7 @@ keeper_setup(struct keeper *k)
 	}
 	k->state->magic = KEEPER_STATE_MAGIC;
 	k->state->version = KEEPER_STATE_VERSION;
+	k->state->noswap = noswap && state_noswap;
 	(void)keeper_store(k, KFD_ARENA);
 	(void)keeper_store(k, KFD_STATE);
 adopted:

@@ -335,6 +335,15 @@ void		 control_reload(struct zsd *z);	/* compact_* changed */
  */
 int		 stale_cleanup(const char *mountpoint);
 
+/* memfile.c */
+/*
+ * A new, empty file of shared memory for the arena or the state: on a
+ * private noswap tmpfs (*noswap true), else a memfd named name (false,
+ * why says what failed).  -1 with errno if neither can be had.
+ */
+int		 memfile_open(const char *name, bool *noswap, char *why,
+		    size_t whylen);
+
 /* notify.c */
 void		 notify(const char *state);	/* sd_notify, if asked for */
 int		 notify_fds(const char *state, const int *fds,
@@ -439,6 +448,10 @@ struct zsd_state {
 	uint32_t	fdstore;	/* keeper: the service manager holds
 					   the arena, the state and /dev/fuse
 					   (FDSTORE=1) */
+	uint32_t	noswap;		/* keeper: the arena and the state are
+					   on a noswap tmpfs (memfile.c); in
+					   what was tail padding, so older
+					   states read 0: memfds */
 };
 
 /* zsd as started: run servers until one stops cleanly; exit status. */

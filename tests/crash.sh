@@ -2,13 +2,15 @@
 # crash.sh - zsd survives its own crash with swap on: a program in a
 # memory cgroup holds hundreds of MiB in zsd's swap, the serving process
 # is killed with SIGKILL at several moments (mid-fill, idle, during a
-# compaction, during a shrink, mid-read-back), and each time the keeper
-# starts a new server that recovers the pool and serves again; the
-# program must finish with every page right, killed by nothing (no
-# SIGBUS, no OOM kill).  Prints how long each new server took to answer.
+# compaction, during a shrink, with the pool's pages pushed out while no
+# server runs, mid-read-back), and each time the keeper starts a new
+# server that recovers the pool and serves again; the program must
+# finish with every page right, killed by nothing (no SIGBUS, no OOM
+# kill).  Prints how long each new server took to answer.
 . "${srcdir:-.}/tests/lib.sh"
 
 prio=32000
+keeper=
 ZSCTL=${ZSCTL:-$builddir/daemon/zsctl}
 MIB=${CRASH_MIB:-640}		# the program's memory
 LIMIT=${CRASH_LIMIT:-160}	# its cgroup's, MiB
@@ -23,6 +25,13 @@ swap_lock || tap_bail "cannot take $builddir/tests/swap.lock"
 other=$(swaps_from "$prio")
 [ -z "$other" ] || skip "other swap at priority >= $prio: $other"
 setup_cleanup
+
+# A keeper left stopped by kill_paged_out would never stop.
+cleanup_hook()
+{
+	[ -n "$keeper" ] && kill -CONT "$keeper" 2>/dev/null
+	return 0
+}
 
 zsctl()
 {
@@ -59,6 +68,91 @@ kill_server()
 	    "$((t1 - t0)) ms"
 	[ -n "$new" ] || tap_diag "$(tail -15 "$ZSD_LOG")"
 	echo "$((t1 - t0))" >>"$TEST_DIR/gaps"
+}
+
+# pool_files: the keeper's descriptors of the pool's memory (the arena
+# and the state), one /proc path a line.
+pool_files()
+{
+	local f
+
+	for f in /proc/"$keeper"/fd/*; do
+		case $(readlink "$f") in
+		"/#"*" (deleted)" | "/memfd:zsd-"*) echo "$f" ;;
+		esac
+	done
+}
+
+# fuse_abort: abort our mount's FUSE connection, so that whatever waits
+# on it fails instead.
+fuse_abort()
+{
+	local dev
+
+	dev=$(awk -v m="$ZSD_MNT" '$5 == m { print $3 }' /proc/self/mountinfo)
+	[ -n "$dev" ] && echo 1 >"/sys/fs/fuse/connections/${dev#*:}/abort"
+}
+
+# kill_paged_out: SIGKILL the server while the keeper is stopped, so that
+# nobody has the pool's memory mapped; page every page of it out, as
+# reclaim may then, before the keeper starts the next server.  On a
+# noswap tmpfs they stay; in a memfd they would go to zsd's own swap,
+# and the next server would hang on them.
+kill_paged_out()
+{
+	local old f out pages=0 kept=0 n a t0 t1 tenths=100 new
+
+	old=$(zsd_status pid)
+	if [ "$(zsd_status pool_memory)" != noswap ]; then
+		tap_skip 2 "pool in a memfd (kernel before 6.4, or no" \
+		    "CAP_SYS_ADMIN): its pages could be swapped to zsd"
+		return
+	fi
+	kill -STOP "$keeper"
+	t0=$(now_ms)
+	kill -KILL "$old"
+	kills=$((kills + 1))
+	# Its parent is stopped: dead once a zombie.
+	for ((n = 0; n < 100; n++)); do
+		pid_alive "$old" || break
+		sleep 0.05
+	done
+	for f in $(pool_files); do
+		# A page gone to zsd's swap with no server to take it stops
+		# MADV_PAGEOUT (and everyone after) for good: unblock them.
+		"$builddir/tests/pageout" "$f" >"$TEST_DIR/pageout" &
+		for ((n = 0; n < 300; n++)); do
+			pid_alive $! || break
+			sleep 0.1
+		done
+		if pid_alive $!; then
+			tap_ok 1 "MADV_PAGEOUT of $f hangs: the pool's pages" \
+			    "went to zsd's swap"
+			fuse_abort
+			kill -CONT "$keeper"
+			tap_bail "the FUSE connection is aborted"
+		fi
+		wait $! || break
+		read -r _ n _ a <"$TEST_DIR/pageout"
+		pages=$((pages + n))
+		kept=$((kept + a))
+	done
+	kill -CONT "$keeper"
+	[ "$pages" -gt 0 ] && [ "$kept" -eq "$pages" ]
+	tap_ok $? "no server: $kept of the pool's $pages pages in memory" \
+	    "after MADV_PAGEOUT"
+	while [ "$tenths" -gt 0 ]; do
+		new=$(zsd_status pid)
+		[ -n "$new" ] && [ "$new" != "$old" ] && break
+		new=
+		sleep 0.05
+		tenths=$((tenths - 1))
+	done
+	t1=$(now_ms)
+	[ -n "$new" ]
+	tap_ok $? "pool paged out: server $old killed, $new answers after" \
+	    "$((t1 - t0)) ms"
+	[ -n "$new" ] || tap_diag "$(tail -15 "$ZSD_LOG")"
 }
 
 # swapped: KiB of the program's memory in swap.
@@ -119,6 +213,7 @@ zsctl shrink 64M >/dev/null 2>&1 &
 sleep 0.05
 kill_server "during zsctl shrink"
 wait $! 2>/dev/null
+kill_paged_out
 
 # Mid-read-back: let the program verify, kill twice while it reads.
 touch "$TEST_DIR/go"
