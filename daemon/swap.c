@@ -14,7 +14,8 @@
  * Stop: unless forced, first check that the pages swapped out to the
  * device fit back into memory (memfit.c) and refuse if they do not; then
  * swapoff; then detach the loop device.  If the check refuses or swapoff
- * fails, the device stays attached and swap stays on.
+ * fails, the device stays attached and swap stays on.  A device that is
+ * no longer swap (swapoff by hand) is detached without either.
  */
 #include <config.h>
 
@@ -246,16 +247,16 @@ swap_refuse_stop(struct zsd *z)
 }
 
 /*
- * After a swapoff that failed: true if it failed (EINVAL) because the
- * loop device is no longer swap -- someone ran swapoff by hand -- so that
- * the stop goes on; errno kept otherwise.
+ * True if the loop device is no longer swap -- someone ran swapoff by
+ * hand -- so that the stop goes on without one.  After our own swapoff
+ * failed, only for EINVAL; errno is kept.
  */
 static bool
 swap_gone(struct zsd *z)
 {
 	int saved = errno;
 
-	if (saved == EINVAL && swap_used(z->loop_dev) == -1) {
+	if (swap_used(z->loop_dev) == -1) {
 		log_warnx("%s is no longer swap: turned off by someone else",
 		    z->loop_dev);
 		return true;
@@ -272,9 +273,12 @@ swap_off_thread(void *arg)
 
 	(void)pthread_setname_np(pthread_self(), "zsd-swapoff");
 	sched_background();
-	if (!z->force_stop && swap_refuse_stop(z)) {
+	if (swap_gone(z)) {
+		swap_detach_loop(z);
+	} else if (!z->force_stop && swap_refuse_stop(z)) {
 		error = -EAGAIN;
-	} else if (swapoff(z->loop_dev) != 0 && !swap_gone(z)) {
+	} else if (swapoff(z->loop_dev) != 0 && (errno != EINVAL ||
+	    !swap_gone(z))) {
 		error = -errno;
 		snprintf(z->stop_why, sizeof(z->stop_why), "swapoff %s: %m",
 		    z->loop_dev);
