@@ -3,9 +3,9 @@
  * the server's end of its channel.
  *
  * zsd runs as two processes.  The keeper (the process zsd was started as)
- * holds the FUSE connection's /dev/fuse fd, the arena memfd (the pool and
- * the store, persist.c) and the state memfd (struct zsd_state), and runs
- * the server, which does all the work.  The kernel aborts a FUSE
+ * holds the FUSE connection's /dev/fuse fd, the arena (the pool and the
+ * store, persist.c) and the state (struct zsd_state), two files of shared
+ * memory that are never swapped (memfile.c), and runs the server, which does all the work.  The kernel aborts a FUSE
  * connection when the last /dev/fuse fd closes: while the keeper holds
  * one, a server that dies leaves the mount, the loop device and swap as
  * they are, with the requests it had read kept by the kernel, and the
@@ -298,7 +298,7 @@ keeper_unstore(struct keeper *k)
 static const char keeper_other_version[] =
     "its state is of another version of zsd";
 
-/* Map the state memfd; NULL, or why not. */
+/* Map the state file; NULL, or why not. */
 static const char *
 keeper_map_state(struct keeper *k)
 {
@@ -699,7 +699,7 @@ keeper_setup(struct keeper *k)
 {
 	const char *env;
 	char why[160];
-	bool noswap, state_noswap;
+	bool noswap;
 	FILE *f;
 	int r;
 
@@ -723,31 +723,29 @@ keeper_setup(struct keeper *k)
 		return -1;
 	if (r > 0)
 		goto adopted;
-	k->fds[KFD_ARENA] = memfile_open("zsd-arena", &noswap, why,
-	    sizeof(why));
-	if (k->fds[KFD_ARENA] >= 0 && !noswap)
-		log_warnx("keeper: the pool is in a memfd, which the kernel "
-		    "may swap while no server has it locked, and then wait "
-		    "on zsd to read it back (%s)", why);
-	k->fds[KFD_STATE] = memfile_open("zsd-state", &state_noswap, why,
-	    sizeof(why));
-	if (k->fds[KFD_ARENA] < 0 || k->fds[KFD_STATE] < 0) {
+	/* KFD_ARENA and KFD_STATE, in that order. */
+	if (memfile_open(keeper_fdnames, k->fds, KFD_STATE + 1, &noswap, why,
+	    sizeof(why)) != 0) {
 		log_warn("keeper: no shared memory for the pool");
 		return -1;
 	}
+	if (!noswap)
+		log_warnx("keeper: the pool is in a memfd, which the kernel "
+		    "may swap out while no server has it locked: a new server "
+		    "would then hang on it (%s)", why);
 	if (ftruncate(k->fds[KFD_STATE], sizeof(struct zsd_state)) != 0) {
-		log_warn("keeper: sizing the state memfd");
+		log_warn("keeper: sizing the state file");
 		return -1;
 	}
 	k->state = mmap(NULL, sizeof(struct zsd_state), PROT_READ |
 	    PROT_WRITE, MAP_SHARED, k->fds[KFD_STATE], 0);
 	if (k->state == MAP_FAILED) {
-		log_warn("keeper: mapping the state memfd");
+		log_warn("keeper: mapping the state file");
 		return -1;
 	}
 	k->state->magic = KEEPER_STATE_MAGIC;
 	k->state->version = KEEPER_STATE_VERSION;
-	k->state->noswap = noswap && state_noswap;
+	k->state->noswap = noswap;
 	(void)keeper_store(k, KFD_ARENA);
 	(void)keeper_store(k, KFD_STATE);
 adopted:

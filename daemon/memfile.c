@@ -10,15 +10,16 @@
  * zsd's own.  The next server then faults on a page that only it could
  * read back, and hangs for good.
  *
- * So both files are made on a tmpfs of our own, mounted with noswap
+ * So both files are made on one tmpfs of our own, mounted with noswap
  * (Linux 6.4), whose pages the kernel keeps in memory whoever maps them:
  * fsopen() and fsmount() make the mount without a place in any directory
- * tree, and the file is opened there with O_TMPFILE, so nothing is left
- * to clean up: the mount goes away with the last open file in it.  Its
- * size is not limited (the pool's own mem_limit is the limit).  Unlike
- * a memfd it cannot be sealed against shrinking; only zsd ever has it.
+ * tree, and the files are opened there with O_TMPFILE, so nothing is
+ * left to clean up: the mount goes away with the last open file in it.
+ * Its size is not limited (the pool's own mem_limit is the limit).
+ * Unlike a memfd, such a file cannot be sealed against shrinking; only
+ * zsd ever has it.
  * Where the kernel has no noswap, or mounting is not permitted (no
- * CAP_SYS_ADMIN), the file is a memfd, and memfile_open says why.
+ * CAP_SYS_ADMIN), the files are memfds, and memfile_open says why.
  */
 #include <config.h>
 
@@ -32,11 +33,12 @@
 
 #include "zsd.h"
 
-/* An empty file on a new noswap tmpfs; -1 with errno. */
+#ifdef HAVE_FSOPEN
+/* A new noswap tmpfs, mounted nowhere: its mount fd; -1 with errno. */
 static int
-memfile_noswap(const char **step)
+memfile_mount(const char **step)
 {
-	int fs, mnt = -1, fd = -1, saved;
+	int fs, mnt = -1, saved;
 
 	*step = "fsopen tmpfs";
 	if ((fs = fsopen("tmpfs", FSOPEN_CLOEXEC)) < 0)
@@ -54,31 +56,63 @@ memfile_noswap(const char **step)
 	if (fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) != 0)
 		goto out;
 	*step = "fsmount";
-	if ((mnt = fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID |
-	    MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)) < 0)
-		goto out;
-	*step = "O_TMPFILE";
-	fd = openat(mnt, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	mnt = fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID |
+	    MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
 out:
 	saved = errno;
-	if (mnt >= 0)
-		close(mnt);
 	close(fs);
 	errno = saved;
-	return fd;
+	return mnt;
+}
+#else
+static int
+memfile_mount(const char **step)
+{
+	*step = "fsopen (built without it)";
+	errno = ENOSYS;
+	return -1;
+}
+#endif
+
+static void
+memfile_close(int *fds, unsigned int n)
+{
+	while (n > 0)
+		close(fds[--n]);
 }
 
 int
-memfile_open(const char *name, bool *noswap, char *why, size_t whylen)
+memfile_open(const char *const *names, int *fds, unsigned int n,
+    bool *noswap, char *why, size_t whylen)
 {
 	const char *step;
-	int fd;
+	unsigned int i;
+	int mnt, saved;
 
-	if ((fd = memfile_noswap(&step)) >= 0) {
-		*noswap = true;
-		return fd;
+	if ((mnt = memfile_mount(&step)) >= 0) {
+		step = "O_TMPFILE";
+		for (i = 0; i < n; i++)
+			if ((fds[i] = openat(mnt, ".", O_TMPFILE | O_RDWR |
+			    O_CLOEXEC, 0600)) < 0)
+				break;
+		saved = errno;
+		close(mnt);
+		if (i == n) {
+			*noswap = true;
+			return 0;
+		}
+		memfile_close(fds, i);
+		errno = saved;
 	}
 	snprintf(why, whylen, "%s: %s", step, strerror(errno));
 	*noswap = false;
-	return memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	for (i = 0; i < n; i++)
+		if ((fds[i] = memfd_create(names[i], MFD_CLOEXEC |
+		    MFD_ALLOW_SEALING)) < 0) {
+			saved = errno;
+			memfile_close(fds, i);
+			errno = saved;
+			return -1;
+		}
+	return 0;
 }

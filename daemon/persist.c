@@ -3,7 +3,7 @@
  * outlive the process serving them.
  *
  * zsd_pool_open gives the daemon its pool and store.  With an arena fd
- * (a memfd held outside the serving process, see keeper.c), an empty
+ * (shared memory held outside the serving process, see keeper.c), an empty
  * arena is formatted, and an arena a dead server left is recovered: the
  * pool is mapped at the address it had, the store's journal is replayed,
  * every handle a slot holds is named to libzs, which frees what the crash

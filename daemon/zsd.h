@@ -337,12 +337,12 @@ int		 stale_cleanup(const char *mountpoint);
 
 /* memfile.c */
 /*
- * A new, empty file of shared memory for the arena or the state: on a
- * private noswap tmpfs (*noswap true), else a memfd named name (false,
- * why says what failed).  -1 with errno if neither can be had.
+ * n new, empty files of shared memory (the arena, the state) in fds: all
+ * on one private noswap tmpfs (*noswap true), else memfds named names
+ * (false; why says what failed).  0, or -1 with errno and none open.
  */
-int		 memfile_open(const char *name, bool *noswap, char *why,
-		    size_t whylen);
+int		 memfile_open(const char *const *names, int *fds,
+		    unsigned int n, bool *noswap, char *why, size_t whylen);
 
 /* notify.c */
 void		 notify(const char *state);	/* sd_notify, if asked for */
@@ -413,7 +413,7 @@ void		 store_options_of(const struct zsd_config *cfg,
 		    struct store_options *opt);
 
 /*
- * persist.c: z->pool and z->store, in the arena memfd arena_fd (empty:
+ * persist.c: z->pool and z->store, in the arena file arena_fd (empty:
  * formatted; else recovered, z->recovered set), or in private memory
  * (arena_fd -1).  0, or -errno with why filled.
  */
@@ -422,7 +422,7 @@ int		 zsd_pool_open(struct zsd *z, int arena_fd, char *why,
 
 /*
  * keeper.c: the keeper process and the server's side of its channel.
- * struct zsd_state lives in the "zsd-state" memfd the keeper holds,
+ * struct zsd_state lives in the state file the keeper holds (memfile.c),
  * mapped shared by the keeper and the server; it is what a server leaves
  * its successor.  Fields are written by one side each (noted), and only
  * read by the other side once the writer is gone or before it starts.
