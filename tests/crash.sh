@@ -202,17 +202,21 @@ cgroup_run crash "$SWAPPER" -m "$MIB" -s 23 -w $((MIB - LIMIT - 80)) \
     -p "$TEST_DIR/go" >"$TEST_DIR/swapper.out" 2>&1 &
 bg=$!
 TEST_PIDS=$bg
-# The swapper itself: cgroup_run's subshell, or its child.
-swapper=$bg
-for ((i = 0; i < 50; i++)); do
-	c=$(pgrep -P "$bg" 2>/dev/null | head -1)
-	[ -n "$c" ] && swapper=$c
-	grep -q "^VmSwap:" "/proc/$swapper/status" 2>/dev/null && break
+# The swapper itself: the process of its cgroup, once it has exec'd it
+# (before, a subshell, whose VmSwap stays 0).
+swapper=
+for ((i = 0; i < 100; i++)); do
+	for c in $(cat "$(cgroup_path crash)/cgroup.procs" 2>/dev/null); do
+		[ "$(cat "/proc/$c/comm" 2>/dev/null)" = swapper ] && swapper=$c
+	done
+	[ -n "$swapper" ] && break
 	sleep 0.1
 done
+[ -n "$swapper" ] || tap_bail "the swapper did not start"
 
 # Mid-fill: once 100 MiB are in swap.
-while pid_alive "$swapper" && [ "$(swapped)" -lt $((100 << 10)) ]; do
+for ((i = 0; i < 1200; i++)); do
+	pid_alive "$swapper" && [ "$(swapped)" -lt $((100 << 10)) ] || break
 	sleep 0.1
 done
 kill_server "mid-fill ($(($(swapped) >> 10)) MiB swapped)"
