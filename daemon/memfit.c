@@ -137,8 +137,7 @@ memfit_has_word(const char *path, const char *word)
 	return 0;
 }
 
-/* Bytes in use on dev, from <proc>/swaps; -ENOENT if dev is not there. */
-static int
+int
 memfit_swap_used(const char *proc, const char *dev, uint64_t *used)
 {
 	char path[PATH_MAX], line[512], name[PATH_MAX];

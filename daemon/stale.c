@@ -91,19 +91,20 @@ stale_mount_type(const char *path, char *type, size_t len)
 static int
 stale_loop(const char *dev, const char *file)
 {
-	long long used;
-	int fd, error = 0;
+	uint64_t used;
+	int fd, error;
 
-	if ((used = swap_used(dev)) == -2) {
-		error = -errno;
+	error = memfit_swap_used("/proc", dev, &used);
+	if (error != 0 && error != -ENOENT) {
+		errno = -error;
 		log_warn("/proc/swaps: cannot tell whether %s is swap", dev);
 		return error;
 	}
-	if (used >= 0) {
+	if (error == 0) {
 		log_warnx("%s, backed by %s of a zsd that is gone, is still "
-		    "swap with %lld MiB in use: those pages are lost (a "
-		    "process that touches one gets SIGBUS); swapoff %s",
-		    dev, file, used >> 10, dev);
+		    "swap with %" PRIu64 " MiB in use: those pages are lost "
+		    "(a process that touches one gets SIGBUS); swapoff %s",
+		    dev, file, used >> 20, dev);
 		if (swapoff(dev) != 0) {
 			error = -errno;
 			log_warn("swapoff %s", dev);

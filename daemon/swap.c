@@ -21,7 +21,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <linux/loop.h>
 #include <pthread.h>
 #include <signal.h>
@@ -118,30 +117,6 @@ swap_attach_loop(struct zsd *z, int fd, char *dev, size_t devlen)
 	}
 	close(ctl);
 	return error != 0 ? error : -EBUSY;
-}
-
-/*
- * KiB in use on dev if it is swap, from /proc/swaps; -1 if it is not, -2
- * (errno set) if that cannot be told.
- */
-long long
-swap_used(const char *dev)
-{
-	char line[512], name[PATH_MAX];
-	long long used = -1, size, kib;
-	FILE *f;
-
-	if ((f = fopen("/proc/swaps", "re")) == NULL)
-		return -2;
-	while (fgets(line, sizeof(line), f) != NULL) {
-		if (sscanf(line, "%4095s %*s %lld %lld", name, &size, &kib) ==
-		    3 && strcmp(name, dev) == 0) {
-			used = kib;
-			break;
-		}
-	}
-	fclose(f);
-	return used;
 }
 
 static void
@@ -254,9 +229,10 @@ swap_refuse_stop(struct zsd *z)
 static bool
 swap_gone(struct zsd *z)
 {
+	uint64_t used;
 	int saved = errno;
 
-	if (swap_used(z->loop_dev) == -1) {
+	if (memfit_swap_used("/proc", z->loop_dev, &used) == -ENOENT) {
 		log_warnx("%s is no longer swap: turned off by someone else",
 		    z->loop_dev);
 		return true;

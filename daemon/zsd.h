@@ -123,6 +123,11 @@ int	config_parse_size(const char *s, uint64_t percent_of, uint64_t *out);
  */
 int	memfit_swapoff(const char *dev, const char *proc, const char *cgroup,
 	    char *why, size_t whylen);
+/*
+ * Bytes in use on swap device dev, from <proc>/swaps: 0; -ENOENT if dev
+ * is not swap, another -errno if that cannot be told.
+ */
+int	memfit_swap_used(const char *proc, const char *dev, uint64_t *used);
 
 /* merge.c: the content index of a store (see merge.c) */
 struct merge_index;
@@ -317,8 +322,6 @@ unsigned int	 fs_max_works(unsigned int nr_workers);
 /* swap.c */
 int		 swap_start(struct zsd *z);	/* spawn the swapon thread */
 int		 swap_stop(struct zsd *z);	/* spawn the swapoff thread */
-/* KiB in use on dev if it is swap (/proc/swaps); -1 if not, -2 + errno. */
-long long	 swap_used(const char *dev);
 void		 swap_write_header(struct store *st, struct store_ctx *ctx,
 		    uint64_t nr_pages, int *errorp);
 
