@@ -5,11 +5,12 @@
  * zsd runs as two processes.  The keeper (the process zsd was started as)
  * holds the FUSE connection's /dev/fuse fd, the arena (the pool and the
  * store, persist.c) and the state (struct zsd_state), two files of shared
- * memory that are never swapped (memfile.c), and runs the server, which does all the work.  The kernel aborts a FUSE
- * connection when the last /dev/fuse fd closes: while the keeper holds
- * one, a server that dies leaves the mount, the loop device and swap as
- * they are, with the requests it had read kept by the kernel, and the
- * keeper starts a new server that takes the connection over (fs.c).
+ * memory that are never swapped (memfile.c), and runs the server, which
+ * does all the work.  The kernel aborts a FUSE connection when the last
+ * /dev/fuse fd closes: while the keeper holds one, a server that dies
+ * leaves the mount, the loop device and swap as they are, with the
+ * requests it had read kept by the kernel, and the keeper starts a new
+ * server that takes the connection over (fs.c).
  *
  * The keeper does as little as can be: no I/O but its channel to the
  * server and waitpid, no allocation after start, memory locked.  Per
