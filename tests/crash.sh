@@ -43,25 +43,32 @@ now_ms()
 	echo $(($(date +%s%N) / 1000000))
 }
 
+# new_server OLD: the pid of the server that answers after OLD, waiting
+# up to 5 s; nothing if none does.
+new_server()
+{
+	local new tries
+
+	for ((tries = 0; tries < 100; tries++)); do
+		new=$(zsd_status pid)
+		[ -n "$new" ] && [ "$new" != "$1" ] && { echo "$new"; return; }
+		sleep 0.05
+	done
+}
+
 # kill_server WHAT: SIGKILL the server, wait for another to answer; a
 # test point with the time it took.
 kills=0
 kill_server()
 {
-	local what=$1 old new t0 t1 tenths=100
+	local what=$1 old new t0 t1
 
 	old=$(zsd_status pid)
 	[ -n "$old" ] || { tap_ok 1 "$what: no server answers"; return; }
 	t0=$(now_ms)
 	kill -KILL "$old"
 	kills=$((kills + 1))
-	while [ "$tenths" -gt 0 ]; do
-		new=$(zsd_status pid)
-		[ -n "$new" ] && [ "$new" != "$old" ] && break
-		new=
-		sleep 0.05
-		tenths=$((tenths - 1))
-	done
+	new=$(new_server "$old")
 	t1=$(now_ms)
 	[ -n "$new" ]
 	tap_ok $? "$what: server $old killed, $new answers after" \
@@ -100,7 +107,7 @@ fuse_abort()
 # and the next server would hang on them.
 kill_paged_out()
 {
-	local old f pages=0 kept=0 arena=0 n a t0 t1 tries new used0 used1
+	local old f pages=0 kept=0 arena=0 n a t0 t1 new used0 used1
 
 	old=$(zsd_status pid)
 	if [ "$(zsd_status pool_memory)" != noswap ]; then
@@ -146,12 +153,7 @@ kill_paged_out()
 	    [ "$used1" -le "$used0" ]
 	tap_ok $? "no server: $kept of the pool's $pages pages in memory" \
 	    "after MADV_PAGEOUT; $loop's use $used0 KiB then $used1 KiB"
-	for ((tries = 0; tries < 100; tries++)); do
-		new=$(zsd_status pid)
-		[ -n "$new" ] && [ "$new" != "$old" ] && break
-		new=
-		sleep 0.05
-	done
+	new=$(new_server "$old")
 	t1=$(now_ms)
 	[ -n "$new" ]
 	tap_ok $? "pool paged out: server $old killed, $new answers after" \
