@@ -76,169 +76,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "zsd.h"
+#include "store-int.h"
 
-#define STORE_STRIPES	1024u		/* a power of two */
-#define STORE_SHARDS	16u		/* sets of counters */
-#define CACHE_LINE	64
 #define MERGE_WINDOW	256u		/* hashed writes judged at once */
 #define MERGE_SAMPLE	16u		/* skipping: one write in this many
 					   is hashed */
-
-/* Count into the set of the calling thread's context. */
-#define STAT_ADD(ctx, f, n) \
-	atomic_fetch_add_explicit(&(ctx)->counters->f, (n), \
-	    memory_order_relaxed)
-#define STAT_SUB(ctx, f, n) \
-	atomic_fetch_sub_explicit(&(ctx)->counters->f, (n), \
-	    memory_order_relaxed)
-
-/*
- * One set of statistics: relaxed atomics, since contexts beyond
- * STORE_SHARDS share sets.  The gauges (pages_stored, same_pages,
- * huge_pages, compr_data_size) change with the entry, under its stripe
- * lock, so their sums over the sets never go below zero; one set's may,
- * when one thread counts a page in and another counts it out.  The
- * counters are bumped after the fact.
- */
-struct counters {
-	_Atomic uint64_t	pages_stored;
-	_Atomic uint64_t	same_pages;
-	_Atomic uint64_t	huge_pages;
-	_Atomic uint64_t	compr_data_size;
-	_Atomic uint64_t	mem_used_max;	/* pool bytes, seen on write */
-	_Atomic uint64_t	reads;		/* pages */
-	_Atomic uint64_t	writes;		/* pages */
-	_Atomic uint64_t	discards;	/* pages */
-	_Atomic uint64_t	failed_reads;	/* pages */
-	_Atomic uint64_t	failed_writes;	/* pages, discards included */
-	_Atomic uint64_t	limit_refusals;
-	_Atomic uint64_t	invalid_io;	/* requests past the end */
-	/* Merging: gauges, changed as references are taken and dropped. */
-	_Atomic uint64_t	pages_merged;	/* refs beyond the first */
-	_Atomic uint64_t	merge_objects;	/* objects of 2 references + */
-	_Atomic uint64_t	merge_saved;	/* bytes of pages_merged's
-						   objects */
-	_Atomic uint64_t	merge_collisions; /* keys equal, bytes not */
-	_Atomic uint64_t	merge_skipped;	/* writes not hashed */
-} __attribute__((aligned(CACHE_LINE)));
-
-enum slot_type {
-	SLOT_EMPTY = 0,		/* never written, or discarded: zeros */
-	SLOT_SAME,		/* every 64-bit word is value; no object */
-	SLOT_COMPRESSED,	/* value: handle of len bytes from codec */
-	SLOT_RAW,		/* value: handle of the page itself */
-};
-
-/*
- * An entry of the table; all of it guarded by the slot's stripe lock.
- * Slots sharing an object (merged pages) have the same value and node.
- */
-struct slot {
-	uint64_t	value;	/* fill word (SAME) or handle */
-	uint32_t	node;	/* the object's index node + 1; 0: none */
-	uint16_t	len;	/* object bytes: compressed, or 4096 (RAW) */
-	uint8_t		type;	/* enum slot_type */
-	uint8_t		codec;	/* enum codec_id, for SLOT_COMPRESSED */
-};
-
-_Static_assert(sizeof(struct slot) == 16, "a slot is 16 bytes");
-
-/*
- * A stripe's journal entry, in the arena: the slot being replaced (+ 1;
- * 0: none) and its new entry, written before the slot is (see "Crashes").
- * Guarded by the stripe's lock.
- */
-struct journal {
-	_Atomic uint64_t	slot;
-	struct slot		entry;
-	uint64_t		unused;
-};
-
-#define STORE_ROOT_MAGIC	"ZSDSTOR"
-#define STORE_ROOT_VERSION	1
-
-/*
- * The start of the arena's root: what the store keeps there, where.
- * Written once by store_create; the regions follow, each aligned to
- * ROOT_ALIGN: the slots, the journal, the counters, the index's nodes.
- */
-struct store_root {
-	char		magic[8];
-	uint32_t	version;
-	uint32_t	stripes;
-	uint64_t	nr_pages;
-	uint64_t	slots_off, journal_off, counters_off, nodes_off;
-	uint64_t	nodes_size;
-	uint64_t	size;		/* all of it */
-};
-
-#define ROOT_ALIGN	4096u
-
-/* One lock per cache line, so that stripes do not share one. */
-struct stripe {
-	pthread_mutex_t	lock;
-} __attribute__((aligned(CACHE_LINE)));
-
-struct store {
-	/* Set at creation, constant after. */
-	struct zs_pool	*pool;		/* not ours; thread-safe */
-	uint64_t	 nr_pages;
-	uint64_t	 size;		/* nr_pages * 4096 */
-	size_t		 compress_cap;	/* below the huge class size */
-	struct stripe	*stripes;	/* STORE_STRIPES of them */
-	unsigned int	 nr_stripes;	/* initialised, for destroy */
-
-	struct slot	*slots;		/* slots[i]: stripes[stripe_of(i)] */
-	struct merge_index *merge;	/* NULL: too many pages to index */
-	/* In an arena (see "Crashes" at the top): the root, and a journal
-	 * entry per stripe.  NULL: private memory. */
-	struct store_root *root;
-	struct journal	*journal;
-	struct store_recovery recovery;	/* what recovery found */
-
-	/* Options: atomics, changed by store_set_options at any time. */
-	_Atomic int		codec;		/* enum codec_id, new writes */
-	_Atomic int		zstd_level;
-	_Atomic uint64_t	mem_limit;	/* pool bytes; 0: none */
-	_Atomic bool		merge_on;	/* hash new pages */
-
-	struct counters		*counters;	/* STORE_SHARDS sets */
-	_Atomic unsigned int	 next_set;	/* for the next context */
-};
-
-/*
- * One thread's working memory: the only buffers the I/O path uses.
- * Owned by one thread at a time; no lock.
- */
-struct store_ctx {
-	unsigned char		 page[ZSD_PAGE_SIZE];	/* being patched */
-	unsigned char		 cbuf[CODEC_DST_SIZE];	/* compressed */
-	unsigned char		 local[ZS_MAX_ALLOC_SIZE]; /* read_begin */
-	unsigned char		 match[ZSD_PAGE_SIZE];	/* merge candidate */
-	struct store		*st;
-	struct codec_ctx	*codec;
-	struct counters		*counters;	/* the set this thread counts
-						   into */
-	int			 zstd_level;	/* what codec is set to */
-	/* Merging's judgement of its hashed writes (see the top). */
-	unsigned int		 merge_hashed;	/* in this window */
-	unsigned int		 merge_hits;	/* merged, in this window */
-	unsigned int		 merge_tick;	/* writes since one hashed */
-	bool			 merge_skipping;
-} __attribute__((aligned(CACHE_LINE)));
-
-/*
- * memcpy for whole and partial pages.  GCC inlines a memcpy whose length
- * it can bound (here: at most a page) as "rep movsq", much slower than the
- * C library's; the empty asm hides the bound (libzs does the same).
- */
-static inline void
-bulk_copy(void *dst, const void *src, size_t n)
-{
-	__asm__("" : "+r"(n));
-	memcpy(dst, src, n);
-}
 
 static bool
 codec_valid(int id)
@@ -246,7 +88,7 @@ codec_valid(int id)
 	return id == CODEC_LZ4 || id == CODEC_ZSTD;
 }
 
-static pthread_mutex_t *
+pthread_mutex_t *
 store_slot_lock(struct store *st, uint64_t i)
 {
 	return &st->stripes[i & (STORE_STRIPES - 1)].lock;
@@ -497,8 +339,33 @@ refuse:
 	return -ENOSPC;
 }
 
-/* The page an entry holds, into page.  Called with the slot locked. */
+/*
+ * A page written back: one read of its block (into the context's
+ * buffer, aligned for O_DIRECT), then decompressed or copied out.
+ */
 static int
+store_decode_backed(struct store *st, struct store_ctx *ctx,
+    const struct slot *s, void *page)
+{
+	size_t in = SLOT_BACKED_IN(s->value);
+	int error;
+
+	if (st->backing == NULL)
+		return -EIO;
+	if ((error = backing_read(st->backing, SLOT_BACKED_BLOCK(s->value),
+	    ctx->block)) != 0)
+		return error;
+	STAT_ADD(ctx, bd_reads, 1);
+	if (s->codec == 0) {
+		bulk_copy(page, ctx->block, ZSD_PAGE_SIZE);
+		return 0;
+	}
+	return codec_decompress(ctx->codec, (enum codec_id)s->codec,
+	    ctx->block + in, s->len, page);
+}
+
+/* The page an entry holds, into page.  Called with the slot locked. */
+int
 store_decode(struct store *st, struct store_ctx *ctx, const struct slot *s,
     void *page)
 {
@@ -512,6 +379,8 @@ store_decode(struct store *st, struct store_ctx *ctx, const struct slot *s,
 	case SLOT_SAME:
 		page_fill(page, s->value);
 		return 0;
+	case SLOT_BACKED:
+		return store_decode_backed(st, ctx, s, page);
 	}
 	/* Pinned until read_end: compaction cannot move it meanwhile. */
 	src = zs_obj_read_begin(st->pool, s->value, ctx->local, NULL);
@@ -534,6 +403,18 @@ store_account(struct store_ctx *ctx, const struct slot *s, bool in)
 
 	if (s->type == SLOT_EMPTY)
 		return;
+	if (s->type == SLOT_BACKED) {
+		if (in) {
+			STAT_ADD(ctx, pages_stored, 1);
+			STAT_ADD(ctx, bd_count, 1);
+			STAT_ADD(ctx, bd_bytes, s->len);
+		} else {
+			STAT_SUB(ctx, pages_stored, 1);
+			STAT_SUB(ctx, bd_count, 1);
+			STAT_SUB(ctx, bd_bytes, s->len);
+		}
+		return;
+	}
 	if (s->type == SLOT_COMPRESSED || s->type == SLOT_RAW)
 		compr = s->len;
 	if (in) {
@@ -561,7 +442,7 @@ store_account(struct store_ctx *ctx, const struct slot *s, bool in)
  * stores across the journal's (a process's death is asynchronous to it,
  * as a signal is; its stores that were made all reach memory).
  */
-static void
+void
 store_replace_locked(struct store *st, struct store_ctx *ctx, uint64_t i,
     const struct slot *new, struct slot *old)
 {
@@ -585,13 +466,18 @@ store_replace_locked(struct store *st, struct store_ctx *ctx, uint64_t i,
 
 /*
  * Free an entry's object, once it is out of the table, or give back its
- * reference if others hold it too.  ctx NULL: count nothing.
+ * reference if others hold it too, or its place in the backing file.
+ * ctx NULL: count nothing.
  */
-static void
+void
 store_release(struct store *st, struct store_ctx *ctx, const struct slot *s)
 {
 	uint32_t refs;
 
+	if (s->type == SLOT_BACKED) {
+		backing_put(st->backing, SLOT_BACKED_BLOCK(s->value));
+		return;
+	}
 	if (s->type != SLOT_COMPRESSED && s->type != SLOT_RAW)
 		return;
 	if (s->node != 0 && (refs = merge_put(st->merge, s->node)) != 0) {
@@ -614,6 +500,7 @@ store_write_page(struct store *st, struct store_ctx *ctx, uint64_t i,
 	pthread_mutex_t *lock = store_slot_lock(st, i);
 	size_t room = STORE_ROOM_ANY;
 	struct slot new, old;
+	uint32_t now;
 	int error;
 
 	/*
@@ -628,8 +515,10 @@ store_write_page(struct store *st, struct store_ctx *ctx, uint64_t i,
 	}
 	if ((error = store_encode(st, ctx, page, room, &new)) != 0)
 		return error;
+	now = store_now(st);
 	pthread_mutex_lock(lock);
 	store_replace_locked(st, ctx, i, &new, &old);
+	store_touch(st, ctx, i, now);
 	pthread_mutex_unlock(lock);
 	store_release(st, ctx, &old);
 	return 0;
@@ -668,6 +557,7 @@ store_patch_page(struct store *st, struct store_ctx *ctx, uint64_t i,
 	if ((error = store_encode(st, ctx, ctx->page, room, &new)) != 0)
 		goto out;
 	store_replace_locked(st, ctx, i, &new, &old);
+	store_touch(st, ctx, i, store_now(st));
 	pthread_mutex_unlock(lock);
 	store_release(st, ctx, &old);
 	return 0;
@@ -755,6 +645,7 @@ store_read(struct store *st, struct store_ctx *ctx, uint64_t off, void *buf,
 	size_t in, n, done;
 	struct slot s;
 	uint64_t i;
+	uint32_t now;
 	int error;
 
 	if (!store_io_valid(st, ctx, off, len)) {
@@ -764,6 +655,7 @@ store_read(struct store *st, struct store_ctx *ctx, uint64_t off, void *buf,
 	}
 	if (len > LONG_MAX)
 		len = LONG_MAX & ~(size_t)(ZSD_PAGE_SIZE - 1);
+	now = store_now(st);
 	for (done = 0; done < len; done += n, off += n) {
 		i = off >> ZSD_PAGE_SHIFT;
 		in = off & (ZSD_PAGE_SIZE - 1);
@@ -772,6 +664,8 @@ store_read(struct store *st, struct store_ctx *ctx, uint64_t off, void *buf,
 		lock = store_slot_lock(st, i);
 		pthread_mutex_lock(lock);
 		s = st->slots[i];
+		if (s.type != SLOT_EMPTY)
+			store_touch(st, ctx, i, now);
 		if (n == ZSD_PAGE_SIZE) {
 			error = store_decode(st, ctx, &s, p + done);
 			store_fault_read(i, p + done);
@@ -820,6 +714,7 @@ store_discard(struct store *st, struct store_ctx *ctx, uint64_t off,
 			lock = store_slot_lock(st, i);
 			pthread_mutex_lock(lock);
 			store_replace_locked(st, ctx, i, &empty, &old);
+			store_untouch(st, ctx, i);
 			pthread_mutex_unlock(lock);
 			store_release(st, ctx, &old);
 		}
@@ -841,6 +736,8 @@ store_set_options(struct store *st, const struct store_options *opt)
 	    memory_order_relaxed);
 	atomic_store_explicit(&st->merge_on, opt->merge && st->merge != NULL,
 	    memory_order_relaxed);
+	atomic_store_explicit(&st->recomp_level, opt->recompress_level,
+	    memory_order_relaxed);
 }
 
 void
@@ -858,6 +755,7 @@ store_destroy(struct store *st)
 		free(st->slots);
 		free(st->counters);
 	}
+	free(st->atime);
 	merge_destroy(st->merge);
 	while (st->nr_stripes > 0)
 		pthread_mutex_destroy(&st->stripes[--st->nr_stripes].lock);
@@ -900,6 +798,23 @@ store_root_size(uint64_t nr_pages)
 }
 
 /*
+ * Whether a recovered slot names a place in the backing file that can
+ * hold it; if so, that block counts it.
+ */
+static bool
+store_backed_valid(struct store *st, const struct slot *s)
+{
+	size_t in = SLOT_BACKED_IN(s->value);
+
+	if (s->node != 0 || s->len == 0 || s->len > ZSD_PAGE_SIZE ||
+	    in + s->len > ZSD_PAGE_SIZE)
+		return false;
+	if (s->codec == 0 ? s->len != ZSD_PAGE_SIZE : !codec_valid(s->codec))
+		return false;
+	return backing_get(st->backing, SLOT_BACKED_BLOCK(s->value));
+}
+
+/*
  * A store in a recovering arena: replay the journals, name every handle
  * a slot holds to the pool, recover the pool, count the index's
  * references anew, and recompute the gauges.  A slot whose handle the
@@ -913,6 +828,7 @@ store_recover(struct store *st, char *why, size_t whylen)
 	struct counters *c0 = &st->counters[0];
 	uint64_t i, stored = 0, same = 0, huge = 0, compr = 0;
 	uint64_t merged = 0, mobjs = 0, msaved = 0;
+	uint64_t backed = 0, bd_bytes = 0;
 	uint8_t *seen = NULL;
 	unsigned int k;
 	int error;
@@ -928,13 +844,30 @@ store_recover(struct store *st, char *why, size_t whylen)
 		}
 		atomic_store(&j->slot, 0);
 	}
+	if (st->backing == NULL) {
+		for (i = 0; i < st->nr_pages; i++)
+			backed += st->slots[i].type == SLOT_BACKED;
+		if (backed != 0) {
+			snprintf(why, whylen, "%llu pages are in a backing "
+			    "file and none is open: set backing_file to it",
+			    (unsigned long long)backed);
+			return -ENXIO;
+		}
+	}
 	if (st->merge != NULL && (error = merge_recover_begin(st->merge)) != 0)
 		return error;
 	for (i = 0; i < st->nr_pages; i++) {
 		struct slot *s = &st->slots[i];
 
+		if (s->type == SLOT_BACKED) {
+			if (!store_backed_valid(st, s)) {
+				memset(s, 0, sizeof(*s));
+				rec->pages_lost++;
+			}
+			continue;
+		}
 		if (s->type != SLOT_COMPRESSED && s->type != SLOT_RAW) {
-			if (s->type > SLOT_RAW) {
+			if (s->type > SLOT_BACKED) {
 				memset(s, 0, sizeof(*s));
 				rec->pages_lost++;
 			}
@@ -975,6 +908,11 @@ store_recover(struct store *st, char *why, size_t whylen)
 		huge += s->type == SLOT_RAW;
 		if (s->type == SLOT_SAME)
 			continue;
+		if (s->type == SLOT_BACKED) {
+			backed++;
+			bd_bytes += s->len;
+			continue;
+		}
 		compr += s->len;
 		if (s->node == 0) {
 			rec->objects++;
@@ -1003,6 +941,9 @@ store_recover(struct store *st, char *why, size_t whylen)
 		atomic_store(&c->pages_merged, 0);
 		atomic_store(&c->merge_objects, 0);
 		atomic_store(&c->merge_saved, 0);
+		atomic_store(&c->idle_pages, 0);
+		atomic_store(&c->bd_count, 0);
+		atomic_store(&c->bd_bytes, 0);
 	}
 	atomic_store(&c0->pages_stored, stored);
 	atomic_store(&c0->same_pages, same);
@@ -1011,6 +952,8 @@ store_recover(struct store *st, char *why, size_t whylen)
 	atomic_store(&c0->pages_merged, merged);
 	atomic_store(&c0->merge_objects, mobjs);
 	atomic_store(&c0->merge_saved, msaved);
+	atomic_store(&c0->bd_count, backed);
+	atomic_store(&c0->bd_bytes, bd_bytes);
 	rec->merged = merged;
 	rec->pages = stored;
 	return 0;
@@ -1068,6 +1011,8 @@ store_open(struct zs_pool *pool, uint64_t nr_pages,
 	st->pool = pool;
 	st->nr_pages = nr_pages;
 	st->size = nr_pages << ZSD_PAGE_SHIFT;
+	st->backing = opt->backing;
+	st->epoch = store_clock_seconds();
 	if (root != NULL) {
 		st->root = (struct store_root *)(void *)root;
 		st->slots = (struct slot *)(void *)(root + want.slots_off);
@@ -1091,6 +1036,9 @@ store_open(struct zs_pool *pool, uint64_t nr_pages,
 	/* Untouched calloc pages cost nothing until their slots are used. */
 	if (st->slots == NULL && (st->slots = calloc((size_t)nr_pages,
 	    sizeof(*st->slots))) == NULL)
+		goto fail;
+	if ((st->atime = calloc((size_t)nr_pages, sizeof(*st->atime))) ==
+	    NULL)
 		goto fail;
 	if ((st->stripes = aligned_alloc(CACHE_LINE, STORE_STRIPES *
 	    sizeof(*st->stripes))) == NULL)
@@ -1152,7 +1100,7 @@ store_ctx_create(struct store *st)
 	struct store_ctx *ctx;
 	int saved;
 
-	if ((ctx = aligned_alloc(CACHE_LINE, sizeof(*ctx))) == NULL)
+	if ((ctx = aligned_alloc(ZSD_PAGE_SIZE, sizeof(*ctx))) == NULL)
 		return NULL;
 	memset(ctx, 0, sizeof(*ctx));
 	ctx->st = st;
@@ -1247,6 +1195,16 @@ store_stats(struct store *st, struct store_stats *out)
 	out->merge_objects = GAUGE_SUM(st, merge_objects);
 	out->merge_collisions = STAT_SUM(st, merge_collisions);
 	out->merge_skipped = STAT_SUM(st, merge_skipped);
+	out->idle_pages = GAUGE_SUM(st, idle_pages);
+	out->recompressed = STAT_SUM(st, recompressed);
+	out->recompress_saved = STAT_SUM(st, recompress_saved);
+	out->bd_count = GAUGE_SUM(st, bd_count);
+	out->bd_bytes = GAUGE_SUM(st, bd_bytes);
+	out->bd_reads = STAT_SUM(st, bd_reads);
+	out->bd_writes = STAT_SUM(st, bd_writes);
+	if (st->backing != NULL)
+		backing_usage(st->backing, &out->bd_blocks_used,
+		    &out->bd_blocks);
 }
 
 void

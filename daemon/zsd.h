@@ -187,12 +187,45 @@ void		 merge_counts(struct merge_index *idx, uint64_t *nodes,
 int		 merge_validate(struct merge_index *idx, char *why,
 		    size_t whylen);
 
+/* backing.c: the file idle pages are written back to (see backing.c) */
+struct backing;
+
+/*
+ * Open path (created if absent, a regular file grown sparse to size; a
+ * block device: size 0 or at most its size).  NULL with errno, and why
+ * filled, on failure.
+ */
+struct backing	*backing_open(const char *path, uint64_t size, char *why,
+		    size_t whylen);
+void		 backing_close(struct backing *b);
+const char	*backing_path(const struct backing *b);
+bool		 backing_direct(const struct backing *b);
+void		 backing_usage(struct backing *b, uint64_t *used,
+		    uint64_t *blocks);
+/* A free block for pages pages, its count set: 0, or -ENOSPC. */
+int		 backing_alloc(struct backing *b, unsigned int pages,
+		    uint64_t *block);
+/* One more page in block (recovery); false if there is no such block. */
+bool		 backing_get(struct backing *b, uint64_t block);
+/* One page less in block: the last one frees it. */
+void		 backing_put(struct backing *b, uint64_t block);
+/* A block of 4 KiB, from or to a buffer aligned to 4 KiB: 0 or -errno. */
+int		 backing_write(struct backing *b, uint64_t block,
+		    const void *buf);
+int		 backing_read(struct backing *b, uint64_t block, void *buf);
+
 /* store.c */
 struct store_options {
 	enum codec_id	codec;		/* for new writes */
 	int		zstd_level;
 	uint64_t	mem_limit;	/* pool bytes; 0: none */
 	bool		merge;		/* same-page merging of new writes */
+	int		recompress_level; /* zstd level of recompression */
+	/*
+	 * The backing file, or NULL; taken by store_open only (the caller
+	 * keeps it open until store_destroy), ignored by store_set_options.
+	 */
+	struct backing	*backing;
 };
 
 struct store_stats {
@@ -219,6 +252,16 @@ struct store_stats {
 	uint64_t	merge_collisions; /* hash hits with other bytes */
 	uint64_t	merge_skipped;	/* writes not hashed (no merges
 					   lately) */
+	/* Idle pages (idle.c); zram's names where it has them. */
+	uint64_t	idle_pages;	/* marked idle, not accessed since */
+	uint64_t	recompressed;	/* pages, since start */
+	uint64_t	recompress_saved; /* bytes, since start */
+	uint64_t	bd_count;	/* pages in the backing file */
+	uint64_t	bd_bytes;	/* their bytes there */
+	uint64_t	bd_reads;	/* pages read from it */
+	uint64_t	bd_writes;	/* pages written to it */
+	uint64_t	bd_blocks_used;	/* blocks of it holding pages */
+	uint64_t	bd_blocks;	/* blocks it has; 0: no file */
 };
 
 struct store;
@@ -289,6 +332,52 @@ int		 store_discard(struct store *st, struct store_ctx *ctx,
 		    uint64_t off, uint64_t len);
 void		 store_stats(struct store *st, struct store_stats *out);
 void		 store_reset_max(struct store *st);
+
+/*
+ * idle.c: idle pages, recompressed or written back, on a thread of the
+ * caller's at normal priority (never an I/O thread); readers and writers
+ * go on meanwhile.  Which pages a pass takes:
+ */
+enum store_pick {
+	PICK_IDLE = 1,		/* marked idle, or min_age seconds unused */
+	PICK_HUGE = 2,		/* stored raw */
+	PICK_INCOMPRESSIBLE = 4, /* stored raw, recompression failed too */
+};
+
+struct store_pass {
+	unsigned int	 pick;		/* enum store_pick bits: all of them */
+	uint32_t	 min_age;	/* PICK_IDLE: seconds; 0: the mark only */
+	size_t		 threshold;	/* recompress: objects of this many
+					   bytes or more */
+	uint64_t	 max_pages;	/* 0: no limit */
+	uint64_t	 max_bytes;	/* writeback: bytes of file; 0: none */
+	const _Atomic bool *cancel;	/* stop when set; or NULL */
+};
+
+struct store_pass_result {
+	uint64_t	scanned;	/* slots looked at */
+	uint64_t	pages;		/* recompressed, or written back */
+	uint64_t	bytes_saved;	/* recompress: object bytes less */
+	uint64_t	bytes_written;	/* writeback: file bytes written */
+	uint64_t	failed;		/* could not be, kept as they were */
+	int		error;		/* why the pass ended early, or 0 */
+};
+
+/* Mark idle the pages unused for min_age seconds (0: all); how many. */
+uint64_t	 store_mark_idle(struct store *st, uint32_t min_age);
+/* Recompress with zstd at the recompression level what pass picks. */
+void		 store_recompress(struct store *st, struct store_ctx *ctx,
+		    const struct store_pass *pass,
+		    struct store_pass_result *res);
+/*
+ * Write back to the backing file what pass picks: -ENXIO in res->error
+ * without one.  A page that cannot be written stays in memory.
+ */
+void		 store_writeback(struct store *st, struct store_ctx *ctx,
+		    const struct store_pass *pass,
+		    struct store_pass_result *res);
+/* Tests: make the store's clock run seconds ahead. */
+void		 store_clock_advance(struct store *st, uint32_t seconds);
 
 /* worker.c */
 struct workers;

@@ -1,0 +1,259 @@
+/*
+ * backing.c - the backing file that idle pages are written back to.
+ *
+ * A regular file or a block device, cut in 4 KiB blocks.  A block holds
+ * one page raw, or the compressed objects of several pages packed one
+ * after the other (idle.c packs them); live[b] counts the pages a block
+ * still holds, and the block is free again when that count drops to 0.
+ * Nothing else is kept: which page lives where is in the store's slots,
+ * and a successor that recovers them counts the blocks again
+ * (backing_get).  A freed block is not punched out of the file: the
+ * pages that free blocks are discarded by the I/O threads, which must not
+ * wait on the file system, and the block is taken again by the next
+ * writeback anyway.
+ *
+ * The file is opened with O_DIRECT, so its pages do not take a second
+ * copy in the page cache (where the memory they were written back to
+ * save would go).  A file system that refuses O_DIRECT (tmpfs before
+ * Linux 6.6) gets the file without it, and backing_direct() says so.
+ *
+ * Threads: the writeback job allocates (one at a time); any thread reads
+ * and puts.  live[] is atomic, and the allocation cursor is the job's.
+ */
+#include <config.h>
+
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "zsd.h"
+
+struct backing {
+	int			 fd;
+	bool			 direct;	/* opened with O_DIRECT */
+	uint64_t		 nr_blocks;
+	_Atomic uint32_t	*live;		/* pages in each block */
+	_Atomic uint64_t	 used;		/* blocks with a page */
+	uint64_t		 cursor;	/* where the next search starts */
+	char			 path[PATH_MAX];
+};
+
+static void
+backing_why(char *why, size_t whylen, const char *fmt, const char *path,
+    int error)
+{
+	snprintf(why, whylen, fmt, path, strerror(error));
+}
+
+struct backing *
+backing_open(const char *path, uint64_t size, char *why, size_t whylen)
+{
+	struct backing *b;
+	struct stat sb;
+	uint64_t have = 0;
+	int fd, saved;
+	bool direct = true;
+
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_DIRECT, 0600);
+	if (fd < 0 && errno == EINVAL) {
+		direct = false;
+		fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	}
+	if (fd < 0) {
+		backing_why(why, whylen, "cannot open backing file %s: %s",
+		    path, errno);
+		return NULL;
+	}
+	if (fstat(fd, &sb) != 0) {
+		backing_why(why, whylen, "cannot stat backing file %s: %s",
+		    path, errno);
+		goto fail;
+	}
+	if (S_ISBLK(sb.st_mode)) {
+		if (ioctl(fd, BLKGETSIZE64, &have) != 0) {
+			backing_why(why, whylen, "cannot size backing device "
+			    "%s: %s", path, errno);
+			goto fail;
+		}
+		if (size == 0 || size > have)
+			size = have;
+	} else if (S_ISREG(sb.st_mode)) {
+		have = (uint64_t)sb.st_size;
+		if (size == 0)
+			size = have;
+		/* Sparse: blocks take room only once written. */
+		if (have < size && ftruncate(fd, (off_t)size) != 0) {
+			backing_why(why, whylen, "cannot size backing file %s: "
+			    "%s", path, errno);
+			goto fail;
+		}
+	} else {
+		snprintf(why, whylen, "backing file %s is neither a regular "
+		    "file nor a block device", path);
+		errno = EINVAL;
+		goto fail;
+	}
+	size &= ~(uint64_t)(ZSD_PAGE_SIZE - 1);
+	if (size == 0) {
+		snprintf(why, whylen, "backing file %s: no size given and the "
+		    "file is empty (set backing_size)", path);
+		errno = EINVAL;
+		goto fail;
+	}
+	if ((b = calloc(1, sizeof(*b))) == NULL ||
+	    (b->live = calloc(size / ZSD_PAGE_SIZE, sizeof(*b->live))) ==
+	    NULL) {
+		saved = errno;
+		free(b);
+		errno = saved;
+		backing_why(why, whylen, "backing file %s: %s", path, errno);
+		goto fail;
+	}
+	b->fd = fd;
+	b->direct = direct;
+	b->nr_blocks = size / ZSD_PAGE_SIZE;
+	snprintf(b->path, sizeof(b->path), "%s", path);
+	return b;
+fail:
+	saved = errno;
+	(void)close(fd);
+	errno = saved;
+	return NULL;
+}
+
+void
+backing_close(struct backing *b)
+{
+	if (b == NULL)
+		return;
+	(void)close(b->fd);
+	free(b->live);
+	free(b);
+}
+
+const char *
+backing_path(const struct backing *b)
+{
+	return b->path;
+}
+
+bool
+backing_direct(const struct backing *b)
+{
+	return b->direct;
+}
+
+void
+backing_usage(struct backing *b, uint64_t *used, uint64_t *blocks)
+{
+	*used = atomic_load_explicit(&b->used, memory_order_relaxed);
+	*blocks = b->nr_blocks;
+}
+
+int
+backing_alloc(struct backing *b, unsigned int pages, uint64_t *block)
+{
+	uint64_t n, k;
+	uint32_t zero;
+
+	for (n = 0; n < b->nr_blocks; n++) {
+		k = (b->cursor + n) % b->nr_blocks;
+		zero = 0;
+		if (atomic_compare_exchange_strong_explicit(&b->live[k], &zero,
+		    pages, memory_order_acquire, memory_order_relaxed)) {
+			b->cursor = k + 1;
+			atomic_fetch_add_explicit(&b->used, 1,
+			    memory_order_relaxed);
+			*block = k;
+			return 0;
+		}
+	}
+	return -ENOSPC;
+}
+
+bool
+backing_get(struct backing *b, uint64_t block)
+{
+	if (block >= b->nr_blocks)
+		return false;
+	if (atomic_fetch_add_explicit(&b->live[block], 1,
+	    memory_order_relaxed) == 0)
+		atomic_fetch_add_explicit(&b->used, 1, memory_order_relaxed);
+	return true;
+}
+
+void
+backing_put(struct backing *b, uint64_t block)
+{
+	if (atomic_fetch_sub_explicit(&b->live[block], 1,
+	    memory_order_release) == 1)
+		atomic_fetch_sub_explicit(&b->used, 1, memory_order_relaxed);
+}
+
+/*
+ * Fault injection for the tests, in debug builds only (--enable-debug):
+ * with ZSD_FAULT_BACKING_WRITE=N in the environment, every write of the
+ * backing file after the first N fails with EIO.  Other builds compile it
+ * to nothing.
+ */
+#ifdef ZS_DEBUG
+static bool
+backing_fault_write(void)
+{
+	static _Atomic long long left = -2;	/* -2: not looked up yet */
+	long long n = atomic_load(&left);
+	const char *s;
+
+	if (n == -2) {
+		s = getenv("ZSD_FAULT_BACKING_WRITE");
+		n = s != NULL && *s >= '0' && *s <= '9' ? atoll(s) : -1;
+		atomic_store(&left, n);
+	}
+	if (n < 0)
+		return false;
+	return atomic_fetch_sub(&left, 1) <= 0;
+}
+#else
+static inline bool
+backing_fault_write(void)
+{
+	return false;
+}
+#endif
+
+int
+backing_write(struct backing *b, uint64_t block, const void *buf)
+{
+	ssize_t n;
+
+	if (backing_fault_write())
+		return -EIO;
+	do
+		n = pwrite(b->fd, buf, ZSD_PAGE_SIZE,
+		    (off_t)(block * ZSD_PAGE_SIZE));
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	return n == ZSD_PAGE_SIZE ? 0 : -ENOSPC;
+}
+
+int
+backing_read(struct backing *b, uint64_t block, void *buf)
+{
+	ssize_t n;
+
+	do
+		n = pread(b->fd, buf, ZSD_PAGE_SIZE,
+		    (off_t)(block * ZSD_PAGE_SIZE));
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	return n == ZSD_PAGE_SIZE ? 0 : -EIO;
+}
