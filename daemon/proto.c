@@ -26,6 +26,9 @@ static const struct {
 	{ PROTO_RESET_MAX, "reset-max" },
 	{ PROTO_STOP, "stop" },
 	{ PROTO_RESTART, "restart" },
+	{ PROTO_IDLE, "idle" },
+	{ PROTO_RECOMPRESS, "recompress" },
+	{ PROTO_WRITEBACK, "writeback" },
 };
 
 #define NTYPES	(sizeof(proto_types) / sizeof(proto_types[0]))
@@ -33,7 +36,7 @@ static const struct {
 static bool
 proto_known_type(int type)
 {
-	return (type >= PROTO_STATUS && type <= PROTO_RESTART) ||
+	return (type >= PROTO_STATUS && type <= PROTO_WRITEBACK) ||
 	    type == PROTO_REPLY || type == PROTO_ERROR;
 }
 
@@ -108,6 +111,65 @@ proto_parse(const void *buf, size_t len, struct proto_msg *m, size_t *used)
 	return PROTO_OK;
 }
 
+/* 1 to 20 digits: a count zsd parses with strtoull. */
+static bool
+proto_digits(const char *s)
+{
+	size_t n = strspn(s, "0123456789");
+
+	return n > 0 && n <= 20 && s[n] == '\0';
+}
+
+/*
+ * The arguments of idle, recompress and writeback: each key at most
+ * once, from those the type takes, with a value of its kind.
+ */
+static int
+proto_check_idle(const struct proto_msg *m)
+{
+	static const char *const types[] = { "idle", "huge", "huge_idle",
+	    "incompressible" };
+	struct proto_iter it;
+	unsigned int seen = 0, bit, k, ntypes;
+	int r;
+
+	ntypes = m->type == PROTO_WRITEBACK ? 4 : 3;
+	proto_iter_init(&it, m);
+	while ((r = proto_next(&it)) != 0) {
+		if (r != PROTO_KV)
+			return PROTO_EARGS;
+		if (m->type == PROTO_IDLE && strcmp(it.key, "age") == 0) {
+			bit = 1;
+			if (strcmp(it.value, "all") != 0 &&
+			    !proto_digits(it.value))
+				return PROTO_EARGS;
+		} else if (m->type != PROTO_IDLE &&
+		    strcmp(it.key, "type") == 0) {
+			bit = 2;
+			for (k = 0; k < ntypes; k++)
+				if (strcmp(it.value, types[k]) == 0)
+					break;
+			if (k == ntypes)
+				return PROTO_EARGS;
+		} else if (m->type == PROTO_RECOMPRESS &&
+		    strcmp(it.key, "threshold") == 0) {
+			bit = 4;
+			if (!proto_digits(it.value))
+				return PROTO_EARGS;
+		} else if (m->type != PROTO_IDLE &&
+		    strcmp(it.key, "max_pages") == 0) {
+			bit = 8;
+			if (!proto_digits(it.value))
+				return PROTO_EARGS;
+		} else
+			return PROTO_EARGS;
+		if (seen & bit)
+			return PROTO_EARGS;
+		seen |= bit;
+	}
+	return m->type != PROTO_IDLE || seen == 1 ? PROTO_OK : PROTO_EARGS;
+}
+
 int
 proto_check_request(const struct proto_msg *m)
 {
@@ -146,6 +208,10 @@ proto_check_request(const struct proto_msg *m)
 			n++;
 		}
 		return n <= 1 ? PROTO_OK : PROTO_EARGS;
+	case PROTO_IDLE:
+	case PROTO_RECOMPRESS:
+	case PROTO_WRITEBACK:
+		return proto_check_idle(m);
 	default:
 		return PROTO_ETYPE;
 	}

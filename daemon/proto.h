@@ -49,6 +49,11 @@ enum proto_type {
 	PROTO_RESET_MAX = 7,	/* mem_used_max = mem_used_total (root) */
 	PROTO_STOP = 8,		/* [force=yes]: stop zsd (root) */
 	PROTO_RESTART = 9,	/* a new server takes over (root) */
+	PROTO_IDLE = 10,	/* age=all|SECONDS: mark pages idle (root) */
+	PROTO_RECOMPRESS = 11,	/* [type=idle|huge|huge_idle] [threshold=N]
+				   [max_pages=N]: recompress (root) */
+	PROTO_WRITEBACK = 12,	/* [type=idle|huge|huge_idle|incompressible]
+				   [max_pages=N]: write back (root) */
 	/* Replies. */
 	PROTO_REPLY = 64,
 	PROTO_ERROR = 65,
