@@ -35,11 +35,13 @@ enum config_type {
 	CONFIG_BOOL,		/* bool */
 	CONFIG_STRING,		/* char[size] */
 	CONFIG_CODEC,		/* enum codec_id */
+	CONFIG_SECONDS,		/* int: 90, 90s, 10m, 2h, 1d */
 };
 
 #define KEY_LIVE	0x01	/* SIGHUP may change it */
 #define KEY_PERCENT	0x02	/* size: "N%" of RAM */
-#define KEY_NONE	0x04	/* size: "none" means 0 */
+#define KEY_NONE	0x04	/* size, seconds: "none" or "off" mean 0;
+				   string: "none" means "" */
 #define KEY_PAGES	0x08	/* size: rounded down to pages, >= 1M */
 #define KEY_WORDS	0x10	/* int: yes/no mean 1/0 */
 
@@ -71,6 +73,7 @@ static const char	*check_mountpoint(const char *);
 static const char	*check_name(const char *);
 static const char	*check_control(const char *);
 static const char	*check_group(const char *);
+static const char	*check_backing(const char *);
 
 #define FIELD(f)	offsetof(struct zsd_config, f)
 
@@ -135,6 +138,44 @@ static const struct config_key config_keys[] = {
 	{ .name = "compact_interval", .type = CONFIG_INT, .flags = KEY_LIVE,
 	  .off = FIELD(compact_interval), .min = 1, .max = 86400, .def = "60",
 	  .help = "seconds between compaction checks" },
+	{ .name = "recompress_level", .type = CONFIG_INT, .flags = KEY_LIVE,
+	  .off = FIELD(recompress_level), .min = 1, .max = 19, .def = "9",
+	  .help = "zstd level of recompression, 1 to 19" },
+	{ .name = "recompress_after", .type = CONFIG_SECONDS,
+	  .flags = KEY_LIVE | KEY_NONE, .off = FIELD(recompress_after),
+	  .min = 1, .max = 365 * 86400, .def = "5m",
+	  .help = "recompress pages unused that long; off" },
+	{ .name = "recompress_threshold", .type = CONFIG_INT,
+	  .flags = KEY_LIVE, .off = FIELD(recompress_threshold), .min = 0,
+	  .max = 4096, .def = "0",
+	  .help = "recompress only objects of N bytes or more" },
+	{ .name = "backing_file", .type = CONFIG_STRING, .flags = KEY_NONE,
+	  .off = FIELD(backing_file), .size = sizeof(((struct zsd_config *)0)
+	  ->backing_file), .def = "none", .check = check_backing,
+	  .help = "file or device idle pages go to, or none" },
+	{ .name = "backing_size", .type = CONFIG_SIZE, .flags = KEY_NONE,
+	  .off = FIELD(backing_size), .def = "none", .shown = "disksize",
+	  .help = "size of a backing file zsd creates or grows" },
+	{ .name = "writeback_after", .type = CONFIG_SECONDS,
+	  .flags = KEY_LIVE | KEY_NONE, .off = FIELD(writeback_after),
+	  .min = 1, .max = 365 * 86400, .def = "10m",
+	  .help = "write back pages unused that long; off" },
+	{ .name = "writeback_limit", .type = CONFIG_SIZE,
+	  .flags = KEY_LIVE | KEY_NONE, .off = FIELD(writeback_limit),
+	  .def = "none",
+	  .help = "most bytes written back in a day: 1G, none" },
+	{ .name = "idle_interval", .type = CONFIG_SECONDS, .flags = KEY_LIVE,
+	  .off = FIELD(idle_interval), .min = 1, .max = 86400, .def = "60s",
+	  .help = "time between automatic idle passes" },
+	{ .name = "idle_batch", .type = CONFIG_INT, .flags = KEY_LIVE,
+	  .off = FIELD(idle_batch), .min = 1, .max = 1 << 24, .def = "16384",
+	  .help = "most pages an idle pass takes" },
+	{ .name = "idle_cpu_pressure", .type = CONFIG_INT, .flags = KEY_LIVE,
+	  .off = FIELD(idle_cpu_pressure), .min = 0, .max = 100, .def = "20",
+	  .help = "no recompression above N% CPU pressure" },
+	{ .name = "idle_io_pressure", .type = CONFIG_INT, .flags = KEY_LIVE,
+	  .off = FIELD(idle_io_pressure), .min = 0, .max = 100, .def = "10",
+	  .help = "no writeback above N% I/O pressure" },
 };
 
 #define NKEYS	(sizeof(config_keys) / sizeof(config_keys[0]))
@@ -282,6 +323,49 @@ check_group(const char *s)
 	return NULL;
 }
 
+static const char *
+check_backing(const char *s)
+{
+	if (s[0] != '/')
+		return "expected an absolute path or none";
+	return NULL;
+}
+
+/* 90, 90s, 10m, 2h, 1d: seconds.  0, or -1 if not that. */
+static int
+config_parse_seconds(const char *s, long *out)
+{
+	static const struct {
+		char	unit;
+		long	seconds;
+	} units[] = { { 's', 1 }, { 'm', 60 }, { 'h', 3600 },
+	    { 'd', 86400 } };
+	char *end;
+	long n;
+	size_t i;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	n = strtol(s, &end, 10);
+	if (errno != 0 || n > INT_MAX)
+		return -1;
+	if (*end == '\0') {
+		*out = n;
+		return 0;
+	}
+	if (end[1] != '\0')
+		return -1;
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if ((*end | 0x20) == units[i].unit) {
+			if (n > INT_MAX / units[i].seconds)
+				return -1;
+			*out = n * units[i].seconds;
+			return 0;
+		}
+	return -1;
+}
+
 static int
 config_word(const char *s, bool *out)
 {
@@ -372,7 +456,26 @@ config_parse(const struct config_key *k, const char *value,
 			return -1;
 		}
 		return 0;
+	case CONFIG_SECONDS:
+		if ((k->flags & KEY_NONE) && (strcasecmp(value, "none") == 0 ||
+		    strcasecmp(value, "off") == 0 || strcmp(value, "0") == 0)) {
+			v->num = 0;
+			return 0;
+		}
+		if (config_parse_seconds(value, &v->num) != 0 ||
+		    v->num < k->min || v->num > k->max) {
+			snprintf(why, whylen, "expected a time from %lds to "
+			    "%ldd, like 90s, 10m or 2h%s", k->min,
+			    k->max / 86400, (k->flags & KEY_NONE) ?
+			    ", or off" : "");
+			return -1;
+		}
+		return 0;
 	case CONFIG_STRING:
+		if ((k->flags & KEY_NONE) && strcmp(value, "none") == 0) {
+			v->str = "";
+			return 0;
+		}
 		reason = check_string(value);
 		if (reason == NULL && strlen(value) >= k->size) {
 			snprintf(why, whylen, "longer than %zu characters",
@@ -407,6 +510,7 @@ config_equal(const struct zsd_config *cfg, const struct config_key *k,
 	case CONFIG_SIZE:
 		return *(uint64_t *)p == v->size;
 	case CONFIG_INT:
+	case CONFIG_SECONDS:
 		/* unsigned int (workers) may be read as int: same bits. */
 		return *(int *)p == v->num;
 	case CONFIG_BOOL:
@@ -430,6 +534,7 @@ config_store(struct zsd_config *cfg, const struct config_key *k,
 		*(uint64_t *)p = v->size;
 		break;
 	case CONFIG_INT:
+	case CONFIG_SECONDS:
 		*(int *)p = (int)v->num;
 		break;
 	case CONFIG_BOOL:
@@ -443,6 +548,22 @@ config_store(struct zsd_config *cfg, const struct config_key *k,
 		*(enum codec_id *)p = v->codec;
 		break;
 	}
+}
+
+/* Seconds in the largest unit that keeps them exact. */
+static void
+config_format_seconds(int n, bool none, char *buf, size_t len)
+{
+	if (n == 0 && none)
+		snprintf(buf, len, "off");
+	else if (n != 0 && n % 86400 == 0)
+		snprintf(buf, len, "%dd", n / 86400);
+	else if (n != 0 && n % 3600 == 0)
+		snprintf(buf, len, "%dh", n / 3600);
+	else if (n != 0 && n % 60 == 0)
+		snprintf(buf, len, "%dm", n / 60);
+	else
+		snprintf(buf, len, "%ds", n);
 }
 
 /* The value of k as config_load reads it back. */
@@ -480,10 +601,15 @@ config_format(const struct zsd_config *cfg, const struct config_key *k,
 		snprintf(buf, len, "%s", *(bool *)p ? "yes" : "no");
 		break;
 	case CONFIG_STRING:
-		snprintf(buf, len, "%s", (const char *)p);
+		snprintf(buf, len, "%s", (k->flags & KEY_NONE) &&
+		    *(const char *)p == '\0' ? "none" : (const char *)p);
 		break;
 	case CONFIG_CODEC:
 		snprintf(buf, len, "%s", codec_name(*(enum codec_id *)p));
+		break;
+	case CONFIG_SECONDS:
+		config_format_seconds(*(int *)p, (k->flags & KEY_NONE) != 0,
+		    buf, len);
 		break;
 	}
 }

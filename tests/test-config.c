@@ -43,7 +43,18 @@ config_same(const struct zsd_config *a, const struct zsd_config *b)
 	    strcmp(a->control_group, b->control_group) == 0 &&
 	    a->control_timeout == b->control_timeout &&
 	    a->compact_threshold == b->compact_threshold &&
-	    a->compact_interval == b->compact_interval;
+	    a->compact_interval == b->compact_interval &&
+	    a->recompress_level == b->recompress_level &&
+	    a->recompress_after == b->recompress_after &&
+	    a->recompress_threshold == b->recompress_threshold &&
+	    strcmp(a->backing_file, b->backing_file) == 0 &&
+	    a->backing_size == b->backing_size &&
+	    a->writeback_after == b->writeback_after &&
+	    a->writeback_limit == b->writeback_limit &&
+	    a->idle_interval == b->idle_interval &&
+	    a->idle_batch == b->idle_batch &&
+	    a->idle_cpu_pressure == b->idle_cpu_pressure &&
+	    a->idle_io_pressure == b->idle_io_pressure;
 }
 
 /* Write text to a file in tmpdir; its path in path. */
@@ -112,6 +123,72 @@ test_defaults(void)
 	ok(cfg.compact_interval == 60, "default compact_interval 60");
 	ok(!cfg.foreground, "not in the foreground by default");
 	ok(cfg.path[0] == '\0', "no config file read yet");
+}
+
+static void	roundtrip(const struct zsd_config *cfg, const char *what);
+
+/* The idle pages' keys: times, a path that may be none, their defaults. */
+static void
+test_idle_keys(void)
+{
+	static const struct {
+		const char	*s;
+		int		 want;
+	} times[] = {
+		{ "90", 90 }, { "90s", 90 }, { "90S", 90 }, { "10m", 600 },
+		{ "2h", 7200 }, { "1d", 86400 }, { "365d", 365 * 86400 },
+		{ "off", 0 }, { "none", 0 }, { "0", 0 }, { "OFF", 0 },
+	};
+	static const char *const bad_times[] = {
+		"", "-1", "1w", "10 m", "m", "1.5h", "366d", "2147483648s",
+		"99999999999d", "10mm", "yes",
+	};
+	struct zsd_config cfg;
+	size_t i;
+
+	config_init(&cfg);
+	ok(cfg.recompress_level == 9 && cfg.recompress_after == 300 &&
+	    cfg.recompress_threshold == 0 && cfg.backing_file[0] == '\0' &&
+	    cfg.backing_size == 0 && cfg.writeback_after == 600 &&
+	    cfg.writeback_limit == 0 && cfg.idle_interval == 60 &&
+	    cfg.idle_batch == 16384 && cfg.idle_cpu_pressure == 20 &&
+	    cfg.idle_io_pressure == 10, "the idle keys' defaults");
+	for (i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
+		cfg.recompress_after = -1;
+		ok(set(&cfg, "recompress_after", times[i].s) == 0 &&
+		    cfg.recompress_after == times[i].want,
+		    "recompress_after '%s' is %d s", times[i].s,
+		    times[i].want);
+	}
+	for (i = 0; i < sizeof(bad_times) / sizeof(bad_times[0]); i++)
+		ok(set(&cfg, "writeback_after", bad_times[i]) == -1 &&
+		    strstr(err, "writeback_after") != NULL,
+		    "writeback_after '%s' is refused: %s", bad_times[i], err);
+	ok(set(&cfg, "idle_interval", "off") == -1 &&
+	    set(&cfg, "idle_interval", "0") == -1,
+	    "idle_interval cannot be off: %s", err);
+	ok(set(&cfg, "backing_file", "/var/lib/zsd/backing") == 0 &&
+	    strcmp(cfg.backing_file, "/var/lib/zsd/backing") == 0,
+	    "backing_file takes an absolute path");
+	ok(set(&cfg, "backing_file", "backing") == -1 &&
+	    strstr(err, "absolute") != NULL, "not a relative one: %s", err);
+	ok(set(&cfg, "backing_file", "none") == 0 &&
+	    cfg.backing_file[0] == '\0', "backing_file none: no file");
+	ok(set(&cfg, "recompress_level", "20") == -1 &&
+	    set(&cfg, "recompress_threshold", "4097") == -1,
+	    "recompress_level and _threshold have ranges");
+	ok(config_set(&cfg, "backing_file", "/x", true, err,
+	    sizeof(err)) == -1 && config_set(&cfg, "writeback_limit", "1G",
+	    true, err, sizeof(err)) == 0 && cfg.writeback_limit == GiB,
+	    "backing_file needs a restart, writeback_limit does not");
+	cfg.recompress_after = 90;
+	cfg.writeback_after = 7200;
+	cfg.idle_interval = 86400;
+	roundtrip(&cfg, "times in seconds, hours and days");
+	cfg.recompress_after = 0;
+	snprintf(cfg.backing_file, sizeof(cfg.backing_file), "/b");
+	cfg.backing_size = 3 * GiB;
+	roundtrip(&cfg, "off and a backing file");
 }
 
 static void
@@ -924,6 +1001,7 @@ main(void)
 	test_file();
 	test_restart_only();
 	test_print();
+	test_idle_keys();
 
 	nftw(tmpdir, cleanup_one, 16, FTW_DEPTH | FTW_PHYS);
 	return done_testing();
