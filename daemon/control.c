@@ -14,17 +14,20 @@
  * of spinning on a socket it cannot empty.
  *
  * Anyone who can connect may read; only uid 0 (SO_PEERCRED) may change
- * anything.  Compaction and shrinking take time, so they run on a job
- * thread of their own, one at a time, while the loop goes on serving
- * FUSE; the job's end wakes the loop (job.done), which joins the thread
- * and answers the client, if it is still there.  The same job runs
- * compaction automatically when compact_threshold percent of the pool's
- * used pages are freeable, checked every compact_interval seconds.
+ * anything.  Compaction, shrinking and the idle-page commands (idle,
+ * recompress, writeback) take time, so they run on a job thread of their
+ * own, one at a time, while the loop goes on serving FUSE; the job's end
+ * wakes the loop (job.done), which joins the thread and answers the
+ * client, if it is still there.  The same job runs compaction
+ * automatically when compact_threshold percent of the pool's used pages
+ * are freeable, checked every compact_interval seconds, and the idle
+ * policy (policy.c) every idle_interval seconds.
  *
  * Everything here but the job thread's body runs on the loop thread.
- * The job thread reads only j->kind and j->bytes and writes only the
- * results, all before job.done fires; the loop does not touch them while
- * j->running.
+ * The job thread reads only what control_job_start set in j and writes
+ * only the results, all before job.done fires; the loop does not touch
+ * them while j->running.  j->cancel is the one exception: control_stop
+ * sets it to end a long pass early.
  */
 #include <config.h>
 
@@ -37,6 +40,7 @@
 #include <grp.h>
 #include <libgen.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -74,19 +78,35 @@ struct control_client {
 enum job_kind {
 	JOB_COMPACT,
 	JOB_SHRINK,
+	JOB_IDLE,		/* mark pages idle */
+	JOB_RECOMPRESS,
+	JOB_WRITEBACK,
+	JOB_POLICY,		/* the automatic idle pass */
+};
+
+/* What a job is asked to do. */
+struct job_args {
+	enum job_kind		 kind;
+	uint64_t		 bytes;		/* shrink: asked for */
+	uint32_t		 age;		/* idle: seconds; 0: all */
+	struct store_pass	 pass;		/* recompress, writeback */
+	struct policy_run	 policy;	/* the automatic pass */
 };
 
 struct control_job {
 	bool			 running;	/* the thread exists */
-	enum job_kind		 kind;
+	struct job_args		 a;
 	bool			 automatic;
-	uint64_t		 bytes;		/* shrink: asked for */
 	struct control_client	*client;	/* to answer; NULL: none */
 	pthread_t		 thread;
 	struct event		*done;
+	struct store_ctx	*ctx;		/* the thread's, made once */
+	_Atomic bool		 cancel;	/* zsd is stopping */
 	/* Results, from the thread. */
 	struct zs_compact_result res;
 	uint64_t		 unmapped;	/* shrink */
+	uint64_t		 marked;	/* idle */
+	struct store_pass_result pres;	/* recompress, writeback */
 	double			 seconds;
 };
 
@@ -98,16 +118,29 @@ struct control {
 	struct event		*listen;
 	struct event		*resume;	/* accept again after EMFILE */
 	struct event		*tick;		/* automatic compaction */
+	struct event		*idle_tick;	/* automatic idle passes */
 	TAILQ_HEAD(, control_client) clients;	/* least recently active first */
 	unsigned int		 nr_clients;
 	bool			 starved;	/* EMFILE logged */
 	struct control_job	 job;
+	/*
+	 * A client's job that came while an automatic one ran: it starts
+	 * when that one is done, rather than be refused as busy.
+	 */
+	struct job_args		 pending;
+	struct control_client	*pending_client; /* NULL: none */
 	uint64_t		 compactions;	/* on request */
 	uint64_t		 compactions_auto;
+	/* The idle passes' own (the store counts pages and bytes). */
+	uint64_t		 idle_passes;	/* automatic ones run */
+	uint64_t		 recompress_paused; /* for CPU pressure */
+	uint64_t		 writeback_paused; /* for I/O pressure */
+	uint64_t		 writeback_errors; /* passes a write ended */
+	struct policy_budget	 budget;	/* writeback_limit's day */
 	struct proto_buf	 reply;		/* one at a time */
 };
 
-static void	control_job_start(struct control *, enum job_kind, uint64_t,
+static void	control_job_start(struct control *, const struct job_args *,
 		    struct control_client *);
 
 static void
@@ -119,6 +152,8 @@ control_client_free(struct control_client *cl)
 
 	if (c->job.client == cl)
 		c->job.client = NULL;
+	if (c->pending_client == cl)
+		c->pending_client = NULL;
 	TAILQ_REMOVE(&c->clients, cl, entry);
 	c->nr_clients--;
 	bufferevent_free(cl->bev);
@@ -194,6 +229,9 @@ control_status(struct control_client *cl)
 		proto_add(b, "pool_memory", "%s", z->state->noswap ?
 		    "noswap" : "memfd");
 	}
+	proto_add(b, "backing_file", "%s", z->backing != NULL ?
+	    backing_path(z->backing) : "");
+	proto_add(b, "backing_error", "%s", z->backing_error);
 	proto_add(b, "stopping", "%s", z->stopping ? "yes" : "no");
 	proto_add_u64(b, "stops_failed", z->stops_failed);
 	proto_add(b, "stop_failed", "%s", z->stop_failed);
@@ -250,6 +288,26 @@ control_stat(struct control_client *cl)
 	proto_add_u64(b, "merge_saved_size", ss.merge_saved);
 	proto_add_u64(b, "merge_collisions", ss.merge_collisions);
 	proto_add_u64(b, "merge_skipped", ss.merge_skipped);
+	/* Idle pages; zram's bd_stat in its order, in pages. */
+	proto_add_u64(b, "idle_pages", ss.idle_pages);
+	proto_add_u64(b, "pages_recompressed", ss.recompressed);
+	proto_add_u64(b, "recompress_saved_size", ss.recompress_saved);
+	proto_add_u64(b, "bd_count", ss.bd_count);
+	proto_add_u64(b, "bd_reads", ss.bd_reads);
+	proto_add_u64(b, "bd_writes", ss.bd_writes);
+	proto_add_u64(b, "bd_compr_size", ss.bd_bytes);
+	proto_add_u64(b, "backing_size", ss.bd_blocks * ZSD_PAGE_SIZE);
+	proto_add_u64(b, "backing_used_size",
+	    ss.bd_blocks_used * ZSD_PAGE_SIZE);
+	proto_add_u64(b, "writeback_limit", z->cfg.writeback_limit);
+	/* (Which ends a day that is over.) */
+	(void)policy_budget_left(&c->budget, z->cfg.writeback_limit);
+	proto_add_u64(b, "writeback_today_size", c->budget.used);
+	proto_add_u64(b, "writeback_total_size", c->budget.total);
+	proto_add_u64(b, "idle_passes", c->idle_passes);
+	proto_add_u64(b, "recompress_paused", c->recompress_paused);
+	proto_add_u64(b, "writeback_paused", c->writeback_paused);
+	proto_add_u64(b, "writeback_errors", c->writeback_errors);
 	/* The pool's. */
 	proto_add_u64(b, "pool_pages_used", ps.pages_used);
 	proto_add_u64(b, "pool_pages_free", ps.pages_free);
@@ -325,10 +383,7 @@ control_limit(struct control_client *cl, const struct proto_msg *m)
 		return;
 	}
 	z->cfg.mem_limit = tmp.mem_limit;
-	memset(&opt, 0, sizeof(opt));
-	opt.codec = z->cfg.algorithm;
-	opt.zstd_level = z->cfg.zstd_level;
-	opt.mem_limit = z->cfg.mem_limit;
+	store_options_of(&z->cfg, &opt);
 	store_set_options(z->store, &opt);
 	log_info("control: mem_limit %llu (was %llu), by pid %ld",
 	    (unsigned long long)z->cfg.mem_limit, (unsigned long long)old,
@@ -353,7 +408,103 @@ control_shrink(struct control_client *cl, const struct proto_msg *m)
 		control_fail(cl, false, PROTO_ERR_ARGS, err);
 		return;
 	}
-	control_job_start(cl->c, JOB_SHRINK, bytes, cl);
+	control_job_start(cl->c, &(struct job_args){ .kind = JOB_SHRINK,
+	    .bytes = bytes }, cl);
+}
+
+/* A count of an idle request, parsed (proto_check_request checked it). */
+static uint64_t
+control_count(const struct proto_msg *m, const char *key, uint64_t def)
+{
+	char value[32];
+
+	if (proto_get(m, key, value, sizeof(value)) == NULL)
+		return def;
+	return strtoull(value, NULL, 10);
+}
+
+/* The pages a type= picks; idle if none is given. */
+static unsigned int
+control_pick(const struct proto_msg *m)
+{
+	char value[32];
+
+	if (proto_get(m, "type", value, sizeof(value)) == NULL ||
+	    strcmp(value, "idle") == 0)
+		return PICK_IDLE;
+	if (strcmp(value, "huge") == 0)
+		return PICK_HUGE;
+	if (strcmp(value, "huge_idle") == 0)
+		return PICK_HUGE | PICK_IDLE;
+	return PICK_INCOMPRESSIBLE;
+}
+
+static void
+control_idle(struct control_client *cl, const struct proto_msg *m)
+{
+	struct job_args a = { .kind = JOB_IDLE };
+	char value[32];
+	uint64_t age = 0;
+
+	if (proto_get(m, "age", value, sizeof(value)) != NULL &&
+	    strcmp(value, "all") != 0)
+		age = strtoull(value, NULL, 10);
+	/* Older than zsd itself is older than any page. */
+	a.age = age > UINT32_MAX ? UINT32_MAX : (uint32_t)age;
+	control_job_start(cl->c, &a, cl);
+}
+
+static void
+control_recompress(struct control_client *cl, const struct proto_msg *m)
+{
+	struct job_args a = { .kind = JOB_RECOMPRESS };
+
+	a.pass = (struct store_pass){ .pick = control_pick(m),
+	    .threshold = (size_t)control_count(m, "threshold",
+	    (uint64_t)cl->c->z->cfg.recompress_threshold),
+	    .max_pages = control_count(m, "max_pages", 0) };
+	control_job_start(cl->c, &a, cl);
+}
+
+/*
+ * Whether a writeback may start now: there is a file and the day's
+ * limit is not spent (else the client is answered); its byte budget.
+ */
+static bool
+control_writeback_ok(struct control_client *cl, uint64_t *max_bytes)
+{
+	struct control *c = cl->c;
+	struct zsd *z = c->z;
+	char why[PROTO_VALUE_MAX];
+	uint64_t left;
+
+	if (z->backing == NULL) {
+		snprintf(why, sizeof(why), "no backing file%s%s",
+		    z->backing_error[0] != '\0' ? ": " : " (set backing_file "
+		    "in zsd.conf)", z->backing_error);
+		control_fail(cl, false, PROTO_ERR_FAILED, why);
+		return false;
+	}
+	if ((left = policy_budget_left(&c->budget,
+	    z->cfg.writeback_limit)) == 0) {
+		snprintf(why, sizeof(why), "writeback_limit reached: %llu "
+		    "bytes written back in the last day",
+		    (unsigned long long)c->budget.used);
+		control_fail(cl, false, PROTO_ERR_FAILED, why);
+		return false;
+	}
+	*max_bytes = left == UINT64_MAX ? 0 : left;
+	return true;
+}
+
+static void
+control_writeback(struct control_client *cl, const struct proto_msg *m)
+{
+	struct job_args a = { .kind = JOB_WRITEBACK };
+
+	a.pass = (struct store_pass){ .pick = control_pick(m),
+	    .max_pages = control_count(m, "max_pages", 0) };
+	control_job_start(cl->c, &a, cl);
 }
 
 static void
@@ -454,6 +605,9 @@ control_dispatch(struct control_client *cl, const struct proto_msg *m)
 	case PROTO_RESET_MAX:
 	case PROTO_STOP:
 	case PROTO_RESTART:
+	case PROTO_IDLE:
+	case PROTO_RECOMPRESS:
+	case PROTO_WRITEBACK:
 		if (cl->uid != 0) {
 			snprintf(why, sizeof(why), "permission denied: only "
 			    "root may %s", proto_type_name(m->type));
@@ -479,7 +633,8 @@ control_dispatch(struct control_client *cl, const struct proto_msg *m)
 		control_restart(cl, m);
 		break;
 	case PROTO_COMPACT:
-		control_job_start(cl->c, JOB_COMPACT, 0, cl);
+		control_job_start(cl->c, &(struct job_args){
+		    .kind = JOB_COMPACT }, cl);
 		break;
 	case PROTO_LIMIT:
 		control_limit(cl, m);
@@ -489,6 +644,15 @@ control_dispatch(struct control_client *cl, const struct proto_msg *m)
 		break;
 	case PROTO_RESET_MAX:
 		control_reset_max(cl);
+		break;
+	case PROTO_IDLE:
+		control_idle(cl, m);
+		break;
+	case PROTO_RECOMPRESS:
+		control_recompress(cl, m);
+		break;
+	case PROTO_WRITEBACK:
+		control_writeback(cl, m);
 		break;
 	}
 }
@@ -739,18 +903,45 @@ control_job_run(void *arg)
 {
 	struct control *c = arg;
 	struct control_job *j = &c->job;
+	struct store *st = c->z->store;
 	struct timespec t0, t1;
 
 	(void)pthread_setname_np(pthread_self(), "zsd-job");
 	sched_background();
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if (j->kind == JOB_COMPACT) {
+	memset(&j->pres, 0, sizeof(j->pres));
+	if (j->ctx == NULL && j->a.kind >= JOB_RECOMPRESS &&
+	    (j->ctx = store_ctx_create(st)) == NULL) {
+		j->pres.error = -ENOMEM;
+		goto out;
+	}
+	switch (j->a.kind) {
+	case JOB_COMPACT:
 		memset(&j->res, 0, sizeof(j->res));
 		(void)zs_compact(c->z->pool, &j->res);
 		/* The zspages emptied are free only once flushed. */
 		zs_pool_flush(c->z->pool);
-	} else
-		j->unmapped = zs_pool_shrink(c->z->pool, j->bytes);
+		break;
+	case JOB_SHRINK:
+		j->unmapped = zs_pool_shrink(c->z->pool, j->a.bytes);
+		break;
+	case JOB_IDLE:
+		j->marked = store_mark_idle(st, j->a.age);
+		break;
+	case JOB_RECOMPRESS:
+		store_recompress(st, j->ctx, &j->a.pass, &j->pres);
+		break;
+	case JOB_WRITEBACK:
+		store_writeback(st, j->ctx, &j->a.pass, &j->pres);
+		break;
+	case JOB_POLICY:
+		policy_run(st, j->ctx, &j->a.policy, &j->cancel);
+		break;
+	}
+	/* Objects freed by the passes: their zspages too. */
+	if (j->a.kind >= JOB_RECOMPRESS)
+		zs_pool_flush(c->z->pool);
+out:
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	j->seconds = (double)(t1.tv_sec - t0.tv_sec) +
 	    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
@@ -758,30 +949,72 @@ control_job_run(void *arg)
 	return NULL;
 }
 
+/*
+ * A client that waited for a job to start is answered without one: it
+ * reads again, and what it sent meanwhile is served.  (One that was not
+ * waiting is being served by control_read already.)
+ */
 static void
-control_job_start(struct control *c, enum job_kind kind, uint64_t bytes,
+control_job_resume(struct control_client *cl)
+{
+	if (!cl->waiting)
+		return;
+	cl->waiting = false;
+	if (cl->closing)
+		return;
+	bufferevent_enable(cl->bev, EV_READ);
+	control_read(cl->bev, cl);
+}
+
+/*
+ * Start the job a asks for, for client cl (NULL: an automatic one).  A
+ * client's job waits for an automatic one to end; two clients' jobs do
+ * not wait for each other: the second is told to try again.
+ */
+static void
+control_job_start(struct control *c, const struct job_args *a,
     struct control_client *cl)
 {
 	struct control_job *j = &c->job;
 	int error;
 
-	if (j->running) {
-		if (cl != NULL)
-			control_fail(cl, false, PROTO_ERR_BUSY,
-			    "a compaction or shrink is running; try again");
+	if (j->running || (cl != NULL && c->pending_client != NULL &&
+	    c->pending_client != cl)) {
+		if (cl == NULL)
+			return;
+		if (j->automatic && c->pending_client == NULL) {
+			c->pending = *a;
+			c->pending_client = cl;
+			cl->waiting = true;
+			bufferevent_disable(cl->bev, EV_READ);
+			return;
+		}
+		control_fail(cl, false, PROTO_ERR_BUSY, "another job "
+		    "(compaction, shrink, idle, recompression or writeback) "
+		    "is running; try again");
 		return;
 	}
-	j->kind = kind;
-	j->bytes = bytes;
+	if (c->pending_client == cl)
+		c->pending_client = NULL;
+	j->a = *a;
+	/* Checked when it starts: the day's budget may have changed. */
+	if (a->kind == JOB_WRITEBACK &&
+	    !control_writeback_ok(cl, &j->a.pass.max_bytes)) {
+		control_job_resume(cl);
+		return;
+	}
+	j->a.pass.cancel = &j->cancel;
 	j->client = cl;
 	j->automatic = cl == NULL;
 	if ((error = pthread_create(&j->thread, NULL, control_job_run,
 	    c)) != 0) {
 		errno = error;
 		log_warn("control: job thread");
-		if (cl != NULL)
+		if (cl != NULL) {
 			control_fail(cl, false, PROTO_ERR_FAILED,
 			    "cannot start a thread");
+			control_job_resume(cl);
+		}
 		return;
 	}
 	j->running = true;
@@ -792,18 +1025,144 @@ control_job_start(struct control *c, enum job_kind kind, uint64_t bytes,
 	}
 }
 
+/* What a writeback's error means to the operator. */
+static const char *
+control_wb_error(int error, char *buf, size_t len)
+{
+	if (error == 0)
+		return "";
+	if (error == -ENOSPC)
+		return "the backing file is full";
+	snprintf(buf, len, "writing the backing file: %s", strerror(-error));
+	return buf;
+}
+
+/* The end of an idle job: log it, count it, answer its client. */
+static void
+control_idle_done(struct control *c, struct control_client *cl)
+{
+	struct control_job *j = &c->job;
+	struct store_pass_result *r = &j->pres;
+	struct policy_run *p = &j->a.policy;
+	struct proto_buf *b = &c->reply;
+	struct store_stats ss;
+	uint64_t left;
+	char err[256];
+
+	switch (j->a.kind) {
+	case JOB_IDLE:
+		log_info("control: idle: %llu pages marked, %.3f s",
+		    (unsigned long long)j->marked, j->seconds);
+		break;
+	case JOB_RECOMPRESS:
+		log_info("control: recompressed %llu of %llu pages, %llu "
+		    "bytes saved, %.3f s", (unsigned long long)r->pages,
+		    (unsigned long long)r->scanned,
+		    (unsigned long long)r->bytes_saved, j->seconds);
+		break;
+	case JOB_WRITEBACK:
+		policy_budget_spend(&c->budget, r->bytes_written);
+		log_info("control: wrote back %llu pages in %llu bytes, "
+		    "%.3f s", (unsigned long long)r->pages,
+		    (unsigned long long)r->bytes_written, j->seconds);
+		if (r->error != 0) {
+			c->writeback_errors++;
+			log_warnx("control: writeback stopped: %s; the pages "
+			    "not written stay in memory",
+			    control_wb_error(r->error, err, sizeof(err)));
+		}
+		break;
+	default:
+		c->idle_passes++;
+		c->recompress_paused += p->cpu_pressed;
+		c->writeback_paused += p->io_pressed;
+		policy_budget_spend(&c->budget, p->writeback.bytes_written);
+		if (p->writeback.error != 0) {
+			c->writeback_errors++;
+			log_warnx("idle: writeback stopped: %s",
+			    control_wb_error(p->writeback.error, err,
+			    sizeof(err)));
+		}
+		if (p->recompress.pages != 0 || p->writeback.pages != 0)
+			log_info("idle: %llu pages recompressed (%llu bytes "
+			    "saved), %llu written back, %.3f s",
+			    (unsigned long long)p->recompress.pages,
+			    (unsigned long long)p->recompress.bytes_saved,
+			    (unsigned long long)p->writeback.pages,
+			    j->seconds);
+		if (p->cpu_pressed || p->io_pressed)
+			log_debug("idle: paused: CPU pressure %.1f%%, I/O "
+			    "pressure %.1f%%", p->cpu_seen, p->io_seen);
+		return;
+	}
+	if (cl == NULL)
+		return;
+	cl->waiting = false;
+	proto_begin(b, PROTO_REPLY);
+	switch (j->a.kind) {
+	case JOB_IDLE:
+		store_stats(c->z->store, &ss);
+		proto_add_u64(b, "marked", j->marked);
+		proto_add_u64(b, "idle_pages", ss.idle_pages);
+		break;
+	case JOB_RECOMPRESS:
+		proto_add_u64(b, "pages_scanned", r->scanned);
+		proto_add_u64(b, "pages_recompressed", r->pages);
+		proto_add_u64(b, "bytes_saved", r->bytes_saved);
+		proto_add_u64(b, "pages_failed", r->failed);
+		break;
+	default:
+		proto_add_u64(b, "pages_scanned", r->scanned);
+		proto_add_u64(b, "pages_written", r->pages);
+		proto_add_u64(b, "bytes_written", r->bytes_written);
+		proto_add_u64(b, "pages_failed", r->failed);
+		proto_add(b, "error", "%s", control_wb_error(r->error, err,
+		    sizeof(err)));
+		left = policy_budget_left(&c->budget,
+		    c->z->cfg.writeback_limit);
+		if (left == UINT64_MAX)
+			proto_add(b, "limit_left", "none");
+		else
+			proto_add_u64(b, "limit_left", left);
+		break;
+	}
+	proto_add(b, "seconds", "%.6f", j->seconds);
+	control_send(cl);
+	if (!cl->closing) {
+		bufferevent_enable(cl->bev, EV_READ);
+		control_read(cl->bev, cl);
+	}
+}
+
+static void	control_job_end(struct control *c,
+		    struct control_client *cl);
+
+/* The job is over: report it, then start one that waited for it. */
 static void
 control_job_done(evutil_socket_t fd, short what, void *arg)
 {
 	struct control *c = arg;
+	struct control_client *cl = c->job.client;
+
+	pthread_join(c->job.thread, NULL);
+	c->job.running = false;
+	c->job.client = NULL;
+	control_job_end(c, cl);
+	if (c->pending_client != NULL)
+		control_job_start(c, &c->pending, c->pending_client);
+}
+
+static void
+control_job_end(struct control *c, struct control_client *cl)
+{
 	struct control_job *j = &c->job;
-	struct control_client *cl = j->client;
 	struct proto_buf *b = &c->reply;
 
-	pthread_join(j->thread, NULL);
-	j->running = false;
-	j->client = NULL;
-	if (j->kind == JOB_COMPACT) {
+	if (j->a.kind >= JOB_IDLE) {
+		control_idle_done(c, cl);
+		return;
+	}
+	if (j->a.kind == JOB_COMPACT) {
 		if (j->automatic)
 			c->compactions_auto++;
 		else
@@ -815,17 +1174,17 @@ control_job_done(evutil_socket_t fd, short what, void *arg)
 	} else
 		log_info("control: shrink: %llu of %llu bytes unmapped, "
 		    "%.3f s", (unsigned long long)j->unmapped,
-		    (unsigned long long)j->bytes, j->seconds);
+		    (unsigned long long)j->a.bytes, j->seconds);
 	if (cl == NULL)
 		return;
 	cl->waiting = false;
 	proto_begin(b, PROTO_REPLY);
-	if (j->kind == JOB_COMPACT) {
+	if (j->a.kind == JOB_COMPACT) {
 		proto_add_u64(b, "pages_freed", j->res.pages_freed);
 		proto_add_u64(b, "objs_moved", j->res.objs_moved);
 		proto_add_u64(b, "bytes_moved", j->res.bytes_moved);
 	} else {
-		proto_add_u64(b, "bytes_asked", j->bytes);
+		proto_add_u64(b, "bytes_asked", j->a.bytes);
 		proto_add_u64(b, "bytes_unmapped", j->unmapped);
 	}
 	proto_add(b, "seconds", "%.6f", j->seconds);
@@ -854,7 +1213,7 @@ control_tick(evutil_socket_t fd, short what, void *arg)
 	uint64_t used, freeable;
 
 	control_arm_tick(c);
-	if (threshold == 0 || c->job.running)
+	if (threshold == 0 || c->job.running || c->pending_client != NULL)
 		return;
 	used = zs_pool_pages_used(c->z->pool);
 	if (used == 0)
@@ -863,15 +1222,53 @@ control_tick(evutil_socket_t fd, short what, void *arg)
 	if (freeable > 0 && freeable * 100 >= (uint64_t)threshold * used) {
 		log_debug("control: %llu of %llu pages freeable: compacting",
 		    (unsigned long long)freeable, (unsigned long long)used);
-		control_job_start(c, JOB_COMPACT, 0, NULL);
+		control_job_start(c, &(struct job_args){
+		    .kind = JOB_COMPACT }, NULL);
 	}
+}
+
+static void
+control_arm_idle(struct control *c)
+{
+	struct timeval tv = { .tv_sec = c->z->cfg.idle_interval };
+
+	evtimer_add(c->idle_tick, &tv);
+}
+
+/* The automatic idle pass (policy.c), if it has anything to do. */
+static void
+control_idle_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct control *c = arg;
+	struct zsd_config *cfg = &c->z->cfg;
+	struct job_args a = { .kind = JOB_POLICY };
+	struct policy_run *p = &a.policy;
+
+	control_arm_idle(c);
+	if (c->job.running || c->pending_client != NULL ||
+	    (cfg->recompress_after == 0 &&
+	    (c->z->backing == NULL || cfg->writeback_after == 0)))
+		return;
+	p->recompress_after = cfg->recompress_after;
+	p->writeback_after = cfg->writeback_after;
+	p->threshold = cfg->recompress_threshold;
+	p->batch = (uint64_t)cfg->idle_batch;
+	p->cpu_max = cfg->idle_cpu_pressure;
+	p->io_max = cfg->idle_io_pressure;
+	p->backing = c->z->backing != NULL;
+	p->wb_left = policy_budget_left(&c->budget, cfg->writeback_limit);
+	p->psi_cpu = "/proc/pressure/cpu";
+	p->psi_io = "/proc/pressure/io";
+	control_job_start(c, &a, NULL);
 }
 
 void
 control_reload(struct zsd *z)
 {
-	if (z->control != NULL)
+	if (z->control != NULL) {
 		control_arm_tick(z->control);
+		control_arm_idle(z->control);
+	}
 }
 
 /*
@@ -943,8 +1340,10 @@ control_stop(struct zsd *z)
 
 	if (c == NULL)
 		return;
+	atomic_store(&c->job.cancel, true);
 	if (c->job.running)
 		pthread_join(c->job.thread, NULL);
+	store_ctx_destroy(c->job.ctx);
 	while (!TAILQ_EMPTY(&c->clients))
 		control_client_free(TAILQ_FIRST(&c->clients));
 	if (c->listen != NULL)
@@ -953,6 +1352,8 @@ control_stop(struct zsd *z)
 		event_free(c->resume);
 	if (c->tick != NULL)
 		event_free(c->tick);
+	if (c->idle_tick != NULL)
+		event_free(c->idle_tick);
 	if (c->job.done != NULL)
 		event_free(c->job.done);
 	if (c->fd != -1) {
@@ -1037,13 +1438,16 @@ control_start(struct zsd *z)
 	    control_accept, c);
 	c->resume = evtimer_new(z->base, control_resume, c);
 	c->tick = evtimer_new(z->base, control_tick, c);
+	c->idle_tick = evtimer_new(z->base, control_idle_tick, c);
 	c->job.done = event_new(z->base, -1, 0, control_job_done, c);
 	if (c->listen == NULL || c->resume == NULL || c->tick == NULL ||
-	    c->job.done == NULL || event_add(c->listen, NULL) != 0) {
+	    c->idle_tick == NULL || c->job.done == NULL ||
+	    event_add(c->listen, NULL) != 0) {
 		log_warnx("control: cannot make its events");
 		goto fail;
 	}
 	control_arm_tick(c);
+	control_arm_idle(c);
 	log_debug("control socket %s, group %s", path, z->cfg.control_group);
 	return 0;
 

@@ -30,6 +30,34 @@ elapsed_ms(const struct timespec *t0)
 	    (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
+/*
+ * The backing file, if one is set.  One that cannot be opened leaves
+ * writeback off, with the reason logged and kept for zsctl status: swap
+ * itself works without it.  (A store that has pages in it refuses to
+ * open without it, in store_open.)
+ */
+static void
+zsd_backing_open(struct zsd *z)
+{
+	const char *path = z->cfg.backing_file;
+	uint64_t size = z->cfg.backing_size;
+
+	z->backing_error[0] = '\0';
+	if (path[0] == '\0')
+		return;
+	if (size == 0)
+		size = z->cfg.disksize;
+	if ((z->backing = backing_open(path, size, z->backing_error,
+	    sizeof(z->backing_error))) == NULL) {
+		log_warnx("%s: writeback is off, pages stay in memory",
+		    z->backing_error);
+		return;
+	}
+	if (!backing_direct(z->backing))
+		log_warnx("backing file %s: its file system refuses O_DIRECT: "
+		    "its pages also go through the page cache", path);
+}
+
 int
 zsd_pool_open(struct zsd *z, int arena_fd, char *why, size_t whylen)
 {
@@ -70,10 +98,14 @@ zsd_pool_open(struct zsd *z, int arena_fd, char *why, size_t whylen)
 		    "previous zsd left");
 		return error;
 	}
+	zsd_backing_open(z);
 	store_options_of(&z->cfg, &opt);
+	opt.backing = z->backing;
 	z->store = store_open(z->pool, nr_pages, &opt, why, whylen, &error);
 	if (z->store == NULL) {
-		if (error != -EPROTO && error != -EUCLEAN)
+		backing_close(z->backing);
+		z->backing = NULL;
+		if (error != -EPROTO && error != -EUCLEAN && error != -ENXIO)
 			snprintf(why, whylen, "creating a store of %llu pages",
 			    (unsigned long long)nr_pages);
 		zs_destroy_pool(z->pool);

@@ -133,6 +133,7 @@ store_options_of(const struct zsd_config *cfg, struct store_options *opt)
 	opt->zstd_level = cfg->zstd_level;
 	opt->mem_limit = cfg->mem_limit;
 	opt->merge = cfg->merge;
+	opt->recompress_level = cfg->recompress_level;
 }
 
 /* SIGHUP: apply what may change live; say what needs a restart. */
@@ -527,6 +528,7 @@ zsd_free(struct zsd *z)
 	/* Restarting: the pages stay in the arena for the next server. */
 	if (!z->restarting) {
 		store_destroy(z->store);
+		backing_close(z->backing);
 		if (z->pool != NULL)
 			zs_destroy_pool(z->pool);
 	}

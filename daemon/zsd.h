@@ -85,6 +85,18 @@ struct zsd_config {
 	int		control_timeout; /* seconds a client may idle */
 	int		compact_threshold; /* freeable % of used; 0: off */
 	int		compact_interval; /* seconds between checks */
+	/* Idle pages (idle.c, control.c); times in seconds, 0: off. */
+	int		recompress_level; /* zstd level */
+	int		recompress_after;
+	int		recompress_threshold; /* bytes */
+	char		backing_file[PATH_MAX]; /* "": none */
+	uint64_t	backing_size;	/* 0: disksize */
+	int		writeback_after;
+	uint64_t	writeback_limit; /* bytes a day; 0: none */
+	int		idle_interval;	/* between automatic passes */
+	int		idle_batch;	/* pages a pass, each kind */
+	int		idle_cpu_pressure; /* %; 0: ignore PSI */
+	int		idle_io_pressure;
 	char		path[PATH_MAX];	/* the config file read, or "" */
 };
 
@@ -379,6 +391,37 @@ void		 store_writeback(struct store *st, struct store_ctx *ctx,
 /* Tests: make the store's clock run seconds ahead. */
 void		 store_clock_advance(struct store *st, uint32_t seconds);
 
+/* policy.c: automatic idle passes, the day's writeback budget */
+struct policy_run {
+	/* Set by the loop from the configuration. */
+	int		 recompress_after;	/* seconds; 0: off */
+	int		 writeback_after;
+	int		 threshold;
+	uint64_t	 batch;
+	int		 cpu_max, io_max;	/* percent; 0: ignore */
+	bool		 backing;
+	uint64_t	 wb_left;		/* bytes; UINT64_MAX: no limit */
+	const char	*psi_cpu, *psi_io;	/* /proc/pressure/{cpu,io} */
+	/* What the pass did. */
+	struct store_pass_result recompress, writeback;
+	bool		 cpu_pressed, io_pressed; /* skipped for it */
+	double		 cpu_seen, io_seen;
+};
+
+struct policy_budget {
+	int64_t		 start;		/* of the window, CLOCK_BOOTTIME */
+	uint64_t	 used;		/* bytes written back in it */
+	uint64_t	 total;		/* since start */
+};
+
+int		 policy_psi(const char *path, const char *kind,
+		    double *avg10);
+void		 policy_run(struct store *st, struct store_ctx *ctx,
+		    struct policy_run *r, const _Atomic bool *cancel);
+/* Bytes left today of limit (0: none, UINT64_MAX left); spend some. */
+uint64_t	 policy_budget_left(struct policy_budget *b, uint64_t limit);
+void		 policy_budget_spend(struct policy_budget *b, uint64_t bytes);
+
 /* worker.c */
 struct workers;
 struct work;
@@ -460,6 +503,8 @@ struct zsd {
 	struct event_base	*base;
 	struct zs_pool		*pool;
 	struct store		*store;
+	struct backing		*backing;	/* or NULL */
+	char			 backing_error[512]; /* why not, or "" */
 	struct workers		*workers;
 	struct fs		*fs;
 	struct control		*control;
