@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -43,12 +44,24 @@ enum format {
 	FORMAT_PROMETHEUS,		/* stat only */
 };
 
+/* Long options without a short one. */
+enum {
+	OPT_THRESHOLD = 256,
+	OPT_MAX_PAGES,
+};
+
+/* What recompress (the first three) and writeback (all four) pick. */
+static const char *const pick_types[] = { "idle", "huge", "huge_idle",
+    "incompressible" };
+
 static const char	*socket_path = ZSCTL_SOCKET;
 static enum format	 format;
 static bool		 bytes;		/* sizes in bytes */
 static bool		 all;		/* classes: empty ones too */
 static bool		 force;		/* stop: even if pages will not fit */
 static bool		 handover;	/* restart: to the service manager */
+static const char	*threshold_arg;	/* --threshold, as given */
+static const char	*max_pages_arg;	/* --max-pages, as given */
 static int		 timeout = ZSCTL_TIMEOUT;
 static unsigned char	 msg[PROTO_MAX_MSG];
 static unsigned char	 msg_classes[PROTO_MAX_MSG];	/* prometheus */
@@ -83,6 +96,16 @@ usage(FILE *f, int status)
 	    "  restart       a new zsd server takes over, swap stays on, and\n"
 	    "                wait for it (root; --handover: the keeper exits\n"
 	    "                too, the service manager starts the next zsd)\n"
+	    "  idle all|SECONDS\n"
+	    "                mark every page idle, or those unused for SECONDS "
+	    "(root)\n"
+	    "  recompress [idle|huge|huge_idle] [--threshold BYTES] "
+	    "[--max-pages N]\n"
+	    "                recompress those pages with zstd (root; default "
+	    "idle)\n"
+	    "  writeback [idle|huge|huge_idle|incompressible] [--max-pages N]\n"
+	    "                write those pages to the backing file (root; "
+	    "default idle)\n"
 	    "\n"
 	    "  -s, --socket=PATH    zsd's control socket (default "
 	    ZSCTL_SOCKET ")\n"
@@ -394,6 +417,84 @@ print_classes(const struct proto_msg *m)
 	putchar('\n');
 }
 
+/* A key the reply must have; without it zsctl exits. */
+static const char *
+reply_get(const struct proto_msg *m, const char *key, char *buf, size_t len)
+{
+	if (proto_get(m, key, buf, len) == NULL)
+		die(EXIT_ZSD_ERROR, "incomplete reply from zsd: no %s", key);
+	return buf;
+}
+
+/* " (N failed)" when pages_failed is there and not 0. */
+static void
+print_failed(const struct proto_msg *m)
+{
+	char failed[32];
+
+	if (proto_get(m, "pages_failed", failed, sizeof(failed)) != NULL &&
+	    num(failed) != 0)
+		printf(" (%s failed)", failed);
+}
+
+static void
+print_idle(const struct proto_msg *m)
+{
+	char marked[32], idle[32];
+
+	reply_get(m, "marked", marked, sizeof(marked));
+	reply_get(m, "idle_pages", idle, sizeof(idle));
+	printf("idle: %s pages marked, %s idle\n", marked, idle);
+}
+
+static void
+print_recompress(const struct proto_msg *m)
+{
+	char done[32], scanned[32], saved[32], s[32], h[32];
+
+	reply_get(m, "pages_recompressed", done, sizeof(done));
+	reply_get(m, "pages_scanned", scanned, sizeof(scanned));
+	reply_get(m, "bytes_saved", saved, sizeof(saved));
+	reply_get(m, "seconds", s, sizeof(s));
+	printf("recompressed: %s of %s pages", done, scanned);
+	print_failed(m);
+	printf(", %s saved in %s s\n", human(num(saved), h, sizeof(h)), s);
+}
+
+static void
+print_writeback(const struct proto_msg *m)
+{
+	char written[32], bytes_written[32], s[32], left[32], h[32];
+
+	reply_get(m, "pages_written", written, sizeof(written));
+	reply_get(m, "bytes_written", bytes_written, sizeof(bytes_written));
+	reply_get(m, "seconds", s, sizeof(s));
+	printf("written back: %s pages", written);
+	print_failed(m);
+	printf(" in %s of file in %s s\n", human(num(bytes_written), h,
+	    sizeof(h)), s);
+	if (proto_get(m, "limit_left", left, sizeof(left)) != NULL &&
+	    strcmp(left, "none") != 0)
+		printf("limit left today: %s\n", human(num(left), h,
+		    sizeof(h)));
+}
+
+/*
+ * writeback: the error that ended it before every page it picked was
+ * written (no backing file, a write that failed), on stderr whatever
+ * the format; the exit status.
+ */
+static int
+writeback_status(const struct proto_msg *m)
+{
+	char why[PROTO_VALUE_MAX + 1];
+
+	if (proto_get(m, "error", why, sizeof(why)) == NULL || why[0] == '\0')
+		return EXIT_OK;
+	fprintf(stderr, "zsctl: writeback stopped: %s\n", why);
+	return EXIT_ZSD_ERROR;
+}
+
 static void
 print_result(int type, const struct proto_msg *m)
 {
@@ -429,6 +530,15 @@ print_result(int type, const struct proto_msg *m)
 	case PROTO_RESET_MAX:
 		proto_get(m, "mem_used_max", v1, sizeof(v1));
 		printf("mem_used_max: %s\n", human(num(v1), a, sizeof(a)));
+		break;
+	case PROTO_IDLE:
+		print_idle(m);
+		break;
+	case PROTO_RECOMPRESS:
+		print_recompress(m);
+		break;
+	case PROTO_WRITEBACK:
+		print_writeback(m);
 		break;
 	}
 }
@@ -809,6 +919,8 @@ parse_args(int argc, char **argv, char **words)
 		{ "all", no_argument, NULL, 'a' },
 		{ "force", no_argument, NULL, 'f' },
 		{ "handover", no_argument, NULL, 'H' },
+		{ "threshold", required_argument, NULL, OPT_THRESHOLD },
+		{ "max-pages", required_argument, NULL, OPT_MAX_PAGES },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -828,6 +940,8 @@ parse_args(int argc, char **argv, char **words)
 		case 'a': all = true; break;
 		case 'f': force = true; break;
 		case 'H': handover = true; break;
+		case OPT_THRESHOLD: threshold_arg = optarg; break;
+		case OPT_MAX_PAGES: max_pages_arg = optarg; break;
 		case 'F':
 			if (strcmp(optarg, "text") == 0)
 				format = FORMAT_TEXT;
@@ -857,31 +971,150 @@ parse_args(int argc, char **argv, char **words)
 	return n;
 }
 
-int
-main(int argc, char **argv)
+/* A usage error in the words of a command: why, then the usage. */
+static void __attribute__((noreturn, format(printf, 1, 2)))
+usage_words(const char *fmt, ...)
 {
-	struct proto_msg m, mc;
-	char *words[ZSCTL_MAX_WORDS], *arg = NULL;
-	const char *cmd;
-	int fd, type, nargs, nwords;
+	va_list ap;
 
-	if ((nwords = parse_args(argc, argv, words)) == 0)
-		usage(stderr, EXIT_USAGE);
-	cmd = words[0];
-	if ((type = proto_type_by_name(cmd)) == -1) {
-		fprintf(stderr, "zsctl: unknown command '%s'\n", cmd);
-		usage(stderr, EXIT_USAGE);
+	fputs("zsctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	usage(stderr, EXIT_USAGE);
+}
+
+/* s as a count: digits only, no sign, space or suffix, and at most max. */
+static bool
+parse_count(const char *s, unsigned long long max, unsigned long long *v)
+{
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	*v = strtoull(s, &end, 10);
+	return *end == '\0' && errno == 0 && *v <= max;
+}
+
+/* status, stat, compact, stop...: nothing. */
+static void
+args_none(const char *cmd, char **args, int nargs)
+{
+	if (nargs > 0)
+		usage_words("%s takes no arguments, not '%s'", cmd, args[0]);
+}
+
+/* limit, shrink SIZE: size=SIZE as given; zsd parses it. */
+static void
+args_size(struct proto_buf *req, const char *cmd, char **args, int nargs)
+{
+	if (nargs == 0)
+		usage_words("%s takes a SIZE", cmd);
+	if (nargs > 1)
+		usage_words("%s takes one SIZE, not '%s'", cmd, args[1]);
+	if (args[0][0] == '\0' || strlen(args[0]) > PROTO_VALUE_MAX ||
+	    strpbrk(args[0], "\n\r\t") != NULL)
+		die(EXIT_USAGE, "%s: bad SIZE '%s'", cmd, args[0]);
+	proto_add(req, "size", "%s", args[0]);
+}
+
+/* idle all|SECONDS: age=all or age=SECONDS. */
+static void
+args_idle(struct proto_buf *req, const char *cmd, char **args, int nargs)
+{
+	unsigned long long age;
+
+	if (nargs == 0)
+		usage_words("%s takes all or SECONDS", cmd);
+	if (nargs > 1)
+		usage_words("%s takes one argument, all or SECONDS, not also "
+		    "'%s'", cmd, args[1]);
+	if (strcmp(args[0], "all") == 0)
+		proto_add(req, "age", "all");
+	else if (parse_count(args[0], ULLONG_MAX, &age))
+		proto_add_u64(req, "age", age);
+	else
+		die(EXIT_USAGE, "%s: '%s': expected all or SECONDS (digits)",
+		    cmd, args[0]);
+}
+
+/*
+ * recompress [TYPE] [--threshold BYTES] [--max-pages N] and writeback
+ * [TYPE] [--max-pages N]: only what was given; zsd has the defaults.
+ * --threshold on writeback is options_check's to refuse.
+ */
+static void
+args_pass(struct proto_buf *req, int type, const char *cmd, char **args,
+    int nargs)
+{
+	size_t ntypes = type == PROTO_WRITEBACK ? 4 : 3, i;
+	unsigned long long v;
+
+	if (nargs > 1)
+		usage_words("%s takes one TYPE at most, not also '%s'", cmd,
+		    args[1]);
+	if (nargs == 1) {
+		for (i = 0; i < ntypes; i++)
+			if (strcmp(args[0], pick_types[i]) == 0)
+				break;
+		if (i == ntypes)
+			die(EXIT_USAGE, "%s: unknown TYPE '%s': expected idle, "
+			    "huge%s huge_idle%s", cmd, args[0], ntypes == 4 ?
+			    "," : " or", ntypes == 4 ? " or incompressible" :
+			    "");
+		proto_add(req, "type", "%s", args[0]);
 	}
-	nargs = type == PROTO_LIMIT || type == PROTO_SHRINK;
-	if (nwords - 1 < nargs) {
-		fprintf(stderr, "zsctl: %s takes a SIZE\n", cmd);
-		usage(stderr, EXIT_USAGE);
+	if (threshold_arg != NULL && type == PROTO_RECOMPRESS) {
+		if (!parse_count(threshold_arg, 4096, &v))
+			die(EXIT_USAGE, "%s: --threshold '%s': expected BYTES, "
+			    "0 to 4096", cmd, threshold_arg);
+		proto_add_u64(req, "threshold", v);
 	}
-	if (nwords - 1 > nargs) {
-		fprintf(stderr, "zsctl: %s takes %s, not '%s'\n", cmd,
-		    nargs ? "one SIZE" : "no arguments", words[nargs + 1]);
-		usage(stderr, EXIT_USAGE);
+	if (max_pages_arg != NULL) {
+		/* The store takes 0 for no limit: not what 0 says. */
+		if (!parse_count(max_pages_arg, ULLONG_MAX, &v) || v == 0)
+			die(EXIT_USAGE, "%s: --max-pages '%s': expected a "
+			    "number of pages, 1 or more", cmd, max_pages_arg);
+		proto_add_u64(req, "max_pages", v);
 	}
+}
+
+/*
+ * The request of cmd (of that type) into req, from the words after it:
+ * nargs of them, the first ZSCTL_MAX_WORDS - 1 in args.  A usage error
+ * exits.  stop and restart send requests of their own.
+ */
+static void
+request_build(struct proto_buf *req, int type, const char *cmd, char **args,
+    int nargs)
+{
+	proto_begin(req, type);
+	switch (type) {
+	case PROTO_LIMIT:
+	case PROTO_SHRINK:
+		args_size(req, cmd, args, nargs);
+		break;
+	case PROTO_IDLE:
+		args_idle(req, cmd, args, nargs);
+		break;
+	case PROTO_RECOMPRESS:
+	case PROTO_WRITEBACK:
+		args_pass(req, type, cmd, args, nargs);
+		break;
+	default:
+		args_none(cmd, args, nargs);
+		break;
+	}
+	if (proto_finish(req) != PROTO_OK)
+		die(EXIT_USAGE, "request too large");
+}
+
+/* The options given that cmd does not take: usage errors. */
+static void
+options_check(int type, const char *cmd)
+{
 	if (format == FORMAT_PROMETHEUS && type != PROTO_STAT)
 		die(EXIT_USAGE, "%s: --format=prometheus is for stat only",
 		    cmd);
@@ -892,19 +1125,39 @@ main(int argc, char **argv)
 	if (all && type != PROTO_CLASSES && format != FORMAT_PROMETHEUS)
 		die(EXIT_USAGE, "%s: -a is for classes and stat "
 		    "--format=prometheus only", cmd);
-	if (nargs) {
-		arg = words[1];
-		if (arg[0] == '\0' || strlen(arg) > PROTO_VALUE_MAX ||
-		    strpbrk(arg, "\n\r\t") != NULL)
-			die(EXIT_USAGE, "%s: bad SIZE '%s'", cmd, arg);
+	if (threshold_arg != NULL && type != PROTO_RECOMPRESS)
+		die(EXIT_USAGE, "%s: --threshold is for recompress only", cmd);
+	if (max_pages_arg != NULL && type != PROTO_RECOMPRESS &&
+	    type != PROTO_WRITEBACK)
+		die(EXIT_USAGE, "%s: --max-pages is for recompress and "
+		    "writeback only", cmd);
+}
+
+int
+main(int argc, char **argv)
+{
+	static struct proto_buf req;
+	struct proto_msg m, mc;
+	char *words[ZSCTL_MAX_WORDS];
+	const char *cmd;
+	int fd, type, nwords;
+
+	if ((nwords = parse_args(argc, argv, words)) == 0)
+		usage(stderr, EXIT_USAGE);
+	cmd = words[0];
+	if ((type = proto_type_by_name(cmd)) == -1) {
+		fprintf(stderr, "zsctl: unknown command '%s'\n", cmd);
+		usage(stderr, EXIT_USAGE);
 	}
+	request_build(&req, type, cmd, words + 1, nwords - 1);
+	options_check(type, cmd);
 
 	fd = zsd_connect();
 	if (type == PROTO_STOP)
 		return stop_zsd(fd);
 	if (type == PROTO_RESTART)
 		return restart_zsd(fd);
-	request(fd, type, "size", arg);
+	send_all(fd, req.data, req.len);
 	receive(fd, msg, sizeof(msg), &m);
 	if (m.type == PROTO_ERROR)
 		return reply_error(&m);
@@ -937,5 +1190,5 @@ main(int argc, char **argv)
 	if (fflush(stdout) == EOF || ferror(stdout))
 		die(EXIT_ZSD_ERROR, "writing the output: %s",
 		    strerror(errno));
-	return EXIT_OK;
+	return type == PROTO_WRITEBACK ? writeback_status(&m) : EXIT_OK;
 }

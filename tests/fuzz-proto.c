@@ -67,7 +67,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (r != PROTO_OK)
 			continue;
 		check(m.len == used - PROTO_HDR_SIZE, "length");
-		(void)proto_check_request(&m);
+		r = proto_check_request(&m);
+		check(r == PROTO_OK || r == PROTO_EARGS || r == PROTO_ETYPE,
+		    "proto_check_request's answer");
 
 		/* Iterate and rebuild: the same bytes. */
 		proto_begin(&rebuilt, m.type);
@@ -115,13 +117,17 @@ static size_t
 seed_message(void)
 {
 	static const char *const keys[] = { "size", "name", "error",
-	    "message", "class", "orig_data_size", "force", "a" };
+	    "message", "class", "orig_data_size", "force", "a", "age",
+	    "type", "threshold", "max_pages" };
 	static const char *const values[] = { "", "1", "512M", "none",
-	    "permission denied", "yes", "0 1 2 3 4 5 6 7 8 9 10 11 12" };
+	    "permission denied", "yes", "0 1 2 3 4 5 6 7 8 9 10 11 12",
+	    "all", "idle", "huge", "huge_idle", "incompressible", "4096",
+	    "123456789012345678901" };
 	static struct proto_buf b;
 	int types[] = { PROTO_STATUS, PROTO_STAT, PROTO_CLASSES,
 	    PROTO_COMPACT, PROTO_LIMIT, PROTO_SHRINK, PROTO_RESET_MAX,
-	    PROTO_STOP, PROTO_RESTART, PROTO_REPLY, PROTO_ERROR };
+	    PROTO_STOP, PROTO_RESTART, PROTO_IDLE, PROTO_RECOMPRESS,
+	    PROTO_WRITEBACK, PROTO_REPLY, PROTO_ERROR };
 	unsigned int i, n = (unsigned int)(rnd() % 6);
 
 	proto_begin(&b, types[rnd() % (sizeof(types) / sizeof(types[0]))]);
@@ -129,8 +135,9 @@ seed_message(void)
 		if (rnd() % 5 == 0)
 			proto_end_record(&b);
 		else
-			proto_add(&b, keys[rnd() % 7], "%s",
-			    values[rnd() % 6]);
+			proto_add(&b, keys[rnd() % (sizeof(keys) /
+			    sizeof(keys[0]))], "%s", values[rnd() %
+			    (sizeof(values) / sizeof(values[0]))]);
 	}
 	proto_finish(&b);
 	memcpy(buf, b.data, b.len);

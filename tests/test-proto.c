@@ -53,6 +53,114 @@ prefixes_truncated(const unsigned char *p, size_t len)
 	return true;
 }
 
+#define DIGITS20	"12345678901234567890"
+
+/* Lines to show in a test's name: a newline as \n. */
+static const char *
+escaped(const char *lines)
+{
+	static char buf[256];
+	size_t n = 0;
+
+	for (; *lines != '\0' && n + 3 < sizeof(buf); lines++) {
+		if (*lines == '\n') {
+			buf[n++] = '\\';
+			buf[n++] = 'n';
+		} else
+			buf[n++] = *lines;
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+/* idle, recompress, writeback: the keys each takes, once, well formed. */
+static void
+test_idle_requests(void)
+{
+	static const struct {
+		int		 type;
+		const char	*lines;		/* key=value\n ... */
+		int		 want;
+	} cases[] = {
+		{ PROTO_IDLE, "age=all\n", PROTO_OK },
+		{ PROTO_IDLE, "age=60\n", PROTO_OK },
+		{ PROTO_IDLE, "age=0\n", PROTO_OK },
+		{ PROTO_IDLE, "age=" DIGITS20 "\n", PROTO_OK },
+		{ PROTO_IDLE, "", PROTO_EARGS },
+		{ PROTO_IDLE, "age=\n", PROTO_EARGS },
+		{ PROTO_IDLE, "age=-1\n", PROTO_EARGS },
+		{ PROTO_IDLE, "age=1x\n", PROTO_EARGS },
+		{ PROTO_IDLE, "age= 1\n", PROTO_EARGS },
+		{ PROTO_IDLE, "age=All\n", PROTO_EARGS },
+		{ PROTO_IDLE, "age=" DIGITS20 "1\n", PROTO_EARGS },
+		{ PROTO_IDLE, "age=all\nage=60\n", PROTO_EARGS },
+		{ PROTO_IDLE, "age=60\nage=60\n", PROTO_EARGS },
+		{ PROTO_IDLE, "age=60\nmax_pages=1\n", PROTO_EARGS },
+		{ PROTO_IDLE, "type=idle\n", PROTO_EARGS },
+		{ PROTO_IDLE, "size=1M\n", PROTO_EARGS },
+		{ PROTO_IDLE, "age=60\n\n", PROTO_EARGS },
+		{ PROTO_RECOMPRESS, "", PROTO_OK },
+		{ PROTO_RECOMPRESS, "type=idle\n", PROTO_OK },
+		{ PROTO_RECOMPRESS, "type=huge\n", PROTO_OK },
+		{ PROTO_RECOMPRESS,
+		    "type=huge_idle\nthreshold=1024\nmax_pages=10\n", PROTO_OK },
+		{ PROTO_RECOMPRESS, "max_pages=10\nthreshold=0\n", PROTO_OK },
+		{ PROTO_RECOMPRESS, "max_pages=" DIGITS20 "\n", PROTO_OK },
+		{ PROTO_RECOMPRESS, "type=incompressible\n", PROTO_EARGS },
+		{ PROTO_RECOMPRESS, "type=bogus\n", PROTO_EARGS },
+		{ PROTO_RECOMPRESS, "type=\n", PROTO_EARGS },
+		{ PROTO_RECOMPRESS, "type=huge\ntype=huge\n", PROTO_EARGS },
+		{ PROTO_RECOMPRESS, "threshold=1x\n", PROTO_EARGS },
+		{ PROTO_RECOMPRESS, "threshold=-1\n", PROTO_EARGS },
+		{ PROTO_RECOMPRESS, "threshold=1\nthreshold=2\n", PROTO_EARGS },
+		{ PROTO_RECOMPRESS, "threshold=" DIGITS20 "1\n", PROTO_EARGS },
+		{ PROTO_RECOMPRESS, "max_pages=\n", PROTO_EARGS },
+		{ PROTO_RECOMPRESS, "max_pages=" DIGITS20 "1\n", PROTO_EARGS },
+		{ PROTO_RECOMPRESS, "max_pages=1\nmax_pages=1\n", PROTO_EARGS },
+		{ PROTO_RECOMPRESS, "age=all\n", PROTO_EARGS },
+		{ PROTO_RECOMPRESS, "size=1M\n", PROTO_EARGS },
+		{ PROTO_RECOMPRESS, "type=idle\n\n", PROTO_EARGS },
+		{ PROTO_WRITEBACK, "", PROTO_OK },
+		{ PROTO_WRITEBACK, "type=incompressible\n", PROTO_OK },
+		{ PROTO_WRITEBACK, "type=huge_idle\nmax_pages=10\n", PROTO_OK },
+		{ PROTO_WRITEBACK, "threshold=1024\n", PROTO_EARGS },
+		{ PROTO_WRITEBACK, "type=idle\nthreshold=0\n", PROTO_EARGS },
+		{ PROTO_WRITEBACK, "type=bogus\n", PROTO_EARGS },
+		{ PROTO_WRITEBACK, "type=idle\ntype=huge\n", PROTO_EARGS },
+		{ PROTO_WRITEBACK, "max_pages=1\nmax_pages=2\n", PROTO_EARGS },
+		{ PROTO_WRITEBACK, "max_pages=" DIGITS20 "1\n", PROTO_EARGS },
+		{ PROTO_WRITEBACK, "age=60\n", PROTO_EARGS },
+		{ PROTO_WRITEBACK, "bogus=1\n", PROTO_EARGS },
+	};
+	static const int types[] = { PROTO_IDLE, PROTO_RECOMPRESS,
+	    PROTO_WRITEBACK };
+	static const char *const names[] = { "idle", "recompress",
+	    "writeback" };
+	struct proto_msg m;
+	size_t k, n, used;
+
+	for (k = 0; k < 3; k++)
+		ok(proto_type_by_name(names[k]) == types[k] &&
+		    strcmp(proto_type_name(types[k]), names[k]) == 0,
+		    "%s by name", names[k]);
+	for (k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		n = strlen(cases[k].lines);
+		proto_begin(&b, cases[k].type);
+		memcpy(b.data + PROTO_HDR_SIZE, cases[k].lines, n);
+		b.len = PROTO_HDR_SIZE + n;
+		ok(proto_finish(&b) == PROTO_OK &&
+		    parse(b.data, b.len, &m, &used) == PROTO_OK &&
+		    used == b.len &&
+		    proto_check_request(&m) == cases[k].want,
+		    "%s with \"%s\": %s", names[cases[k].type - PROTO_IDLE],
+		    escaped(cases[k].lines),
+		    cases[k].want == PROTO_OK ? "taken" : "bad arguments");
+		if (cases[k].want == PROTO_OK)
+			ok(prefixes_truncated(b.data, b.len),
+			    "and every prefix of it is truncated");
+	}
+}
+
 static void
 test_requests(void)
 {
@@ -150,6 +258,8 @@ test_requests(void)
 			    "taken" : "bad arguments");
 		}
 	}
+
+	test_idle_requests();
 
 	for (i = 0; i < 2; i++) {
 		int t = i == 0 ? PROTO_LIMIT : PROTO_SHRINK;

@@ -1,6 +1,7 @@
 #!/bin/bash
 # zsctl.sh - zsctl's command line against a real zsd: options before and
-# after the command, "--", the errors for what it does not take; and
+# after the command, "--", the errors for what it does not take (those
+# of idle, recompress and writeback before it connects); and
 # stat --format=prometheus, checked by a strict validator of the text
 # exposition format (and promtool where installed) and against
 # zsctl --json stat and --json classes.
@@ -44,6 +45,20 @@ usage_error()
 
 	shift
 	zsctl "$@" >"$TEST_DIR/out" 2>"$TEST_DIR/err"
+	st=$?
+	[ $st -eq 2 ] && grep -q -- "$what" "$TEST_DIR/err" &&
+	    [ ! -s "$TEST_DIR/out" ]
+	tap_ok $? "zsctl $*: exit $st, $(head -n 1 "$TEST_DIR/err")"
+}
+
+# refused WHAT ARGS...: as usage_error, and before zsctl connects: its
+# socket does not exist, so trying would exit 3.
+refused()
+{
+	local what=$1 st
+
+	shift
+	"$ZSCTL" -s "$TEST_DIR/nope" "$@" >"$TEST_DIR/out" 2>"$TEST_DIR/err"
 	st=$?
 	[ $st -eq 2 ] && grep -q -- "$what" "$TEST_DIR/err" &&
 	    [ ! -s "$TEST_DIR/out" ]
@@ -255,6 +270,65 @@ usage_error "--format=xml: expected text, json or prometheus" stat \
 usage_error "requires an argument" stat -t
 usage_error "unknown command 'json'" -- json stat
 usage_error "usage:" --json
+
+# --- idle, recompress, writeback: what zsctl refuses itself ------------------
+
+refused "idle takes all or SECONDS" idle
+refused "idle takes all or SECONDS" idle --json
+refused "idle: 'soon': expected all or SECONDS" idle soon
+refused "idle: '1x': expected all or SECONDS" idle 1x
+refused "idle: '-1': expected all or SECONDS" idle -- -1
+refused "idle: '': expected all or SECONDS" idle ''
+refused "idle: '123456789012345678901': expected all or SECONDS" \
+    idle 123456789012345678901
+refused "idle takes one argument, all or SECONDS, not also '60'" idle all 60
+refused "idle: --threshold is for recompress only" idle all --threshold 1
+refused "idle: --max-pages is for recompress and writeback only" \
+    idle 60 --max-pages 1
+refused "recompress: unknown TYPE 'incompressible': expected idle, huge or" \
+    recompress incompressible
+refused "recompress: unknown TYPE 'all'" recompress all
+refused "recompress takes one TYPE at most, not also 'huge'" \
+    recompress idle huge
+refused "recompress: --threshold 'big': expected BYTES, 0 to 4096" \
+    recompress --threshold big
+refused "recompress: --threshold '4097'" recompress huge --threshold=4097
+refused "recompress: --threshold '-1'" recompress --threshold=-1
+refused "recompress: --threshold '1K'" recompress --threshold 1K
+refused "recompress: --max-pages '10x': expected a number of pages" \
+    recompress --max-pages 10x
+refused "recompress: --max-pages '0'" recompress --max-pages 0
+refused "requires an argument" recompress --max-pages
+refused "writeback: unknown TYPE 'hot'" writeback hot
+refused "writeback takes one TYPE at most, not also 'more'" \
+    writeback incompressible more
+refused "writeback: --threshold is for recompress only" \
+    writeback --threshold 1024
+refused "writeback: --max-pages ''" writeback --max-pages=
+refused "writeback: --max-pages '99999999999999999999'" \
+    writeback --max-pages 99999999999999999999
+refused "stat: --max-pages is for recompress and writeback only" \
+    stat --max-pages 1
+refused "compact: --threshold is for recompress only" --threshold 1 compact
+
+# ... and what it takes: it goes on to connect (and finds no zsd).
+ok=0
+for args in "idle all" "idle 60" "idle -- 0" "recompress" "recompress huge" \
+    "recompress huge_idle --threshold 1024 --max-pages 10" \
+    "--threshold=0 recompress idle" "recompress --threshold 4096" \
+    "writeback" "writeback incompressible --max-pages 1" \
+    "--max-pages 18446744073709551615 writeback huge" "--json writeback"; do
+	"$ZSCTL" -s "$TEST_DIR/nope" $args >/dev/null 2>"$TEST_DIR/err"
+	st=$?
+	[ $st -eq 3 ] && grep -q "zsd is not running" "$TEST_DIR/err" ||
+	    { tap_diag "$args: exit $st, $(cat "$TEST_DIR/err")"; ok=1; }
+done
+tap_ok $ok "idle, recompress and writeback with good arguments get as far" \
+    "as connecting"
+"$ZSCTL" --help | grep -q "^  idle all|SECONDS" &&
+    "$ZSCTL" --help | grep -q "^  recompress \[idle|huge|huge_idle\]" &&
+    "$ZSCTL" --help | grep -q "^  writeback \[idle|huge|huge_idle|incompressible\]"
+tap_ok $? "--help names idle, recompress and writeback"
 
 # --- stat --format=prometheus -----------------------------------------------
 
