@@ -197,44 +197,11 @@ backing_put(struct backing *b, uint64_t block)
 		atomic_fetch_sub_explicit(&b->used, 1, memory_order_relaxed);
 }
 
-/*
- * Fault injection for the tests, in debug builds only (--enable-debug):
- * with ZSD_FAULT_BACKING_WRITE=N in the environment, every write of the
- * backing file after the first N fails with EIO.  Other builds compile it
- * to nothing.
- */
-#ifdef ZS_DEBUG
-static bool
-backing_fault_write(void)
-{
-	static _Atomic long long left = -2;	/* -2: not looked up yet */
-	long long n = atomic_load(&left);
-	const char *s;
-
-	if (n == -2) {
-		s = getenv("ZSD_FAULT_BACKING_WRITE");
-		n = s != NULL && *s >= '0' && *s <= '9' ? atoll(s) : -1;
-		atomic_store(&left, n);
-	}
-	if (n < 0)
-		return false;
-	return atomic_fetch_sub(&left, 1) <= 0;
-}
-#else
-static inline bool
-backing_fault_write(void)
-{
-	return false;
-}
-#endif
-
 int
 backing_write(struct backing *b, uint64_t block, const void *buf)
 {
 	ssize_t n;
 
-	if (backing_fault_write())
-		return -EIO;
 	do
 		n = pwrite(b->fd, buf, ZSD_PAGE_SIZE,
 		    (off_t)(block * ZSD_PAGE_SIZE));

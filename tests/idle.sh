@@ -128,6 +128,21 @@ tap_ok $? "mem_used_total $used0 -> $used1 bytes after compaction"
 [ $(($(stat -c %b "$TEST_DIR/backing") * 512)) -ge $((blocks * 4096)) ]
 tap_ok $? "the file holds them: $(du -h "$TEST_DIR/backing" | cut -f1)"
 
+# The server dies: its successor reopens the file and finds every page.
+old=$(zsd_status pid)
+kill -KILL "$old"
+for ((tries = 0; tries < 200; tries++)); do
+	new=$(zsd_status pid)
+	[ -n "$new" ] && [ "$new" != "$old" ] && break
+	sleep 0.05
+done
+[ -n "$new" ] && [ "$new" != "$old" ] &&
+    grep -q "recovered $stored pages.* 0 pages lost" "$ZSD_LOG"
+tap_ok $? "server $old killed; $new recovered all $stored pages"
+[ "$(zsd_stat bd_count)" = "$bd" ] &&
+    [ "$(zsd_stat backing_used_size)" = $((blocks * 4096)) ]
+tap_ok $? "with the $bd in the file, in the same $blocks blocks"
+
 swapper_check "every page reads back, from memory, zstd or the file"
 reads=$(zsd_stat bd_reads)
 [ "${reads:-0}" -gt 0 ]
@@ -197,4 +212,21 @@ out=$(zsctl writeback 2>&1)
 tap_ok $? "zsctl writeback says why: $out"
 zsd_stop
 tap_ok $? "zsd stops"
+
+mkdir "$TEST_DIR/ro"
+if mount -t tmpfs -o size=1m tmpfs "$TEST_DIR/ro" &&
+    touch "$TEST_DIR/ro/backing" && mount -o remount,ro "$TEST_DIR/ro"; then
+	zsd_start -o disksize=64M -o backing_file="$TEST_DIR/ro/backing" ||
+	    tap_bail "zsd did not start without its backing file"
+	grep -q "backing file $TEST_DIR/ro/backing: Read-only file system" \
+	    "$ZSD_LOG"
+	tap_ok $? "one on a read-only file system: $(grep backing "$ZSD_LOG")"
+	[ "$(zsd_status backing_error)" != "" ]
+	tap_ok $? "zsctl status says why: $(zsd_status backing_error)"
+	zsd_stop
+	tap_ok $? "zsd stops"
+	umount "$TEST_DIR/ro"
+else
+	tap_skip 3 "cannot mount a read-only tmpfs"
+fi
 tap_done
