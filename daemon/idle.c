@@ -37,7 +37,12 @@
  * leaves its pages where they were, in memory, and ends the pass.
  *
  * Pages that share an object (same-page merging) are left alone by both:
- * their object is not the slot's to replace.
+ * giving each its own would take more memory, not less.  A page whose
+ * object is indexed but its own (one reference) is taken: the slot gets
+ * a new object, not indexed, and its reference to the old one is given
+ * back, which frees it and its node, or, if a writer merged a copy into
+ * it meanwhile, leaves it to that copy.  Merging lets it be: new copies
+ * of the page are stored anew.
  *
  * Threads: the passes run on the caller's thread, at normal priority,
  * with a store context of their own; they hold a slot's lock only to
@@ -116,11 +121,12 @@ store_mark_idle(struct store *st, uint32_t min_age)
 
 /* Whether pass takes slot s of atime a.  Called with the slot locked. */
 static bool
-pass_picks(const struct store_pass *pass, const struct slot *s, uint32_t a,
-    uint32_t now)
+pass_picks(struct store *st, const struct store_pass *pass,
+    const struct slot *s, uint32_t a, uint32_t now)
 {
-	if ((s->type != SLOT_COMPRESSED && s->type != SLOT_RAW) ||
-	    s->node != 0)
+	if (s->type != SLOT_COMPRESSED && s->type != SLOT_RAW)
+		return false;
+	if (s->node != 0 && merge_refs(st->merge, s->node) > 1)
 		return false;
 	if ((pass->pick & PICK_IDLE) && !(a & ATIME_IDLE) &&
 	    (pass->min_age == 0 || atime_age(a, now) < pass->min_age))
@@ -191,7 +197,7 @@ store_recompress(struct store *st, struct store_ctx *ctx,
 		pthread_mutex_lock(lock);
 		s = st->slots[i];
 		a = st->atime[i];
-		if (!pass_picks(pass, &s, a, now) || (a & ATIME_TRIED) ||
+		if (!pass_picks(st, pass, &s, a, now) || (a & ATIME_TRIED) ||
 		    s.len < pass->threshold || s.len <= RECOMPRESS_GAIN) {
 			pthread_mutex_unlock(lock);
 			continue;
@@ -316,7 +322,7 @@ store_writeback(struct store *st, struct store_ctx *ctx,
 		lock = store_slot_lock(st, i);
 		pthread_mutex_lock(lock);
 		s = st->slots[i];
-		if (!pass_picks(pass, &s, st->atime[i], now)) {
+		if (!pass_picks(st, pass, &s, st->atime[i], now)) {
 			pthread_mutex_unlock(lock);
 			continue;
 		}

@@ -271,6 +271,20 @@ merge_remove_cell(struct merge_index *idx, struct merge_shard *sh,
 }
 
 uint32_t
+merge_refs(struct merge_index *idx, uint32_t node)
+{
+	struct merge_shard *sh;
+	uint32_t refs;
+
+	node--;
+	sh = &idx->shards[node / idx->nodes_per_shard];
+	pthread_mutex_lock(&sh->lock);
+	refs = sh->nodes[node % idx->nodes_per_shard].refs;
+	pthread_mutex_unlock(&sh->lock);
+	return refs;
+}
+
+uint32_t
 merge_put(struct merge_index *idx, uint32_t node)
 {
 	struct merge_shard *sh;

@@ -190,6 +190,8 @@ int		 merge_find(struct merge_index *idx, uint32_t key,
 int		 merge_insert(struct merge_index *idx, uint32_t key,
 		    const void *page, merge_same_fn *same, void *arg,
 		    struct merge_obj *obj);
+/* The references node has now (its shard locked to read them). */
+uint32_t	 merge_refs(struct merge_index *idx, uint32_t node);
 /* Drop a reference to node; the references left (0: free the object). */
 uint32_t	 merge_put(struct merge_index *idx, uint32_t node);
 /* Nodes in use and the references they hold (tests). */

@@ -346,6 +346,70 @@ test_writeback(void)
 	backing_close(b);
 }
 
+/*
+ * Pages that share an object (merging) are not the passes' to move;
+ * pages alone in an indexed object are.
+ */
+static bool
+check_range(struct store *st, struct store_ctx *ctx, uint64_t from,
+    uint64_t to, bool pairs)
+{
+	static unsigned char got[PG], want[PG];
+	uint64_t i;
+
+	for (i = from; i < to; i++) {
+		page_of(want, pairs ? i / 2 : i, pairs ? 9 : 1, false);
+		if (store_read(st, ctx, i * PG, got, PG) != PG ||
+		    memcmp(got, want, PG) != 0)
+			return false;
+	}
+	return true;
+}
+
+static void
+test_merged(void)
+{
+	static unsigned char p[PG];
+	struct store_pass pass = { .pick = PICK_IDLE };
+	struct store_pass_result res;
+	struct store_options o;
+	struct backing *b = backing_new(NPAGES * PG);
+	struct zs_pool *pool = zs_create_pool(NULL);
+	struct store *st;
+	struct store_ctx *ctx;
+	uint64_t i;
+	int error = 0;
+
+	o = opts(b);
+	o.merge = true;
+	if ((st = store_create(pool, NPAGES, &o, &error)) == NULL)
+		bail("store_create: %s", strerror(-error));
+	ctx = store_ctx_create(st);
+	/* 0..63: alike two by two; 64..127: each its own, indexed too. */
+	for (i = 0; i < 128; i++) {
+		page_of(p, i < 64 ? i / 2 : i, i < 64 ? 9 : 1, false);
+		store_write(st, ctx, i * PG, p, PG);
+	}
+	ok(stats(st).pages_merged == 32, "32 pages merged");
+	store_mark_idle(st, 0);
+	store_recompress(st, ctx, &pass, &res);
+	ok(res.pages == 64, "recompression takes the 64 pages alone in "
+	    "their objects (%llu)", (unsigned long long)res.pages);
+	store_writeback(st, ctx, &pass, &res);
+	ok(res.pages == 64 && stats(st).pages_merged == 32,
+	    "so does writeback (%llu); the 32 objects stay shared",
+	    (unsigned long long)res.pages);
+	ok(stats(st).merge_objects == 32 && stats(st).bd_count == 64,
+	    "32 shared objects in memory, 64 pages in the file");
+	ok(check_range(st, ctx, 0, 64, true) &&
+	    check_range(st, ctx, 64, 128, false),
+	    "every page reads back, from the file or the shared objects");
+	store_destroy(st);
+	zs_destroy_pool(pool);
+	store_ctx_destroy(ctx);
+	backing_close(b);
+}
+
 static void
 test_errors(void)
 {
@@ -503,6 +567,28 @@ test_recovery(void)
 	close(fd);
 }
 
+/* Compaction and section offline, moving objects under the passes. */
+struct mover {
+	pthread_t	 thread;
+	struct zs_pool	*pool;
+	_Atomic bool	*stop;
+	uint64_t	 moved;
+};
+
+static void *
+mover_run(void *arg)
+{
+	struct mover *m = arg;
+	struct zs_compact_result r;
+
+	while (!atomic_load(m->stop)) {
+		if (zs_compact(m->pool, &r) >= 0)
+			m->moved += r.objs_moved;
+		(void)zs_pool_shrink(m->pool, 256u << 10);
+	}
+	return NULL;
+}
+
 /* Threads rewriting and reading pages while passes run. */
 struct hammer {
 	pthread_t	 thread;
@@ -548,10 +634,12 @@ test_concurrent(void)
 	struct store_pass pass = { .pick = PICK_IDLE };
 	struct store_pass_result res;
 	struct hammer h[2];
+	struct mover mv;
 	struct backing *b = backing_new(4 * NPAGES * PG);
 	struct zs_pool *pool;
 	struct store *st = store_new(&pool, b);
 	struct store_ctx *job = store_ctx_create(st);
+	char why[256] = "";
 	_Atomic bool stop = false;
 	uint64_t moved = 0, packed = 0, i;
 	unsigned int k, round;
@@ -564,6 +652,8 @@ test_concurrent(void)
 		    .stop = &stop };
 		pthread_create(&h[k].thread, NULL, hammer_run, &h[k]);
 	}
+	mv = (struct mover){ .pool = pool, .stop = &stop };
+	pthread_create(&mv.thread, NULL, mover_run, &mv);
 	for (round = 0; round < 40; round++) {
 		store_mark_idle(st, 0);
 		store_recompress(st, job, &pass, &res);
@@ -575,10 +665,14 @@ test_concurrent(void)
 	atomic_store(&stop, true);
 	for (k = 0; k < 2; k++)
 		pthread_join(h[k].thread, NULL);
+	pthread_join(mv.thread, NULL);
 	ok(h[0].bad + h[1].bad == 0,
-	    "readers and writers during %llu recompressions and %llu "
-	    "writebacks saw every page right", (unsigned long long)moved,
-	    (unsigned long long)packed);
+	    "readers and writers during %llu recompressions, %llu "
+	    "writebacks and %llu objects moved by compaction saw every page "
+	    "right", (unsigned long long)moved, (unsigned long long)packed,
+	    (unsigned long long)mv.moved);
+	ok(zs_pool_validate(pool, why, sizeof(why)) == 0,
+	    "the pool is valid %s", why);
 	for (i = 0; i < NPAGES; i++)
 		last[i] = atomic_load(&gens[i]);
 	ok(check_all(st, job, NPAGES, 0, last, false),
@@ -599,6 +693,7 @@ main(void)
 	test_recompress();
 	test_ages();
 	test_writeback();
+	test_merged();
 	test_errors();
 	test_recovery();
 	test_concurrent();
