@@ -85,8 +85,9 @@ backing_open(const char *path, uint64_t size, char *why, size_t whylen)
 		if (size == 0 || size > have)
 			size = have;
 	} else if (S_ISREG(sb.st_mode)) {
+		/* A file larger than asked may hold pages there: all of it. */
 		have = (uint64_t)sb.st_size;
-		if (size == 0)
+		if (size < have)
 			size = have;
 		/* Sparse: blocks take room only once written. */
 		if (have < size && ftruncate(fd, (off_t)size) != 0) {

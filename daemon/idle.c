@@ -126,8 +126,6 @@ pass_picks(struct store *st, const struct store_pass *pass,
 {
 	if (s->type != SLOT_COMPRESSED && s->type != SLOT_RAW)
 		return false;
-	if (s->node != 0 && merge_refs(st->merge, s->node) > 1)
-		return false;
 	if ((pass->pick & PICK_IDLE) && !(a & ATIME_IDLE) &&
 	    (pass->min_age == 0 || atime_age(a, now) < pass->min_age))
 		return false;
@@ -136,7 +134,8 @@ pass_picks(struct store *st, const struct store_pass *pass,
 		return false;
 	if ((pass->pick & PICK_INCOMPRESSIBLE) && !(a & ATIME_TRIED))
 		return false;
-	return true;
+	/* Last: it takes the index shard's lock. */
+	return s->node == 0 || merge_refs(st->merge, s->node) == 1;
 }
 
 /* Whether the pass must end before slot i: cancelled, or done. */
@@ -197,8 +196,9 @@ store_recompress(struct store *st, struct store_ctx *ctx,
 		pthread_mutex_lock(lock);
 		s = st->slots[i];
 		a = st->atime[i];
-		if (!pass_picks(st, pass, &s, a, now) || (a & ATIME_TRIED) ||
-		    s.len < pass->threshold || s.len <= RECOMPRESS_GAIN) {
+		if ((a & ATIME_TRIED) || s.len < pass->threshold ||
+		    s.len <= RECOMPRESS_GAIN || !pass_picks(st, pass, &s, a,
+		    now)) {
 			pthread_mutex_unlock(lock);
 			continue;
 		}

@@ -828,7 +828,7 @@ store_recover(struct store *st, char *why, size_t whylen)
 	struct counters *c0 = &st->counters[0];
 	uint64_t i, stored = 0, same = 0, huge = 0, compr = 0;
 	uint64_t merged = 0, mobjs = 0, msaved = 0;
-	uint64_t backed = 0, bd_bytes = 0;
+	uint64_t backed = 0, bd_bytes = 0, last = 0, used, blocks;
 	uint8_t *seen = NULL;
 	unsigned int k;
 	int error;
@@ -844,16 +844,28 @@ store_recover(struct store *st, char *why, size_t whylen)
 		}
 		atomic_store(&j->slot, 0);
 	}
-	if (st->backing == NULL) {
-		for (i = 0; i < st->nr_pages; i++)
-			backed += st->slots[i].type == SLOT_BACKED;
-		if (backed != 0) {
-			snprintf(why, whylen, "%llu pages are in a backing "
-			    "file and none is open: set backing_file to it",
-			    (unsigned long long)backed);
-			return -ENXIO;
-		}
+	for (i = 0; i < st->nr_pages; i++) {
+		if (st->slots[i].type != SLOT_BACKED)
+			continue;
+		backed++;
+		if (SLOT_BACKED_BLOCK(st->slots[i].value) + 1 > last)
+			last = SLOT_BACKED_BLOCK(st->slots[i].value) + 1;
 	}
+	if (backed != 0 && st->backing == NULL) {
+		snprintf(why, whylen, "%llu pages are in a backing file and "
+		    "none is open: set backing_file to it",
+		    (unsigned long long)backed);
+		return -ENXIO;
+	}
+	if (backed != 0 && (backing_usage(st->backing, &used, &blocks),
+	    last > blocks)) {
+		snprintf(why, whylen, "pages are in block %llu of the backing "
+		    "file, which has %llu: is it the same file?",
+		    (unsigned long long)(last - 1),
+		    (unsigned long long)blocks);
+		return -ENXIO;
+	}
+	backed = 0;
 	if (st->merge != NULL && (error = merge_recover_begin(st->merge)) != 0)
 		return error;
 	for (i = 0; i < st->nr_pages; i++) {

@@ -486,12 +486,20 @@ arena_child(int fd, int step)
 	struct store *st;
 	struct store_ctx *ctx;
 	struct store_stats ss;
-	char why[512] = "";
+	char why[512] = "", path[96];
 	int error = 0;
 
 	zs_pool_config_init(&pcfg);
 	pcfg.section_size = 256u << 10;
-	if (step != 1) {
+	if (step == 3) {
+		/* Another file, of one block. */
+		snprintf(path, sizeof(path), "%s.small", bpath);
+		(void)unlink(path);
+		if ((b = backing_open(path, PG, why, sizeof(why))) == NULL) {
+			fprintf(stderr, "%s\n", why);
+			return 10;
+		}
+	} else if (step != 1) {
 		if ((b = backing_open(bpath, NPAGES * PG, why,
 		    sizeof(why))) == NULL) {
 			fprintf(stderr, "%s\n", why);
@@ -507,6 +515,9 @@ arena_child(int fd, int step)
 	if (step == 1)
 		return st == NULL && error == -ENXIO &&
 		    strstr(why, "backing_file") != NULL ? 0 : 12;
+	if (step == 3)
+		return st == NULL && error == -ENXIO &&
+		    strstr(why, "same file") != NULL ? 0 : 17;
 	if (st == NULL || (ctx = store_ctx_create(st)) == NULL) {
 		fprintf(stderr, "store_open: %s\n", why);
 		return 13;
@@ -547,12 +558,12 @@ test_recovery(void)
 
 #ifdef __SANITIZE_THREAD__
 	/* Run in the other builds: this one cannot map it at its address. */
-	skip(3, "ThreadSanitizer cannot map an arena at a fixed address");
+	skip(4, "ThreadSanitizer cannot map an arena at a fixed address");
 	return;
 #endif
 	(void)unlink(bpath);
 	if ((fd = memfd_create("test-idle", MFD_CLOEXEC)) < 0) {
-		skip(3, "memfd_create: %s", strerror(errno));
+		skip(4, "memfd_create: %s", strerror(errno));
 		return;
 	}
 	rc = run_child(fd, 0);
@@ -561,6 +572,9 @@ test_recovery(void)
 	rc = run_child(fd, 1);
 	ok(rc == 0,
 	    "its successor without the backing file is refused (%d)", rc);
+	rc = run_child(fd, 3);
+	ok(rc == 0, "with another file too small for them, it is refused "
+	    "(%d)", rc);
 	rc = run_child(fd, 2);
 	ok(rc == 0,
 	    "with it, every page is recovered and reads back (%d)", rc);
@@ -686,6 +700,8 @@ test_concurrent(void)
 int
 main(void)
 {
+	char small[96];
+
 	tap_watchdog(300);
 	if (mkdtemp(dir) == NULL)
 		bail("mkdtemp: %s", strerror(errno));
@@ -698,6 +714,8 @@ main(void)
 	test_recovery();
 	test_concurrent();
 	(void)unlink(bpath);
+	snprintf(small, sizeof(small), "%s.small", bpath);
+	(void)unlink(small);
 	(void)rmdir(dir);
 	return done_testing();
 }
