@@ -175,6 +175,34 @@ swapper_check "every page reads back"
 zsd_stop
 tap_ok $? "zsd stops"
 
+# --- a block device, and writeback_limit -----------------------------------
+
+truncate -s 64M "$TEST_DIR/disk"
+if bdev=$(losetup -f --show --direct-io=on "$TEST_DIR/disk"); then
+	zsd_start --swapon -o disksize=512M -o priority=$prio \
+	    -o backing_file="$bdev" -o recompress_after=off \
+	    -o writeback_after=off -o writeback_limit=64K ||
+	    tap_bail "zsd did not start"
+	[ "$(zsd_stat backing_size)" = $((64 << 20)) ]
+	tap_ok $? "a block device as backing file: $bdev, all 64 MiB of it"
+	swapper_start 128 24
+	zsctl idle all >/dev/null
+	out=$(zsctl writeback)
+	bd=$(zsd_stat bd_count)
+	[ "$(zsd_stat writeback_today_size)" = $((64 << 10)) ] &&
+	    [ "$bd" -gt 16 ] && echo "$out" | grep -q "limit left today: 0"
+	tap_ok $? "writeback_limit 64K: 16 blocks, $bd pages: $out"
+	out=$(zsctl writeback 2>&1)
+	[ $? -ne 0 ] && echo "$out" | grep -q "writeback_limit reached"
+	tap_ok $? "then no more today: $out"
+	swapper_check "every page reads back, some from the device"
+	zsd_stop
+	tap_ok $? "zsd stops"
+	losetup -d "$bdev"
+else
+	tap_skip 5 "no loop device for a backing device"
+fi
+
 # --- a full file system; a file that cannot be made ------------------------
 
 mkdir "$TEST_DIR/small"
