@@ -1136,6 +1136,23 @@ control_idle_done(struct control *c, struct control_client *cl)
 
 static void	control_job_end(struct control *c,
 		    struct control_client *cl);
+static void	control_compact_check(struct control *c);
+
+/* Whether the job that ended replaced objects (so left holes). */
+static bool
+control_job_freed(const struct control_job *j)
+{
+	switch (j->a.kind) {
+	case JOB_RECOMPRESS:
+	case JOB_WRITEBACK:
+		return j->pres.pages != 0;
+	case JOB_POLICY:
+		return j->a.policy.recompress.pages != 0 ||
+		    j->a.policy.writeback.pages != 0;
+	default:
+		return false;
+	}
+}
 
 /* The job is over: report it, then start one that waited for it. */
 static void
@@ -1150,6 +1167,13 @@ control_job_done(evutil_socket_t fd, short what, void *arg)
 	control_job_end(c, cl);
 	if (c->pending_client != NULL)
 		control_job_start(c, &c->pending, c->pending_client);
+	/*
+	 * Recompression and writeback free objects all over the pool,
+	 * while the new ones fill zspages of their own: compacting now,
+	 * not at the next tick, gives that memory back at once.
+	 */
+	else if (control_job_freed(&c->job))
+		control_compact_check(c);
 }
 
 static void
@@ -1209,10 +1233,17 @@ static void
 control_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct control *c = arg;
+
+	control_arm_tick(c);
+	control_compact_check(c);
+}
+
+static void
+control_compact_check(struct control *c)
+{
 	int threshold = c->z->cfg.compact_threshold;
 	uint64_t used, freeable;
 
-	control_arm_tick(c);
 	if (threshold == 0 || c->job.running || c->pending_client != NULL)
 		return;
 	used = zs_pool_pages_used(c->z->pool);

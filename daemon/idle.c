@@ -97,13 +97,28 @@ atime_age(uint32_t a, uint32_t now)
 }
 
 uint64_t
+store_next_used(struct store *st, uint64_t i)
+{
+	uint64_t c, nr_chunks = (st->nr_pages + STORE_CHUNK - 1) /
+	    STORE_CHUNK;
+
+	for (c = i / STORE_CHUNK; c < nr_chunks; c++) {
+		if (atomic_load_explicit(&st->chunks[c / 64],
+		    memory_order_relaxed) & (1ull << (c % 64)))
+			return i > c * STORE_CHUNK ? i : c * STORE_CHUNK;
+	}
+	return st->nr_pages;
+}
+
+uint64_t
 store_mark_idle(struct store *st, uint32_t min_age)
 {
 	uint32_t now = store_now(st);
 	pthread_mutex_t *lock;
 	uint64_t i, marked = 0;
 
-	for (i = 0; i < st->nr_pages; i++) {
+	for (i = store_next_used(st, 0); i < st->nr_pages;
+	    i = store_next_used(st, i + 1)) {
 		lock = store_slot_lock(st, i);
 		pthread_mutex_lock(lock);
 		if (st->slots[i].type != SLOT_EMPTY &&
@@ -138,14 +153,17 @@ pass_picks(struct store *st, const struct store_pass *pass,
 	return s->node == 0 || merge_refs(st->merge, s->node) == 1;
 }
 
-/* Whether the pass must end before slot i: cancelled, or done. */
+/*
+ * Whether the pass must end before its next slot: done, or cancelled
+ * (looked at first and every PASS_CHECK slots, counted by *n).
+ */
 static bool
 pass_over(const struct store_pass *pass, struct store_pass_result *res,
-    uint64_t i)
+    unsigned int *n)
 {
 	if (pass->max_pages != 0 && res->pages >= pass->max_pages)
 		return true;
-	return i % PASS_CHECK == 0 && pass->cancel != NULL &&
+	return (*n)++ % PASS_CHECK == 0 && pass->cancel != NULL &&
 	    atomic_load_explicit(pass->cancel, memory_order_relaxed);
 }
 
@@ -185,13 +203,15 @@ store_recompress(struct store *st, struct store_ctx *ctx,
 	uint32_t a, now = store_now(st);
 	size_t cap, len;
 	uint64_t i;
+	unsigned int n = 0;
 	int level, error;
 
 	memset(res, 0, sizeof(*res));
 	level = atomic_load_explicit(&st->recomp_level, memory_order_relaxed);
 	codec_ctx_set_level(ctx->codec, level);
 	ctx->zstd_level = level;
-	for (i = 0; i < st->nr_pages && !pass_over(pass, res, i); i++) {
+	for (i = store_next_used(st, 0); i < st->nr_pages &&
+	    !pass_over(pass, res, &n); i = store_next_used(st, i + 1)) {
 		lock = store_slot_lock(st, i);
 		pthread_mutex_lock(lock);
 		s = st->slots[i];
@@ -305,6 +325,7 @@ store_writeback(struct store *st, struct store_ctx *ctx,
 	struct slot s;
 	uint32_t now = store_now(st);
 	uint64_t i;
+	unsigned int n = 0;
 
 	memset(res, 0, sizeof(*res));
 	if (st->backing == NULL) {
@@ -315,8 +336,9 @@ store_writeback(struct store *st, struct store_ctx *ctx,
 		res->error = -ENOMEM;
 		return;
 	}
-	for (i = 0; i < st->nr_pages; i++) {
-		if (pass_over(pass, res, i) || (pass->max_pages != 0 &&
+	for (i = store_next_used(st, 0); i < st->nr_pages;
+	    i = store_next_used(st, i + 1)) {
+		if (pass_over(pass, res, &n) || (pass->max_pages != 0 &&
 		    res->pages + p->n >= pass->max_pages))
 			break;
 		lock = store_slot_lock(st, i);

@@ -169,6 +169,14 @@ struct store {
 	_Atomic int64_t		 clock_shift;	/* tests: seconds added */
 	/* The backing file, or NULL; set at open, constant after. */
 	struct backing		*backing;
+	/*
+	 * Bit c: some slot of chunk c (STORE_CHUNK slots, a page of the
+	 * table) has held a page since the store was opened.  Set on
+	 * write, never cleared; the idle passes skip the chunks without
+	 * it, so that they need not touch, and make resident, the parts
+	 * of the table (in a tmpfs arena) that were never used.
+	 */
+	_Atomic uint64_t	*chunks;
 
 	struct counters		*counters;	/* STORE_SHARDS sets */
 	_Atomic unsigned int	 next_set;	/* for the next context */
@@ -210,6 +218,8 @@ bulk_copy(void *dst, const void *src, size_t n)
 	memcpy(dst, src, n);
 }
 
+#define STORE_CHUNK	256u	/* slots: 4 KiB of the table */
+
 /* Flags of atime[i], above its seconds. */
 #define ATIME_IDLE	(1u << 31)	/* marked idle, not accessed since */
 #define ATIME_TRIED	(1u << 30)	/* recompressed, or tried to be */
@@ -224,8 +234,21 @@ void		 store_replace_locked(struct store *st, struct store_ctx *ctx,
 void		 store_release(struct store *st, struct store_ctx *ctx,
 		    const struct slot *s);
 
+/* Slot i holds a page now: its chunk has been used. */
+static inline void
+store_chunk_used(struct store *st, uint64_t i)
+{
+	_Atomic uint64_t *w = &st->chunks[i / STORE_CHUNK / 64];
+	uint64_t bit = 1ull << (i / STORE_CHUNK % 64);
+
+	if (!(atomic_load_explicit(w, memory_order_relaxed) & bit))
+		atomic_fetch_or_explicit(w, bit, memory_order_relaxed);
+}
+
 /* idle.c */
 int64_t		 store_clock_seconds(void);
+/* The first slot from i on in a chunk that has been used, or nr_pages. */
+uint64_t	 store_next_used(struct store *st, uint64_t i);
 uint32_t	 store_now(struct store *st);
 /* Slot i was read or written (locked). */
 static inline void

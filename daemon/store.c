@@ -460,6 +460,8 @@ store_replace_locked(struct store *st, struct store_ctx *ctx, uint64_t i,
 		atomic_signal_fence(memory_order_seq_cst);
 		atomic_store_explicit(&j->slot, 0, memory_order_release);
 	}
+	if (new->type != SLOT_EMPTY)
+		store_chunk_used(st, i);
 	store_account(ctx, old, false);
 	store_account(ctx, new, true);
 }
@@ -756,6 +758,7 @@ store_destroy(struct store *st)
 		free(st->counters);
 	}
 	free(st->atime);
+	free(st->chunks);
 	merge_destroy(st->merge);
 	while (st->nr_stripes > 0)
 		pthread_mutex_destroy(&st->stripes[--st->nr_stripes].lock);
@@ -915,6 +918,7 @@ store_recover(struct store *st, char *why, size_t whylen)
 
 		if (s->type == SLOT_EMPTY)
 			continue;
+		store_chunk_used(st, i);
 		stored++;
 		same += s->type == SLOT_SAME;
 		huge += s->type == SLOT_RAW;
@@ -1050,7 +1054,8 @@ store_open(struct zs_pool *pool, uint64_t nr_pages,
 	    sizeof(*st->slots))) == NULL)
 		goto fail;
 	if ((st->atime = calloc((size_t)nr_pages, sizeof(*st->atime))) ==
-	    NULL)
+	    NULL || (st->chunks = calloc((size_t)((nr_pages + STORE_CHUNK *
+	    64 - 1) / (STORE_CHUNK * 64)), sizeof(*st->chunks))) == NULL)
 		goto fail;
 	if ((st->stripes = aligned_alloc(CACHE_LINE, STORE_STRIPES *
 	    sizeof(*st->stripes))) == NULL)

@@ -536,6 +536,87 @@ arena_child(int fd, int step)
 	return check_all(st, ctx, NPAGES, 0, NULL, false) ? 0 : 16;
 }
 
+/*
+ * A store of 4 GiB in an arena with a few pages written: marking and
+ * passes leave the untouched part of its slot table alone (in a memfd
+ * as in zsd's tmpfs, reading a page of it would allocate it).  The
+ * memfd's blocks, before and after, in *before and *after.
+ */
+static int
+sparse_child(int fd, uint64_t *before, uint64_t *after)
+{
+	const uint64_t nr = 1u << 20;
+	struct store_pass pass = { .pick = PICK_IDLE };
+	struct store_pass_result res;
+	struct zs_pool_config pcfg;
+	struct store_options o = opts(NULL);
+	struct zs_pool *pool;
+	struct store *st;
+	struct store_ctx *ctx;
+	static unsigned char p[PG];
+	struct stat sb;
+	char why[256];
+	uint64_t i;
+	int error;
+
+	zs_pool_config_init(&pcfg);
+	pcfg.section_size = 256u << 10;
+	if ((pool = zs_arena_create(&pcfg, fd, store_root_size(nr))) == NULL ||
+	    (st = store_open(pool, nr, &o, why, sizeof(why), &error)) ==
+	    NULL || (ctx = store_ctx_create(st)) == NULL)
+		return 1;
+	for (i = 0; i < 64; i++) {
+		page_of(p, i, 0, false);
+		store_write(st, ctx, (i * 997 % nr) * PG, p, PG);
+	}
+	fstat(fd, &sb);
+	*before = (uint64_t)sb.st_blocks * 512;
+	store_mark_idle(st, 0);
+	store_recompress(st, ctx, &pass, &res);
+	if (res.pages != 64)
+		return 2;
+	fstat(fd, &sb);
+	*after = (uint64_t)sb.st_blocks * 512;
+	return 0;
+}
+
+static void
+test_sparse(void)
+{
+	uint64_t sizes[2] = { 0, 0 };
+	int fd, pfd[2], status;
+	pid_t pid;
+
+#ifdef __SANITIZE_THREAD__
+	skip(1, "ThreadSanitizer cannot map an arena at a fixed address");
+	return;
+#endif
+	if ((fd = memfd_create("test-idle-sparse", MFD_CLOEXEC)) < 0 ||
+	    pipe(pfd) != 0) {
+		skip(1, "memfd_create or pipe: %s", strerror(errno));
+		return;
+	}
+	if ((pid = fork()) < 0)
+		bail("fork: %s", strerror(errno));
+	if (pid == 0) {
+		status = sparse_child(fd, &sizes[0], &sizes[1]);
+		if (write(pfd[1], sizes, sizeof(sizes)) != sizeof(sizes))
+			_exit(3);
+		_exit(status);
+	}
+	close(pfd[1]);
+	if (read(pfd[0], sizes, sizeof(sizes)) != sizeof(sizes))
+		sizes[0] = sizes[1] = 0;
+	waitpid(pid, &status, 0);
+	ok(WIFEXITED(status) && WEXITSTATUS(status) == 0 && sizes[0] != 0 &&
+	    sizes[1] - sizes[0] < (1u << 20), "passes over a 4 GiB store "
+	    "holding 64 pages leave its slot table alone: %llu KiB of arena "
+	    "before, %llu after", (unsigned long long)sizes[0] >> 10,
+	    (unsigned long long)sizes[1] >> 10);
+	close(pfd[0]);
+	close(fd);
+}
+
 static int
 run_child(int fd, int step)
 {
@@ -712,6 +793,7 @@ main(void)
 	test_merged();
 	test_errors();
 	test_recovery();
+	test_sparse();
 	test_concurrent();
 	(void)unlink(bpath);
 	snprintf(small, sizeof(small), "%s.small", bpath);
