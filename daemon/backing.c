@@ -12,6 +12,12 @@
  * wait on the file system, and the block is taken again by the next
  * writeback anyway.
  *
+ * Block 0 is the file's header: BACKING_MAGIC and a 64-bit id that the
+ * store that writes pages to it also keeps (backing_claim, when it has
+ * none there yet), so that a store recovered with pages in a backing
+ * file can tell the file it is given is that one (backing_id): another
+ * file, even one large enough, would hand back other bytes.
+ *
  * The file is opened with O_DIRECT, so its pages do not take a second
  * copy in the page cache (where the memory they were written back to
  * save would go).  A file system that refuses O_DIRECT (tmpfs before
@@ -34,6 +40,8 @@
 #include <unistd.h>
 
 #include "zsd.h"
+
+#define BACKING_MAGIC	"ZSDBACK1"	/* 8 bytes, then the id */
 
 struct backing {
 	int			 fd;
@@ -102,9 +110,10 @@ backing_open(const char *path, uint64_t size, char *why, size_t whylen)
 		goto fail;
 	}
 	size &= ~(uint64_t)(ZSD_PAGE_SIZE - 1);
-	if (size == 0) {
-		snprintf(why, whylen, "backing file %s: no size given and the "
-		    "file is empty (set backing_size)", path);
+	if (size < 2 * ZSD_PAGE_SIZE) {
+		snprintf(why, whylen, "backing file %s: %s", path, size == 0 ?
+		    "no size given and the file is empty (set backing_size)" :
+		    "too small: it needs two blocks of 4 KiB at least");
 		errno = EINVAL;
 		goto fail;
 	}
@@ -120,6 +129,7 @@ backing_open(const char *path, uint64_t size, char *why, size_t whylen)
 	b->fd = fd;
 	b->direct = direct;
 	b->nr_blocks = size / ZSD_PAGE_SIZE;
+	b->cursor = 1;		/* block 0 is the header */
 	snprintf(b->path, sizeof(b->path), "%s", path);
 	return b;
 fail:
@@ -164,8 +174,8 @@ backing_alloc(struct backing *b, unsigned int pages, uint64_t *block)
 	uint64_t n, k;
 	uint32_t zero;
 
-	for (n = 0; n < b->nr_blocks; n++) {
-		k = (b->cursor + n) % b->nr_blocks;
+	for (n = 0; n < b->nr_blocks - 1; n++) {
+		k = (b->cursor - 1 + n) % (b->nr_blocks - 1) + 1;
 		zero = 0;
 		if (atomic_compare_exchange_strong_explicit(&b->live[k], &zero,
 		    pages, memory_order_acquire, memory_order_relaxed)) {
@@ -182,7 +192,7 @@ backing_alloc(struct backing *b, unsigned int pages, uint64_t *block)
 bool
 backing_get(struct backing *b, uint64_t block)
 {
-	if (block >= b->nr_blocks)
+	if (block == 0 || block >= b->nr_blocks)
 		return false;
 	if (atomic_fetch_add_explicit(&b->live[block], 1,
 	    memory_order_relaxed) == 0)
@@ -224,4 +234,38 @@ backing_read(struct backing *b, uint64_t block, void *buf)
 	if (n < 0)
 		return -errno;
 	return n == ZSD_PAGE_SIZE ? 0 : -EIO;
+}
+
+int
+backing_id(struct backing *b, uint64_t *id)
+{
+	unsigned char *buf;
+	int error;
+
+	if ((buf = aligned_alloc(ZSD_PAGE_SIZE, ZSD_PAGE_SIZE)) == NULL)
+		return -ENOMEM;
+	*id = 0;
+	if ((error = backing_read(b, 0, buf)) == 0 &&
+	    memcmp(buf, BACKING_MAGIC, 8) == 0)
+		memcpy(id, buf + 8, sizeof(*id));
+	free(buf);
+	return error;
+}
+
+int
+backing_claim(struct backing *b, uint64_t id)
+{
+	unsigned char *buf;
+	int error;
+
+	if ((buf = aligned_alloc(ZSD_PAGE_SIZE, ZSD_PAGE_SIZE)) == NULL)
+		return -ENOMEM;
+	memset(buf, 0, ZSD_PAGE_SIZE);
+	memcpy(buf, BACKING_MAGIC, 8);
+	memcpy(buf + 8, &id, sizeof(id));
+	error = backing_write(b, 0, buf);
+	if (error == 0 && fdatasync(b->fd) != 0)
+		error = -errno;
+	free(buf);
+	return error;
 }

@@ -128,6 +128,12 @@ struct store_root {
 };
 
 #define ROOT_ALIGN	4096u
+/*
+ * In the root's first page, after struct store_root (zeros in an arena
+ * written before it was kept): the id of the backing file the store
+ * writes pages to (backing.c), 0 until it has claimed one.
+ */
+#define ROOT_BACKING_ID	2048u
 
 /* One lock per cache line, so that stripes do not share one. */
 struct stripe {
@@ -150,6 +156,10 @@ struct store {
 	struct store_root *root;
 	struct journal	*journal;
 	struct store_recovery recovery;	/* what recovery found */
+	/* The backing file's id (ROOT_BACKING_ID, or own_id without an
+	 * arena).  Set at open. */
+	uint64_t		*backing_id;
+	uint64_t		 own_id;
 
 	/* Options: atomics, changed by store_set_options at any time. */
 	_Atomic int		codec;		/* enum codec_id, new writes */

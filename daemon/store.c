@@ -75,6 +75,8 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include "store-int.h"
 
@@ -831,7 +833,7 @@ store_recover(struct store *st, char *why, size_t whylen)
 	struct counters *c0 = &st->counters[0];
 	uint64_t i, stored = 0, same = 0, huge = 0, compr = 0;
 	uint64_t merged = 0, mobjs = 0, msaved = 0;
-	uint64_t backed = 0, bd_bytes = 0, last = 0, used, blocks;
+	uint64_t backed = 0, bd_bytes = 0, last = 0, used, blocks, id = 0;
 	uint8_t *seen = NULL;
 	unsigned int k;
 	int error;
@@ -859,6 +861,14 @@ store_recover(struct store *st, char *why, size_t whylen)
 		    "none is open: set backing_file to it",
 		    (unsigned long long)backed);
 		return -ENXIO;
+	}
+	if (backed != 0 && ((error = backing_id(st->backing, &id)) != 0 ||
+	    id == 0 || id != *st->backing_id)) {
+		snprintf(why, whylen, "%llu pages are in a backing file, and "
+		    "%s", (unsigned long long)backed, error != 0 ?
+		    "its header cannot be read" : "the one given is another "
+		    "file: set backing_file to theirs");
+		return error != 0 ? error : -ENXIO;
 	}
 	if (backed != 0 && (backing_usage(st->backing, &used, &blocks),
 	    last > blocks)) {
@@ -975,6 +985,35 @@ store_recover(struct store *st, char *why, size_t whylen)
 	return 0;
 }
 
+/*
+ * A store with no page in its backing file makes the file its own: a
+ * new id in the file's header and in the root.  (One with pages there
+ * was checked against the file by store_recover.)
+ */
+static int
+store_claim_backing(struct store *st, char *why, size_t whylen)
+{
+	uint64_t i, id = 0;
+	int error;
+
+	if (st->backing == NULL)
+		return 0;
+	for (i = 0; i < st->nr_pages; i++)
+		if (st->slots[i].type == SLOT_BACKED)
+			return 0;
+	while (id == 0)
+		if (getrandom(&id, sizeof(id), 0) != sizeof(id))
+			id = (uint64_t)store_clock_seconds() << 32 ^
+			    (uint64_t)getpid() ^ (uintptr_t)st;
+	if ((error = backing_claim(st->backing, id)) != 0) {
+		snprintf(why, whylen, "writing the backing file's header: %s",
+		    strerror(-error));
+		return error;
+	}
+	*st->backing_id = id;
+	return 0;
+}
+
 struct store *
 store_create(struct zs_pool *pool, uint64_t nr_pages,
     const struct store_options *opt, int *errorp)
@@ -1029,6 +1068,8 @@ store_open(struct zs_pool *pool, uint64_t nr_pages,
 	st->size = nr_pages << ZSD_PAGE_SHIFT;
 	st->backing = opt->backing;
 	st->epoch = store_clock_seconds();
+	st->backing_id = root != NULL ? (uint64_t *)(void *)(root +
+	    ROOT_BACKING_ID) : &st->own_id;
 	if (root != NULL) {
 		st->root = (struct store_root *)(void *)root;
 		st->slots = (struct slot *)(void *)(root + want.slots_off);
@@ -1081,6 +1122,8 @@ store_open(struct zs_pool *pool, uint64_t nr_pages,
 		/* Last: a root with its magic is a store to recover. */
 		memcpy(root, &want, sizeof(want));
 	}
+	if ((error = store_claim_backing(st, why, whylen)) != 0)
+		goto fail;
 	return st;
 
 fail:

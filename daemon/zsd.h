@@ -227,6 +227,10 @@ void		 backing_put(struct backing *b, uint64_t block);
 int		 backing_write(struct backing *b, uint64_t block,
 		    const void *buf);
 int		 backing_read(struct backing *b, uint64_t block, void *buf);
+/* The id in the file's header (0: none): 0 or -errno. */
+int		 backing_id(struct backing *b, uint64_t *id);
+/* Write the header with id, the file's from now on: 0 or -errno. */
+int		 backing_claim(struct backing *b, uint64_t id);
 
 /* store.c */
 struct store_options {

@@ -441,7 +441,8 @@ test_errors(void)
 	zs_destroy_pool(pool);
 	store_ctx_destroy(ctx);
 
-	/* Writes past 2 blocks fail with EFBIG, as from a full disk. */
+	/* Writes past 3 blocks (the header, 2 of pages) fail with EFBIG,
+	 * as from a full disk. */
 	b = backing_new(NPAGES * PG);
 	st = store_new(&pool, b);
 	ctx = store_ctx_create(st);
@@ -450,7 +451,7 @@ test_errors(void)
 	(void)signal(SIGXFSZ, SIG_IGN);
 	getrlimit(RLIMIT_FSIZE, &old);
 	rl = old;
-	rl.rlim_cur = 2 * PG;
+	rl.rlim_cur = 3 * PG;
 	if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
 		bail("setrlimit: %s", strerror(errno));
 	store_writeback(st, ctx, &pass, &res);
@@ -491,11 +492,13 @@ arena_child(int fd, int step)
 
 	zs_pool_config_init(&pcfg);
 	pcfg.section_size = 256u << 10;
-	if (step == 3) {
-		/* Another file, of one block. */
-		snprintf(path, sizeof(path), "%s.small", bpath);
+	if (step == 3 || step == 4) {
+		/* Another file: of 2 blocks, or as large as the first. */
+		snprintf(path, sizeof(path), "%s.%s", bpath, step == 3 ?
+		    "small" : "other");
 		(void)unlink(path);
-		if ((b = backing_open(path, PG, why, sizeof(why))) == NULL) {
+		if ((b = backing_open(path, step == 3 ? 2 * PG : NPAGES * PG,
+		    why, sizeof(why))) == NULL) {
 			fprintf(stderr, "%s\n", why);
 			return 10;
 		}
@@ -515,9 +518,9 @@ arena_child(int fd, int step)
 	if (step == 1)
 		return st == NULL && error == -ENXIO &&
 		    strstr(why, "backing_file") != NULL ? 0 : 12;
-	if (step == 3)
+	if (step == 3 || step == 4)
 		return st == NULL && error == -ENXIO &&
-		    strstr(why, "same file") != NULL ? 0 : 17;
+		    strstr(why, "another file") != NULL ? 0 : 17;
 	if (st == NULL || (ctx = store_ctx_create(st)) == NULL) {
 		fprintf(stderr, "store_open: %s\n", why);
 		return 13;
@@ -639,12 +642,12 @@ test_recovery(void)
 
 #ifdef __SANITIZE_THREAD__
 	/* Run in the other builds: this one cannot map it at its address. */
-	skip(4, "ThreadSanitizer cannot map an arena at a fixed address");
+	skip(5, "ThreadSanitizer cannot map an arena at a fixed address");
 	return;
 #endif
 	(void)unlink(bpath);
 	if ((fd = memfd_create("test-idle", MFD_CLOEXEC)) < 0) {
-		skip(4, "memfd_create: %s", strerror(errno));
+		skip(5, "memfd_create: %s", strerror(errno));
 		return;
 	}
 	rc = run_child(fd, 0);
@@ -654,8 +657,10 @@ test_recovery(void)
 	ok(rc == 0,
 	    "its successor without the backing file is refused (%d)", rc);
 	rc = run_child(fd, 3);
-	ok(rc == 0, "with another file too small for them, it is refused "
+	ok(rc == 0, "with another file, too small for them, it is refused "
 	    "(%d)", rc);
+	rc = run_child(fd, 4);
+	ok(rc == 0, "with another file as large as theirs, too (%d)", rc);
 	rc = run_child(fd, 2);
 	ok(rc == 0,
 	    "with it, every page is recovered and reads back (%d)", rc);
@@ -797,6 +802,8 @@ main(void)
 	test_concurrent();
 	(void)unlink(bpath);
 	snprintf(small, sizeof(small), "%s.small", bpath);
+	(void)unlink(small);
+	snprintf(small, sizeof(small), "%s.other", bpath);
 	(void)unlink(small);
 	(void)rmdir(dir);
 	return done_testing();
