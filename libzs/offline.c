@@ -251,8 +251,15 @@ section_evacuate_page(struct zs_pool *pool, struct section *sec,
 	pthread_mutex_lock(&c->lock);
 	pthread_mutex_lock(&pool->page_lock);
 	z = zspage_of(pool, owner);
+	/*
+	 * While the page is the zspage's, the zspage is not freed: read it
+	 * now.  One on its way to the free worker (FREEING, set under the
+	 * class lock we hold) may be freed, and its descriptor taken by
+	 * another class, as soon as the page lock is dropped: skip it.
+	 */
 	if (sec->pages[idx].state != PAGE_ZSPAGE ||
-	    sec->pages[idx].owner != owner || z->class_idx != c->index)
+	    sec->pages[idx].owner != owner || z->class_idx != c->index ||
+	    (z->flags & ZSPAGE_FREEING))
 		z = NULL;	/* freed meanwhile; look again next pass */
 	pthread_mutex_unlock(&pool->page_lock);
 	moved = z != NULL ? migrate_zspage_pages(pool, c, z, sec, 0) : 0;
