@@ -28,6 +28,7 @@
  */
 #include <config.h>
 
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 
@@ -60,25 +61,66 @@ backing_why(char *why, size_t whylen, const char *fmt, const char *path,
 	snprintf(why, whylen, fmt, path, strerror(error));
 }
 
+/*
+ * The file, locked against another zsd (flock); a block device opened
+ * O_EXCL, which the kernel refuses while it is mounted or otherwise
+ * claimed.  A predecessor's lock may outlive it for a moment (its fds
+ * close as it exits): a few tries.  fd, or -1 with why filled.
+ */
+static int
+backing_open_fd(const char *path, bool *direct, char *why, size_t whylen)
+{
+	struct stat sb;
+	int fd, flags, tries;
+
+	flags = O_RDWR | O_CLOEXEC;
+	if (stat(path, &sb) == 0 && S_ISBLK(sb.st_mode))
+		flags |= O_EXCL;
+	else
+		flags |= O_CREAT;
+	*direct = true;
+	fd = open(path, flags | O_DIRECT, 0600);
+	if (fd < 0 && errno == EINVAL) {
+		*direct = false;
+		fd = open(path, flags, 0600);
+	}
+	if (fd < 0) {
+		backing_why(why, whylen, errno == EBUSY ? "cannot open "
+		    "backing file %s: %s (mounted, or in use)" : "cannot open "
+		    "backing file %s: %s", path, errno);
+		return -1;
+	}
+	for (tries = 0; flock(fd, LOCK_EX | LOCK_NB) != 0; tries++) {
+		if (errno == EWOULDBLOCK && tries == 30) {
+			snprintf(why, whylen, "backing file %s is in use by "
+			    "another zsd", path);
+			(void)close(fd);
+			errno = EBUSY;
+			return -1;
+		}
+		if (errno != EWOULDBLOCK) {
+			backing_why(why, whylen, "cannot lock backing file "
+			    "%s: %s", path, errno);
+			(void)close(fd);
+			return -1;
+		}
+		(void)usleep(100000);
+	}
+	return fd;
+}
+
 struct backing *
-backing_open(const char *path, uint64_t size, char *why, size_t whylen)
+backing_open(const char *path, uint64_t size, uint64_t file_size,
+    char *why, size_t whylen)
 {
 	struct backing *b;
 	struct stat sb;
 	uint64_t have = 0;
 	int fd, saved;
-	bool direct = true;
+	bool direct;
 
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_DIRECT, 0600);
-	if (fd < 0 && errno == EINVAL) {
-		direct = false;
-		fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	}
-	if (fd < 0) {
-		backing_why(why, whylen, "cannot open backing file %s: %s",
-		    path, errno);
+	if ((fd = backing_open_fd(path, &direct, why, whylen)) < 0)
 		return NULL;
-	}
 	if (fstat(fd, &sb) != 0) {
 		backing_why(why, whylen, "cannot stat backing file %s: %s",
 		    path, errno);
@@ -95,6 +137,8 @@ backing_open(const char *path, uint64_t size, char *why, size_t whylen)
 	} else if (S_ISREG(sb.st_mode)) {
 		/* A file larger than asked may hold pages there: all of it. */
 		have = (uint64_t)sb.st_size;
+		if (size == 0)
+			size = file_size;
 		if (size < have)
 			size = have;
 		/* Sparse: blocks take room only once written. */
@@ -240,14 +284,22 @@ int
 backing_id(struct backing *b, uint64_t *id)
 {
 	unsigned char *buf;
+	size_t i;
 	int error;
 
 	if ((buf = aligned_alloc(ZSD_PAGE_SIZE, ZSD_PAGE_SIZE)) == NULL)
 		return -ENOMEM;
 	*id = 0;
-	if ((error = backing_read(b, 0, buf)) == 0 &&
-	    memcmp(buf, BACKING_MAGIC, 8) == 0)
-		memcpy(id, buf + 8, sizeof(*id));
+	if ((error = backing_read(b, 0, buf)) == 0) {
+		if (memcmp(buf, BACKING_MAGIC, 8) == 0)
+			memcpy(id, buf + 8, sizeof(*id));
+		else
+			for (i = 0; i < ZSD_PAGE_SIZE; i++)
+				if (buf[i] != 0) {
+					error = -EEXIST;
+					break;
+				}
+	}
 	free(buf);
 	return error;
 }

@@ -27,7 +27,8 @@
  * The job thread reads only what control_job_start set in j and writes
  * only the results, all before job.done fires; the loop does not touch
  * them while j->running.  j->cancel is the one exception: control_stop
- * sets it to end a long pass early.
+ * sets it to end a long pass early, and so does a client's job that
+ * comes while an automatic one runs.
  */
 #include <config.h>
 
@@ -101,7 +102,8 @@ struct control_job {
 	pthread_t		 thread;
 	struct event		*done;
 	struct store_ctx	*ctx;		/* the thread's, made once */
-	_Atomic bool		 cancel;	/* zsd is stopping */
+	_Atomic bool		 cancel;	/* zsd is stopping, or a
+						   client's job waits */
 	/* Results, from the thread. */
 	struct zs_compact_result res;
 	uint64_t		 unmapped;	/* shrink */
@@ -983,6 +985,8 @@ control_job_start(struct control *c, const struct job_args *a,
 		if (cl == NULL)
 			return;
 		if (j->automatic && c->pending_client == NULL) {
+			/* The automatic pass ends early, for this one. */
+			atomic_store(&j->cancel, true);
 			c->pending = *a;
 			c->pending_client = cl;
 			cl->waiting = true;
@@ -1003,6 +1007,7 @@ control_job_start(struct control *c, const struct job_args *a,
 		control_job_resume(cl);
 		return;
 	}
+	atomic_store(&j->cancel, false);
 	j->a.pass.cancel = &j->cancel;
 	j->client = cl;
 	j->automatic = cl == NULL;
@@ -1059,6 +1064,9 @@ control_idle_done(struct control *c, struct control_client *cl)
 		    "bytes saved, %.3f s", (unsigned long long)r->pages,
 		    (unsigned long long)r->scanned,
 		    (unsigned long long)r->bytes_saved, j->seconds);
+		if (r->error != 0)
+			log_warnx("control: recompression stopped: %s",
+			    strerror(-r->error));
 		break;
 	case JOB_WRITEBACK:
 		policy_budget_spend(&c->budget, r->bytes_written);
@@ -1110,6 +1118,8 @@ control_idle_done(struct control *c, struct control_client *cl)
 		proto_add_u64(b, "pages_recompressed", r->pages);
 		proto_add_u64(b, "bytes_saved", r->bytes_saved);
 		proto_add_u64(b, "pages_failed", r->failed);
+		proto_add(b, "error", "%s", r->error != 0 ?
+		    strerror(-r->error) : "");
 		break;
 	default:
 		proto_add_u64(b, "pages_scanned", r->scanned);
@@ -1160,10 +1170,13 @@ control_job_done(evutil_socket_t fd, short what, void *arg)
 {
 	struct control *c = arg;
 	struct control_client *cl = c->job.client;
+	bool freed;
 
 	pthread_join(c->job.thread, NULL);
 	c->job.running = false;
 	c->job.client = NULL;
+	/* (Before the client's next request may start another job.) */
+	freed = control_job_freed(&c->job);
 	control_job_end(c, cl);
 	if (c->pending_client != NULL)
 		control_job_start(c, &c->pending, c->pending_client);
@@ -1172,7 +1185,7 @@ control_job_done(evutil_socket_t fd, short what, void *arg)
 	 * while the new ones fill zspages of their own: compacting now,
 	 * not at the next tick, gives that memory back at once.
 	 */
-	else if (control_job_freed(&c->job))
+	if (freed)
 		control_compact_check(c);
 }
 
@@ -1276,7 +1289,7 @@ control_idle_tick(evutil_socket_t fd, short what, void *arg)
 	struct policy_run *p = &a.policy;
 
 	control_arm_idle(c);
-	if (c->job.running || c->pending_client != NULL ||
+	if (c->job.running || c->pending_client != NULL || c->z->stopping ||
 	    (cfg->recompress_after == 0 &&
 	    (c->z->backing == NULL || cfg->writeback_after == 0)))
 		return;

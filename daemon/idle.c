@@ -17,11 +17,12 @@
  * object allocated; then the slot is locked again and, if it still holds
  * exactly what was read, it takes the new object through the journal
  * (each page old or new, as a write) and the old one is freed.  A page
- * rewritten or discarded meanwhile keeps what its writer put there, and
- * the new object is freed.  A page whose object would not be at least
- * RECOMPRESS_GAIN bytes smaller keeps it, and is marked tried
- * (ATIME_TRIED) so that no later pass spends zstd on it again; a huge
- * page tried in vain is what writeback calls incompressible.
+ * rewritten, discarded or even read meanwhile keeps what it holds (a
+ * page in use is no longer idle), and the new object is freed.  A page
+ * whose object would not be at least RECOMPRESS_GAIN bytes smaller
+ * keeps it, and is marked tried (ATIME_TRIED, which a read keeps and a
+ * write clears) so that no later pass spends zstd on its bytes again; a
+ * huge page tried in vain is what writeback calls incompressible.
  *
  * Writeback.  Picked pages' objects are copied, still compressed, into a
  * block buffer one after the other, as many as fit in 4 KiB (a huge page
@@ -173,16 +174,20 @@ slot_same(const struct slot *a, const struct slot *b)
 	return memcmp(a, b, sizeof(*a)) == 0;
 }
 
-/* Slot i, read as was, gets new if it still holds was; true if so. */
+/*
+ * Slot i, read as was with access time a, gets new if it still holds
+ * was and has not been used since; true if so.
+ */
 static bool
 pass_switch(struct store *st, struct store_ctx *ctx, uint64_t i,
-    const struct slot *was, const struct slot *new, uint32_t set)
+    const struct slot *was, uint32_t a, const struct slot *new,
+    uint32_t set)
 {
 	pthread_mutex_t *lock = store_slot_lock(st, i);
 	struct slot old;
 
 	pthread_mutex_lock(lock);
-	if (!slot_same(&st->slots[i], was)) {
+	if (!slot_same(&st->slots[i], was) || st->atime[i] != a) {
 		pthread_mutex_unlock(lock);
 		return false;
 	}
@@ -237,7 +242,8 @@ store_recompress(struct store *st, struct store_ctx *ctx,
 		if (len == 0) {
 			/* No gain: keep it, and do not try again. */
 			pthread_mutex_lock(lock);
-			if (slot_same(&st->slots[i], &s))
+			if (slot_same(&st->slots[i], &s) &&
+			    st->atime[i] == a)
 				st->atime[i] |= ATIME_TRIED;
 			pthread_mutex_unlock(lock);
 			continue;
@@ -248,7 +254,7 @@ store_recompress(struct store *st, struct store_ctx *ctx,
 		}
 		new = (struct slot){ .value = handle, .len = (uint16_t)len,
 		    .type = SLOT_COMPRESSED, .codec = CODEC_ZSTD };
-		if (!pass_switch(st, ctx, i, &s, &new, ATIME_TRIED)) {
+		if (!pass_switch(st, ctx, i, &s, a, &new, ATIME_TRIED)) {
 			(void)zs_free(st->pool, handle);
 			continue;
 		}
@@ -266,6 +272,7 @@ struct pack {
 	struct {
 		uint64_t	i;
 		struct slot	was;
+		uint32_t	a;		/* its access time, read */
 		uint16_t	in;		/* offset in the block */
 	}		page[PACK_MAX];
 };
@@ -303,7 +310,8 @@ pack_flush(struct store *st, struct store_ctx *ctx, struct pack *p,
 		new = (struct slot){ .value = SLOT_BACKED_POS(block,
 		    p->page[k].in), .len = was->len, .type = SLOT_BACKED,
 		    .codec = was->type == SLOT_RAW ? 0 : was->codec };
-		if (!pass_switch(st, ctx, p->page[k].i, was, &new, 0)) {
+		if (!pass_switch(st, ctx, p->page[k].i, was, p->page[k].a,
+		    &new, 0)) {
 			backing_put(st->backing, block);
 			continue;
 		}
@@ -323,7 +331,7 @@ store_writeback(struct store *st, struct store_ctx *ctx,
 	pthread_mutex_t *lock;
 	const void *src;
 	struct slot s;
-	uint32_t now = store_now(st);
+	uint32_t a, now = store_now(st);
 	uint64_t i;
 	unsigned int n = 0;
 
@@ -344,7 +352,8 @@ store_writeback(struct store *st, struct store_ctx *ctx,
 		lock = store_slot_lock(st, i);
 		pthread_mutex_lock(lock);
 		s = st->slots[i];
-		if (!pass_picks(st, pass, &s, st->atime[i], now)) {
+		a = st->atime[i];
+		if (!pass_picks(st, pass, &s, a, now)) {
 			pthread_mutex_unlock(lock);
 			continue;
 		}
@@ -373,6 +382,7 @@ store_writeback(struct store *st, struct store_ctx *ctx,
 		pthread_mutex_unlock(lock);
 		p->page[p->n].i = i;
 		p->page[p->n].was = s;
+		p->page[p->n].a = a;
 		p->page[p->n].in = (uint16_t)p->fill;
 		p->n++;
 		p->fill += s.len;

@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -40,14 +41,13 @@ static void
 zsd_backing_open(struct zsd *z)
 {
 	const char *path = z->cfg.backing_file;
-	uint64_t size = z->cfg.backing_size;
 
 	z->backing_error[0] = '\0';
 	if (path[0] == '\0')
 		return;
-	if (size == 0)
-		size = z->cfg.disksize;
-	if ((z->backing = backing_open(path, size, z->backing_error,
+	/* A file as large as the swap file, a device whole, unless told. */
+	if ((z->backing = backing_open(path, z->cfg.backing_size,
+	    z->cfg.disksize, z->backing_error,
 	    sizeof(z->backing_error))) == NULL) {
 		log_warnx("%s: writeback is off, pages stay in memory",
 		    z->backing_error);
@@ -101,16 +101,28 @@ zsd_pool_open(struct zsd *z, int arena_fd, char *why, size_t whylen)
 	zsd_backing_open(z);
 	store_options_of(&z->cfg, &opt);
 	opt.backing = z->backing;
+	why[0] = '\0';
 	z->store = store_open(z->pool, nr_pages, &opt, why, whylen, &error);
 	if (z->store == NULL) {
 		backing_close(z->backing);
 		z->backing = NULL;
-		if (error != -EPROTO && error != -EUCLEAN && error != -ENXIO)
+		if (why[0] == '\0')
 			snprintf(why, whylen, "creating a store of %llu pages",
 			    (unsigned long long)nr_pages);
+		else if (error == -ENXIO && z->backing_error[0] != '\0')
+			snprintf(why + strlen(why), whylen - strlen(why),
+			    " (%s)", z->backing_error);
 		zs_destroy_pool(z->pool);
 		z->pool = NULL;
 		return error;
+	}
+	if (store_backing_problem(z->store) != NULL) {
+		snprintf(z->backing_error, sizeof(z->backing_error), "%s",
+		    store_backing_problem(z->store));
+		log_warnx("%s: writeback is off, pages stay in memory",
+		    z->backing_error);
+		backing_close(z->backing);
+		z->backing = NULL;
 	}
 	if (!z->recovered)
 		return 0;

@@ -160,6 +160,7 @@ struct store {
 	 * arena).  Set at open. */
 	uint64_t		*backing_id;
 	uint64_t		 own_id;
+	char			 backing_problem[256]; /* why none, or "" */
 
 	/* Options: atomics, changed by store_set_options at any time. */
 	_Atomic int		codec;		/* enum codec_id, new writes */
@@ -260,14 +261,17 @@ int64_t		 store_clock_seconds(void);
 /* The first slot from i on in a chunk that has been used, or nr_pages. */
 uint64_t	 store_next_used(struct store *st, uint64_t i);
 uint32_t	 store_now(struct store *st);
-/* Slot i was read or written (locked). */
+/*
+ * Slot i was read or written (locked).  A read keeps ATIME_TRIED: the
+ * bytes zstd could not shrink are the same.
+ */
 static inline void
 store_touch(struct store *st, struct store_ctx *ctx, uint64_t i,
-    uint32_t now)
+    uint32_t now, bool written)
 {
 	if (st->atime[i] & ATIME_IDLE)
 		STAT_SUB(ctx, idle_pages, 1);
-	st->atime[i] = now;
+	st->atime[i] = now | (written ? 0 : st->atime[i] & ATIME_TRIED);
 }
 /* Slot i was emptied (locked). */
 static inline void

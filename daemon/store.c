@@ -522,7 +522,7 @@ store_write_page(struct store *st, struct store_ctx *ctx, uint64_t i,
 	now = store_now(st);
 	pthread_mutex_lock(lock);
 	store_replace_locked(st, ctx, i, &new, &old);
-	store_touch(st, ctx, i, now);
+	store_touch(st, ctx, i, now, true);
 	pthread_mutex_unlock(lock);
 	store_release(st, ctx, &old);
 	return 0;
@@ -561,7 +561,7 @@ store_patch_page(struct store *st, struct store_ctx *ctx, uint64_t i,
 	if ((error = store_encode(st, ctx, ctx->page, room, &new)) != 0)
 		goto out;
 	store_replace_locked(st, ctx, i, &new, &old);
-	store_touch(st, ctx, i, store_now(st));
+	store_touch(st, ctx, i, store_now(st), true);
 	pthread_mutex_unlock(lock);
 	store_release(st, ctx, &old);
 	return 0;
@@ -669,7 +669,7 @@ store_read(struct store *st, struct store_ctx *ctx, uint64_t off, void *buf,
 		pthread_mutex_lock(lock);
 		s = st->slots[i];
 		if (s.type != SLOT_EMPTY)
-			store_touch(st, ctx, i, now);
+			store_touch(st, ctx, i, now, false);
 		if (n == ZSD_PAGE_SIZE) {
 			error = store_decode(st, ctx, &s, p + done);
 			store_fault_read(i, p + done);
@@ -862,13 +862,13 @@ store_recover(struct store *st, char *why, size_t whylen)
 		    (unsigned long long)backed);
 		return -ENXIO;
 	}
-	if (backed != 0 && ((error = backing_id(st->backing, &id)) != 0 ||
-	    id == 0 || id != *st->backing_id)) {
+	if (backed != 0 && (((error = backing_id(st->backing, &id)) != 0 &&
+	    error != -EEXIST) || id == 0 || id != *st->backing_id)) {
 		snprintf(why, whylen, "%llu pages are in a backing file, and "
-		    "%s", (unsigned long long)backed, error != 0 ?
-		    "its header cannot be read" : "the one given is another "
-		    "file: set backing_file to theirs");
-		return error != 0 ? error : -ENXIO;
+		    "%s", (unsigned long long)backed, error != 0 &&
+		    error != -EEXIST ? "its header cannot be read" : "the one "
+		    "given is another file: set backing_file to theirs");
+		return error != 0 && error != -EEXIST ? error : -ENXIO;
 	}
 	if (backed != 0 && (backing_usage(st->backing, &used, &blocks),
 	    last > blocks)) {
@@ -979,6 +979,7 @@ store_recover(struct store *st, char *why, size_t whylen)
 	atomic_store(&c0->merge_objects, mobjs);
 	atomic_store(&c0->merge_saved, msaved);
 	atomic_store(&c0->bd_count, backed);
+	rec->backed = backed;
 	atomic_store(&c0->bd_bytes, bd_bytes);
 	rec->merged = merged;
 	rec->pages = stored;
@@ -988,30 +989,50 @@ store_recover(struct store *st, char *why, size_t whylen)
 /*
  * A store with no page in its backing file makes the file its own: a
  * new id in the file's header and in the root.  (One with pages there
- * was checked against the file by store_recover.)
+ * was checked against the file by store_recover.)  A file whose first
+ * block holds something else is not written over, and one that cannot
+ * be read or written is not used: the store goes on without a backing
+ * file, and store_backing_problem says why.
  */
-static int
-store_claim_backing(struct store *st, char *why, size_t whylen)
+static void
+store_claim_backing(struct store *st)
 {
-	uint64_t i, id = 0;
+	uint64_t id = 0;
 	int error;
 
-	if (st->backing == NULL)
-		return 0;
-	for (i = 0; i < st->nr_pages; i++)
-		if (st->slots[i].type == SLOT_BACKED)
-			return 0;
-	while (id == 0)
-		if (getrandom(&id, sizeof(id), 0) != sizeof(id))
+	if (st->backing == NULL || st->recovery.backed != 0)
+		return;
+	if ((error = backing_id(st->backing, &id)) == -EEXIST)
+		snprintf(st->backing_problem, sizeof(st->backing_problem),
+		    "the backing file's first block holds other data (not a "
+		    "file zsd made): zsd does not write over it");
+	else if (error != 0)
+		snprintf(st->backing_problem, sizeof(st->backing_problem),
+		    "reading the backing file's header: %s",
+		    strerror(-error));
+	if (error != 0)
+		goto fail;
+	/* Not at boot's expense: the clock will do if the pool is empty. */
+	for (id = 0; id == 0; )
+		if (getrandom(&id, sizeof(id), GRND_NONBLOCK) != sizeof(id))
 			id = (uint64_t)store_clock_seconds() << 32 ^
 			    (uint64_t)getpid() ^ (uintptr_t)st;
 	if ((error = backing_claim(st->backing, id)) != 0) {
-		snprintf(why, whylen, "writing the backing file's header: %s",
+		snprintf(st->backing_problem, sizeof(st->backing_problem),
+		    "writing the backing file's header: %s",
 		    strerror(-error));
-		return error;
+		goto fail;
 	}
 	*st->backing_id = id;
-	return 0;
+	return;
+fail:
+	st->backing = NULL;
+}
+
+const char *
+store_backing_problem(const struct store *st)
+{
+	return st->backing_problem[0] != '\0' ? st->backing_problem : NULL;
 }
 
 struct store *
@@ -1122,8 +1143,7 @@ store_open(struct zs_pool *pool, uint64_t nr_pages,
 		/* Last: a root with its magic is a store to recover. */
 		memcpy(root, &want, sizeof(want));
 	}
-	if ((error = store_claim_backing(st, why, whylen)) != 0)
-		goto fail;
+	store_claim_backing(st);
 	return st;
 
 fail:

@@ -205,12 +205,13 @@ int		 merge_validate(struct merge_index *idx, char *why,
 struct backing;
 
 /*
- * Open path (created if absent, a regular file grown sparse to size; a
- * block device: size 0 or at most its size).  NULL with errno, and why
- * filled, on failure.
+ * Open path, locked against another zsd: a regular file (created if
+ * absent) grown sparse to size, or file_size if size is 0; a block
+ * device, not mounted or otherwise in use, whole or up to size.  NULL
+ * with errno, and why filled, on failure.
  */
-struct backing	*backing_open(const char *path, uint64_t size, char *why,
-		    size_t whylen);
+struct backing	*backing_open(const char *path, uint64_t size,
+		    uint64_t file_size, char *why, size_t whylen);
 void		 backing_close(struct backing *b);
 const char	*backing_path(const struct backing *b);
 bool		 backing_direct(const struct backing *b);
@@ -227,7 +228,10 @@ void		 backing_put(struct backing *b, uint64_t block);
 int		 backing_write(struct backing *b, uint64_t block,
 		    const void *buf);
 int		 backing_read(struct backing *b, uint64_t block, void *buf);
-/* The id in the file's header (0: none): 0 or -errno. */
+/*
+ * The id in the file's header (0: none, block 0 all zeros): 0, -EEXIST
+ * if block 0 holds something else (not a file zsd made), or -errno.
+ */
 int		 backing_id(struct backing *b, uint64_t *id);
 /* Write the header with id, the file's from now on: 0 or -errno. */
 int		 backing_claim(struct backing *b, uint64_t id);
@@ -309,12 +313,19 @@ struct store_recovery {
 	uint64_t		merged;		/* pages sharing another's */
 	uint64_t		journal_replayed; /* slots written again */
 	uint64_t		pages_lost;	/* slots naming no object */
+	uint64_t		backed;		/* pages in the backing file */
 	struct zs_recovery	pool;
 };
 void		 store_recovered(const struct store *st,
 		    struct store_recovery *out);
 void		 store_destroy(struct store *st);
 uint64_t	 store_nr_pages(const struct store *st);
+/*
+ * Why the backing file given to store_open is not used (its first block
+ * holds other data, or its header cannot be read or written), or NULL:
+ * the store then has none, and the caller may close it.
+ */
+const char	*store_backing_problem(const struct store *st);
 /* Per thread: codec contexts and a page of scratch. */
 struct store_ctx *store_ctx_create(struct store *st);
 void		 store_ctx_destroy(struct store_ctx *ctx);

@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -108,7 +109,7 @@ backing_new(uint64_t size)
 	char why[512];
 
 	(void)unlink(bpath);
-	if ((b = backing_open(bpath, size, why, sizeof(why))) == NULL)
+	if ((b = backing_open(bpath, size, 0, why, sizeof(why))) == NULL)
 		bail("%s", why);
 	return b;
 }
@@ -421,12 +422,13 @@ test_errors(void)
 	struct store *st;
 	struct store_ctx *ctx;
 	char why[512] = "", path[128];
+	int fdw;
 
 	snprintf(path, sizeof(path), "%s/no/such/dir/file", dir);
-	ok(backing_open(path, PG, why, sizeof(why)) == NULL &&
+	ok(backing_open(path, PG, 0, why, sizeof(why)) == NULL &&
 	    strstr(why, path) != NULL && strstr(why, "No such file") != NULL,
 	    "a backing file that cannot be made: %s", why);
-	ok(backing_open("/dev/null", PG, why, sizeof(why)) == NULL &&
+	ok(backing_open("/dev/null", PG, 0, why, sizeof(why)) == NULL &&
 	    strstr(why, "neither") != NULL, "nor a character device: %s",
 	    why);
 
@@ -437,6 +439,38 @@ test_errors(void)
 	store_writeback(st, ctx, &pass, &res);
 	ok(res.error == -ENXIO && res.pages == 0,
 	    "writeback without a backing file: ENXIO");
+	store_destroy(st);
+	zs_destroy_pool(pool);
+	store_ctx_destroy(ctx);
+
+	/* Some other file: its first block is not written over. */
+	snprintf(path, sizeof(path), "%s/other", dir);
+	if ((fdw = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600)) < 0 ||
+	    write(fdw, "not zsd's", 9) != 9 || ftruncate(fdw, 64 * PG) != 0)
+		bail("%s: %s", path, strerror(errno));
+	close(fdw);
+	b = backing_open(path, 0, 0, why, sizeof(why));
+	ok(b != NULL, "a file of its own size is opened as it is");
+	ok(backing_open(path, 0, 0, why, sizeof(why)) == NULL &&
+	    strstr(why, "in use by another zsd") != NULL,
+	    "but not twice: %s", why);
+	st = store_new(&pool, b);
+	ctx = store_ctx_create(st);
+	ok(store_backing_problem(st) != NULL &&
+	    strstr(store_backing_problem(st), "other data") != NULL,
+	    "a first block of other data is not claimed: %s",
+	    store_backing_problem(st));
+	write_all(st, ctx, 16, 0, false);
+	store_mark_idle(st, 0);
+	store_writeback(st, ctx, &pass, &res);
+	ok(res.error == -ENXIO && res.pages == 0 &&
+	    (fdw = open(path, O_RDONLY)) >= 0 && read(fdw, why, 9) == 9 &&
+	    memcmp(why, "not zsd's", 9) == 0,
+	    "the store goes on without it, the file untouched");
+	if (fdw >= 0)
+		close(fdw);
+	backing_close(b);
+	unlink(path);
 	store_destroy(st);
 	zs_destroy_pool(pool);
 	store_ctx_destroy(ctx);
@@ -470,6 +504,25 @@ test_errors(void)
 	backing_close(b);
 }
 
+/* Block 0 of from into a new file to, of 2 blocks. */
+static int
+copy_header(const char *from, const char *to)
+{
+	static unsigned char buf[PG];
+	int in, out, r = -1;
+
+	if ((in = open(from, O_RDONLY)) < 0)
+		return -1;
+	if ((out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600)) >= 0) {
+		if (read(in, buf, PG) == PG && write(out, buf, PG) == PG &&
+		    ftruncate(out, 2 * PG) == 0)
+			r = 0;
+		close(out);
+	}
+	close(in);
+	return r;
+}
+
 /*
  * A process writes pages to a store in an arena, writes them back and
  * dies; the next opens it without the backing file (refused: ENXIO),
@@ -493,17 +546,22 @@ arena_child(int fd, int step)
 	zs_pool_config_init(&pcfg);
 	pcfg.section_size = 256u << 10;
 	if (step == 3 || step == 4) {
-		/* Another file: of 2 blocks, or as large as the first. */
+		/*
+		 * Another file as large as the first; or the first's header
+		 * in a file of 2 blocks, as if it had been cut short.
+		 */
 		snprintf(path, sizeof(path), "%s.%s", bpath, step == 3 ?
 		    "small" : "other");
 		(void)unlink(path);
+		if (step == 3 && copy_header(bpath, path) != 0)
+			return 18;
 		if ((b = backing_open(path, step == 3 ? 2 * PG : NPAGES * PG,
-		    why, sizeof(why))) == NULL) {
+		    0, why, sizeof(why))) == NULL) {
 			fprintf(stderr, "%s\n", why);
 			return 10;
 		}
 	} else if (step != 1) {
-		if ((b = backing_open(bpath, NPAGES * PG, why,
+		if ((b = backing_open(bpath, NPAGES * PG, 0, why,
 		    sizeof(why))) == NULL) {
 			fprintf(stderr, "%s\n", why);
 			return 10;
@@ -519,8 +577,8 @@ arena_child(int fd, int step)
 		return st == NULL && error == -ENXIO &&
 		    strstr(why, "backing_file") != NULL ? 0 : 12;
 	if (step == 3 || step == 4)
-		return st == NULL && error == -ENXIO &&
-		    strstr(why, "another file") != NULL ? 0 : 17;
+		return st == NULL && error == -ENXIO && strstr(why, step == 3 ?
+		    "same file" : "another file") != NULL ? 0 : 17;
 	if (st == NULL || (ctx = store_ctx_create(st)) == NULL) {
 		fprintf(stderr, "store_open: %s\n", why);
 		return 13;
@@ -656,11 +714,11 @@ test_recovery(void)
 	rc = run_child(fd, 1);
 	ok(rc == 0,
 	    "its successor without the backing file is refused (%d)", rc);
-	rc = run_child(fd, 3);
-	ok(rc == 0, "with another file, too small for them, it is refused "
-	    "(%d)", rc);
 	rc = run_child(fd, 4);
-	ok(rc == 0, "with another file as large as theirs, too (%d)", rc);
+	ok(rc == 0, "with another file as large as theirs, it is refused "
+	    "(%d)", rc);
+	rc = run_child(fd, 3);
+	ok(rc == 0, "with theirs cut short, too (%d)", rc);
 	rc = run_child(fd, 2);
 	ok(rc == 0,
 	    "with it, every page is recovered and reads back (%d)", rc);

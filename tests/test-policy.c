@@ -91,7 +91,8 @@ test_run(void)
 	size_t k;
 	int error;
 
-	if ((b = backing_open(bpath, NPAGES * PG, why, sizeof(why))) == NULL)
+	if ((b = backing_open(bpath, NPAGES * PG, 0, why,
+	    sizeof(why))) == NULL)
 		bail("%s", why);
 	o.backing = b;
 	if (pool == NULL || (st = store_create(pool, NPAGES, &o,
