@@ -119,7 +119,6 @@ out=$(zsctl writeback)
 tap_ok $? "zsctl writeback: $out"
 bd=$(zsd_stat bd_count)
 blocks=$(($(zsd_stat backing_used_size) / 4096))
-used1=$(zsd_stat mem_used_total)
 [ "$bd" -gt $((stored / 2)) ] && [ "$blocks" -lt "$bd" ]
 tap_ok $? "bd_count $bd pages in $blocks blocks of the file"
 zsctl compact >/dev/null
