@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -35,8 +36,8 @@
 #define PG	ZSD_PAGE_SIZE
 #define NPAGES	512u
 
-static char dir[] = "/tmp/test-idle.XXXXXX";
-static char bpath[64];
+static char dir[PATH_MAX - 64];	/* room for the file names */
+static char bpath[PATH_MAX - 32];	/* room for .small and .other */
 
 static uint64_t
 rnd(uint64_t *s)
@@ -421,7 +422,7 @@ test_errors(void)
 	struct zs_pool *pool;
 	struct store *st;
 	struct store_ctx *ctx;
-	char why[512] = "", path[128];
+	char why[512] = "", path[PATH_MAX];
 	int fdw;
 
 	snprintf(path, sizeof(path), "%s/no/such/dir/file", dir);
@@ -540,7 +541,7 @@ arena_child(int fd, int step)
 	struct store *st;
 	struct store_ctx *ctx;
 	struct store_stats ss;
-	char why[512] = "", path[96];
+	char why[512] = "", path[PATH_MAX];
 	int error = 0;
 
 	zs_pool_config_init(&pcfg);
@@ -844,11 +845,14 @@ test_concurrent(void)
 int
 main(void)
 {
-	char small[96];
+	char small[PATH_MAX];
 
 	tap_watchdog(300);
+	/* In $TMPDIR, as the other tests. */
+	snprintf(dir, sizeof(dir), "%s/test-idle.XXXXXX", getenv("TMPDIR") != NULL &&
+	    *getenv("TMPDIR") != '\0' ? getenv("TMPDIR") : "/tmp");
 	if (mkdtemp(dir) == NULL)
-		bail("mkdtemp: %s", strerror(errno));
+		bail("mkdtemp %s: %s", dir, strerror(errno));
 	snprintf(bpath, sizeof(bpath), "%s/backing", dir);
 	test_recompress();
 	test_ages();

@@ -8,6 +8,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,8 +21,8 @@
 #define PG	ZSD_PAGE_SIZE
 #define NPAGES	256u
 
-static char dir[] = "/tmp/test-policy.XXXXXX";
-static char cpu[64], io[64], bpath[64];
+static char dir[PATH_MAX - 64];	/* room for the file names */
+static char cpu[PATH_MAX], io[PATH_MAX], bpath[PATH_MAX];
 
 static void
 psi_write(const char *path, double some, double full)
@@ -38,7 +39,7 @@ psi_write(const char *path, double some, double full)
 static void
 test_psi(void)
 {
-	char path[96];
+	char path[PATH_MAX];
 	double v = -1;
 	FILE *f;
 
@@ -190,8 +191,11 @@ int
 main(void)
 {
 	tap_watchdog(120);
+	/* In $TMPDIR, as the other tests. */
+	snprintf(dir, sizeof(dir), "%s/test-policy.XXXXXX", getenv("TMPDIR") != NULL &&
+	    *getenv("TMPDIR") != '\0' ? getenv("TMPDIR") : "/tmp");
 	if (mkdtemp(dir) == NULL)
-		bail("mkdtemp: %s", strerror(errno));
+		bail("mkdtemp %s: %s", dir, strerror(errno));
 	snprintf(cpu, sizeof(cpu), "%s/cpu", dir);
 	snprintf(io, sizeof(io), "%s/io", dir);
 	snprintf(bpath, sizeof(bpath), "%s/backing", dir);
