@@ -74,6 +74,7 @@ static const char	*check_name(const char *);
 static const char	*check_control(const char *);
 static const char	*check_group(const char *);
 static const char	*check_backing(const char *);
+static const char	*check_transport(const char *);
 
 #define FIELD(f)	offsetof(struct zsd_config, f)
 
@@ -176,6 +177,13 @@ static const struct config_key config_keys[] = {
 	{ .name = "idle_io_pressure", .type = CONFIG_INT, .flags = KEY_LIVE,
 	  .off = FIELD(idle_io_pressure), .min = 0, .max = 100, .def = "10",
 	  .help = "no writeback above N% I/O pressure" },
+	{ .name = "transport", .type = CONFIG_STRING,
+	  .off = FIELD(transport), .size = sizeof(((struct zsd_config *)0)
+	  ->transport), .def = "auto", .check = check_transport,
+	  .help = "FUSE requests by auto, uring or dev" },
+	{ .name = "max_background", .type = CONFIG_INT,
+	  .off = FIELD(max_background), .min = 0, .max = 1024, .def = "0",
+	  .help = "async FUSE requests in flight; 0: by transport" },
 };
 
 #define NKEYS	(sizeof(config_keys) / sizeof(config_keys[0]))
@@ -328,6 +336,15 @@ check_backing(const char *s)
 {
 	if (s[0] != '/')
 		return "expected an absolute path or none";
+	return NULL;
+}
+
+static const char *
+check_transport(const char *s)
+{
+	if (strcmp(s, "auto") != 0 && strcmp(s, "uring") != 0 &&
+	    strcmp(s, "dev") != 0)
+		return "expected auto, uring or dev";
 	return NULL;
 }
 

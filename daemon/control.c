@@ -201,6 +201,7 @@ control_status(struct control_client *cl)
 	struct zsd *z = cl->c->z;
 	struct proto_buf *b = &cl->c->reply;
 	struct store_stats ss;
+	const char *transport, *why;
 	static const char *const states[] = {
 		[SWAP_OFF] = "off", [SWAP_STARTING] = "starting",
 		[SWAP_ON] = "on", [SWAP_STOPPING] = "stopping",
@@ -219,6 +220,10 @@ control_status(struct control_client *cl)
 	proto_add_u64(b, "same_pages", ss.same_pages);
 	proto_add_u64(b, "huge_pages", ss.huge_pages);
 	proto_add(b, "mountpoint", "%s", z->cfg.mountpoint);
+	transport = fs_transport(z, &why);
+	proto_add(b, "transport", "%s", transport);
+	proto_add(b, "transport_reason", "%s", why);
+	proto_add_u64(b, "ring_requests", fs_ring_requests(z));
 	proto_add(b, "swap", "%s", states[z->swap]);
 	/* The swap thread writes loop_dev while it starts swap. */
 	proto_add(b, "loop", "%s", z->swap == SWAP_ON ||

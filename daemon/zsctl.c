@@ -270,15 +270,15 @@ print_status(const struct proto_msg *m)
 {
 	struct proto_iter it;
 	char name[PROTO_VALUE_MAX + 1] = "", alg[32] = "", loop[64] = "";
-	char prio[16] = "", swap[16] = "", b[6][32];
+	char prio[16] = "", swap[16] = "", transport[16] = "", b[6][32];
 	unsigned long long v[6] = { 0 };
 	static const char *const keys[6] = { "disksize", "data", "compr",
 	    "total", "same_pages", "huge_pages" };
 	int r, i;
 
-	printf("%-24s %-9s %8s %8s %8s %8s %6s %6s %-11s %5s\n", "NAME",
+	printf("%-24s %-9s %8s %8s %8s %8s %6s %6s %-11s %5s %s\n", "NAME",
 	    "ALGORITHM", "DISKSIZE", "DATA", "COMPR", "TOTAL", "SAME",
-	    "HUGE", "LOOP", "PRIO");
+	    "HUGE", "LOOP", "PRIO", "TRANSPORT");
 	proto_iter_init(&it, m);
 	while ((r = proto_next(&it)) != 0) {
 		if (r == PROTO_KV) {
@@ -292,6 +292,8 @@ print_status(const struct proto_msg *m)
 				copy(prio, sizeof(prio), it.value);
 			else if (strcmp(it.key, "swap") == 0)
 				copy(swap, sizeof(swap), it.value);
+			else if (strcmp(it.key, "transport") == 0)
+				copy(transport, sizeof(transport), it.value);
 			for (i = 0; i < 6; i++)
 				if (strcmp(it.key, keys[i]) == 0)
 					v[i] = num(it.value);
@@ -299,10 +301,11 @@ print_status(const struct proto_msg *m)
 		}
 		for (i = 0; i < 4; i++)
 			human(v[i], b[i], sizeof(b[i]));
-		printf("%-24s %-9s %8s %8s %8s %8s %6llu %6llu %-11s %5s\n",
+		printf("%-24s %-9s %8s %8s %8s %8s %6llu %6llu %-11s %5s %s\n",
 		    name, alg, b[0], b[1], b[2], b[3], v[4], v[5],
 		    strcmp(swap, "on") == 0 ? loop : "-",
-		    strcmp(swap, "on") == 0 ? prio : "-");
+		    strcmp(swap, "on") == 0 ? prio : "-",
+		    transport[0] != '\0' ? transport : "-");
 	}
 }
 

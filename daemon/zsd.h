@@ -97,6 +97,10 @@ struct zsd_config {
 	int		idle_batch;	/* pages a pass, each kind */
 	int		idle_cpu_pressure; /* %; 0: ignore PSI */
 	int		idle_io_pressure;
+	char		transport[8];	/* auto, uring or dev (fuse/uring.c) */
+	int		max_background;	/* FUSE requests the kernel sends
+					   before it waits (INIT); 0: the
+					   transport's own (fuse/fs.c) */
 	char		path[PATH_MAX];	/* the config file read, or "" */
 };
 
@@ -466,6 +470,9 @@ struct zsd;
 int		 fs_start(struct zsd *z);	/* mount and serve */
 void		 fs_stop(struct zsd *z);	/* unmount, free */
 const char	*fs_file_path(struct zsd *z);	/* mountpoint/name */
+/* "dev" or "uring", and why not uring ("" if it is). */
+const char	*fs_transport(struct zsd *z, const char **why);
+unsigned long	 fs_ring_requests(struct zsd *z);	/* by io_uring */
 unsigned int	 fs_max_works(unsigned int nr_workers);
 
 /* swap.c */
@@ -593,7 +600,16 @@ struct zsd_state {
 	uint32_t	swap_on;	/* server: loop_dev is swap */
 	char		loop_dev[32];	/* server */
 	uint32_t	init_len;	/* server: bytes of init, 0: none yet */
-	unsigned char	init[512];	/* server: FUSE INIT as read */
+	unsigned char	init[496];	/* server: FUSE INIT as read */
+	/*
+	 * server: the connection was set up for FUSE over io_uring; a
+	 * successor must serve the ring too (fuse/uring.c).  Carved out of
+	 * what was init[512], which never held more than 104 bytes: the
+	 * layout and older servers' reading of it are unchanged.
+	 */
+	uint32_t	uring;		/* 1: io_uring was negotiated */
+	uint32_t	uring_payload;	/* bytes of each entry's payload */
+	uint64_t	uring_spare;
 	uint32_t	served;		/* server: ready; keeper: cleared
 					   before it starts one */
 	uint64_t	keeper_start;	/* keeper: its start time */

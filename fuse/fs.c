@@ -60,12 +60,8 @@
 
 #include <event2/event.h>
 
-#include "zsd.h"
+#include "fs-int.h"
 
-#define FS_MAX_IO	(128u << 10)	/* max_write, and reads' size */
-#define FS_CHUNK	(16u << 10)	/* one work */
-#define FS_WORKS	(FS_MAX_IO / FS_CHUNK + 1)
-#define FS_IN_SIZE	(FS_MAX_IO + 4096)	/* payload and headers */
 #define FS_REQS_PER_WORKER 4
 #define FS_READ_INLINE	(64u << 10)	/* a read this small: one work */
 
@@ -75,51 +71,6 @@
  * FUSE_UNIQUE_RESEND, bit 63 of unique.
  */
 #define FS_NOTIFY_RESEND	7
-
-enum { INO_ROOT = 1, INO_SWAP = 2, INO_STAT = 3 };
-
-enum fs_op { FS_READ, FS_WRITE, FS_DISCARD };
-
-struct fs_req {
-	struct fs	*fs;
-	fuse_req_t	 req;
-	enum fs_op	 op;
-	bool		 taken;		/* an op kept it; it frees it */
-	uint64_t	 off;
-	size_t		 len;
-	const char	*data;		/* write payload, in in */
-	atomic_uint	 pending;	/* works not finished */
-	atomic_int	 error;		/* first -errno of a work */
-	char		*in;		/* FS_IN_SIZE: the request as read */
-	char		*out;		/* FS_MAX_IO: the read reply */
-	struct work	 works[FS_WORKS];
-	struct work	*queue[FS_WORKS];
-	struct fs_req	*next;		/* on the free list */
-};
-
-struct fs {
-	struct zsd		*z;
-	struct fuse_session	*se;
-	struct event		*ev;		/* the session fd is readable */
-	struct event		*resume;	/* a slot came free, or retry */
-	struct event		*takeover;	/* successor: INIT, RESEND */
-	char			 path[PATH_MAX];
-	time_t			 started;
-	bool			 inherited;	/* the fd is a predecessor's */
-	bool			 got_init;	/* loop: fs_init ran */
-	bool			 hold_writes;	/* debug: never answer a write */
-
-	pthread_mutex_t		 lock;
-	struct fs_req		*free;
-	bool			 paused;	/* ev deleted: no slot free */
-
-	struct fs_req		*reqs;
-	unsigned int		 nr_reqs;
-	struct fs_req		*current;	/* loop: in fuse_session_... */
-	struct store_ctx	*ctx;	/* loop: works it runs, counting */
-	struct work		*held;		/* loop: a swap-in not yet run */
-	unsigned int		 read_errors;	/* loop: failed reads in a row */
-};
 
 /* After a failed read of /dev/fuse, read again this much later. */
 static const struct timeval fs_retry = { 0, 100 * 1000 };
@@ -199,14 +150,31 @@ fs_init(void *userdata, struct fuse_conn_info *conn)
 	struct fs *fs = userdata;
 
 	conn->max_write = FS_MAX_IO;
+	/*
+	 * The loop device's direct I/O comes as asynchronous (background)
+	 * requests; past max_background the kernel makes the loop's worker
+	 * wait, and past congestion_threshold (3/4 of it) writeback calls
+	 * the file congested.  Measured (BENCHMARKS.md): by /dev/fuse the
+	 * kernel's 12 serve 4 KiB swap I/O best, 64 being slower (more
+	 * requests queue for the one reader); by io_uring 64 let every
+	 * CPU's queue fill and serve twice the 4 KiB reads.
+	 */
+	conn->max_background = (unsigned int)fs->z->cfg.max_background;
+	if (conn->max_background == 0)
+		conn->max_background = fs->uring != NULL &&
+		    (fs->init_flags & FS_OVER_IO_URING) ? 64 : 12;
+	conn->congestion_threshold = conn->max_background * 3 / 4;
+	if (conn->congestion_threshold == 0)
+		conn->congestion_threshold = 1;
 	conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE |
 	    FUSE_CAP_SPLICE_MOVE);
 	if (conn->capable & FUSE_CAP_ASYNC_DIO)
 		conn->want |= FUSE_CAP_ASYNC_DIO;
 	fs->started = time(NULL);
 	fs->got_init = true;
-	log_debug("FUSE protocol %u.%u, max_write %u", conn->proto_major,
-	    conn->proto_minor, conn->max_write);
+	log_debug("FUSE protocol %u.%u, max_write %u, max_background %u",
+	    conn->proto_major, conn->proto_minor, conn->max_write,
+	    conn->max_background);
 	zsd_fs_ready(fs->z);
 }
 
@@ -503,12 +471,59 @@ fs_release_held(struct fs *fs, bool run_here)
 	return true;
 }
 
+/* Any thread: see fs-int.h. */
+size_t
+fs_swap_read_len(struct fs *fs, struct store_ctx *ctx, uint64_t off,
+    size_t size)
+{
+	uint64_t disksize = fs->z->cfg.disksize;
+
+	/* Past the end: counted, then answered with what lies before it. */
+	(void)store_io_valid(fs->z->store, ctx, off, size);
+	if (off >= disksize || size == 0)
+		return 0;
+	if (size > FS_MAX_IO)
+		size = FS_MAX_IO;
+	if (size > disksize - off)
+		size = (size_t)(disksize - off);
+	return size;
+}
+
+/* A fixed-size file: nothing is written past its end. */
+int
+fs_swap_write_ok(struct fs *fs, struct store_ctx *ctx, uint64_t off,
+    size_t size)
+{
+	return store_io_valid(fs->z->store, ctx, off, size) ? 0 : -EFBIG;
+}
+
+/*
+ * Punching a hole (what the loop device does for a discard) and zeroing a
+ * range both free the pages: a free page reads as zeros.  Allocating space
+ * means nothing to a store that allocates on write.
+ */
+int64_t
+fs_swap_discard_len(struct fs *fs, int mode, int64_t off, int64_t len)
+{
+	uint64_t disksize = fs->z->cfg.disksize;
+
+	mode &= ~FALLOC_FL_KEEP_SIZE;
+	if (mode != FALLOC_FL_PUNCH_HOLE && mode != FALLOC_FL_ZERO_RANGE)
+		return -EOPNOTSUPP;
+	if (off < 0 || len <= 0)
+		return -EINVAL;
+	if ((uint64_t)off >= disksize)
+		return 0;
+	if ((uint64_t)len > disksize - (uint64_t)off)
+		len = (int64_t)(disksize - (uint64_t)off);
+	return len;
+}
+
 static void
 fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     struct fuse_file_info *fi)
 {
 	struct fs *fs = fuse_req_userdata(req);
-	uint64_t disksize = fs->z->cfg.disksize;
 
 	/* Before anything uses off: mm_stat indexes its line with it. */
 	if (off < 0) {
@@ -523,16 +538,10 @@ fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, EISDIR);
 		return;
 	}
-	/* Past the end: counted, then answered with what lies before it. */
-	(void)store_io_valid(fs->z->store, fs->ctx, (uint64_t)off, size);
-	if ((uint64_t)off >= disksize || size == 0) {
+	if ((size = fs_swap_read_len(fs, fs->ctx, (uint64_t)off, size)) == 0) {
 		fuse_reply_buf(req, NULL, 0);
 		return;
 	}
-	if (size > FS_MAX_IO)
-		size = FS_MAX_IO;
-	if (size > disksize - (uint64_t)off)
-		size = (size_t)(disksize - (uint64_t)off);
 	fs_dispatch(fs, req, FS_READ, (uint64_t)off, size, NULL);
 }
 
@@ -554,46 +563,29 @@ fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		fuse_reply_write(req, 0);
 		return;
 	}
-	/* A fixed-size file: nothing is written past its end. */
-	if (!store_io_valid(fs->z->store, fs->ctx, (uint64_t)off, size)) {
+	if (fs_swap_write_ok(fs, fs->ctx, (uint64_t)off, size) != 0) {
 		fuse_reply_err(req, EFBIG);
 		return;
 	}
 	fs_dispatch(fs, req, FS_WRITE, (uint64_t)off, size, buf);
 }
 
-/*
- * Punching a hole (what the loop device does for a discard) and zeroing a
- * range both free the pages: a free page reads as zeros.  Allocating space
- * means nothing to a store that allocates on write.
- */
 static void
 fs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
     off_t len, struct fuse_file_info *fi)
 {
 	struct fs *fs = fuse_req_userdata(req);
-	uint64_t disksize = fs->z->cfg.disksize;
+	int64_t bytes;
 
 	if (ino != INO_SWAP) {
 		fuse_reply_err(req, EBADF);
 		return;
 	}
-	mode &= ~FALLOC_FL_KEEP_SIZE;
-	if (mode != FALLOC_FL_PUNCH_HOLE && mode != FALLOC_FL_ZERO_RANGE) {
-		fuse_reply_err(req, EOPNOTSUPP);
+	if ((bytes = fs_swap_discard_len(fs, mode, off, len)) <= 0) {
+		fuse_reply_err(req, (int)-bytes);
 		return;
 	}
-	if (off < 0 || len <= 0) {
-		fuse_reply_err(req, EINVAL);
-		return;
-	}
-	if ((uint64_t)off >= disksize) {
-		fuse_reply_err(req, 0);
-		return;
-	}
-	if ((uint64_t)len > disksize - (uint64_t)off)
-		len = (off_t)(disksize - (uint64_t)off);
-	fs_dispatch(fs, req, FS_DISCARD, (uint64_t)off, (size_t)len, NULL);
+	fs_dispatch(fs, req, FS_DISCARD, (uint64_t)off, (size_t)bytes, NULL);
 }
 
 /* Writes are done when they are answered: nothing to flush. */
@@ -673,6 +665,96 @@ static const struct fuse_lowlevel_ops fs_ops = {
 	.create = fs_create,
 };
 
+/*
+ * libfuse's writes, through fuse_session_custom_io: an answer to a ring
+ * request goes into its entry (uring.c); INIT's reply may take the
+ * io_uring flag on its way to the kernel.
+ */
+static ssize_t
+fs_io_writev(int fd, struct iovec *iov, int count, void *userdata)
+{
+	struct fs *fs = userdata;
+	struct fuse_init_out init;
+	const struct fuse_out_header *oh;
+	ssize_t n;
+
+	if ((n = fs_uring_capture(iov, count)) != -1)
+		return n;
+	if (fs->init_unique != 0 && count >= 2 &&
+	    iov[0].iov_len == sizeof(*oh) &&
+	    (oh = iov[0].iov_base)->unique == fs->init_unique &&
+	    oh->error == 0) {
+		fs->init_unique = 0;
+		memset(&init, 0, sizeof(init));
+		memcpy(&init, iov[1].iov_base, iov[1].iov_len < sizeof(init) ?
+		    iov[1].iov_len : sizeof(init));
+		fs_uring_offer(fs, &init, iov[1].iov_len);
+		if (iov[1].iov_len <= sizeof(init))
+			iov[1].iov_base = &init;
+	}
+	return writev(fd, iov, count);
+}
+
+static ssize_t
+fs_io_read(int fd, void *buf, size_t len, void *userdata)
+{
+	return read(fd, buf, len);
+}
+
+static const struct fuse_custom_io fs_io = {
+	.writev = fs_io_writev,
+	.read = fs_io_read,
+};
+
+/* Any thread: libfuse serves the request in buf (uring.c's cold path). */
+void
+fs_process(struct fs *fs, char *buf, size_t len)
+{
+	struct fuse_buf fb;
+
+	memset(&fb, 0, sizeof(fb));
+	fb.mem = buf;
+	fb.size = len;
+	fuse_session_process_buf(fs->se, &fb);
+}
+
+/*
+ * Loop: INIT as the kernel sent it; what it offers, and its unique, by
+ * which fs_io_writev knows the reply.
+ */
+static void
+fs_saw_init(struct fs *fs, const char *in, size_t len)
+{
+	const struct fuse_in_header *h = (const void *)in;
+	const struct fuse_init_in *arg = (const void *)(h + 1);
+
+	keeper_save_init(fs->z, in, len);
+	fs->init_unique = h->unique;
+	fs->init_flags = 0;
+	if (len < sizeof(*h) + offsetof(struct fuse_init_in, flags2) +
+	    sizeof(arg->flags2))
+		return;
+	fs->init_flags = arg->flags;
+	if (arg->flags & FUSE_INIT_EXT)
+		fs->init_flags |= (uint64_t)arg->flags2 << 32;
+}
+
+/* Loop, INIT answered: serve the ring if it was agreed on. */
+static void
+fs_after_init(struct fs *fs)
+{
+	fs->init_unique = 0;
+	if (fs->uring == NULL)
+		return;
+	if (!fs_uring_offered(fs)) {
+		fs_uring_stop(fs);
+		log_info("FUSE requests by /dev/fuse: %s", fs->transport_why);
+		return;
+	}
+	if (fs_uring_start(fs) != 0)
+		log_warnx("FUSE requests by /dev/fuse: %s", fs->transport_why);
+}
+
 /* Loop: a request is waiting on the session fd. */
 static void
 fs_readable(evutil_socket_t fd, short what, void *arg)
@@ -682,6 +764,7 @@ fs_readable(evutil_socket_t fd, short what, void *arg)
 	struct fs_req *r;
 	unsigned int rounds;
 	ssize_t n;
+	bool init;
 
 	/*
 	 * A few requests a wakeup, so signals and timers get their turn.
@@ -741,8 +824,9 @@ fs_readable(evutil_socket_t fd, short what, void *arg)
 			continue;
 		}
 		/* What a successor will replay (see the top). */
-		if (((struct fuse_in_header *)r->in)->opcode == FUSE_INIT)
-			keeper_save_init(fs->z, r->in, (size_t)n);
+		init = ((struct fuse_in_header *)r->in)->opcode == FUSE_INIT;
+		if (init)
+			fs_saw_init(fs, r->in, (size_t)n);
 		memset(&fb, 0, sizeof(fb));
 		fb.mem = r->in;
 		fb.size = (size_t)n;
@@ -752,6 +836,8 @@ fs_readable(evutil_socket_t fd, short what, void *arg)
 		fs->current = NULL;
 		if (!r->taken)
 			fs_req_put(fs, r);
+		if (init)
+			fs_after_init(fs);
 	}
 	fs_release_held(fs, false);
 }
@@ -840,6 +926,23 @@ fs_takeover(evutil_socket_t unused, short what, void *arg)
 		fatal("replaying the FUSE INIT recorded by the first server");
 	}
 	fs_resend(fs);
+	/*
+	 * The kernel keeps a connection on the ring once it has been: serve
+	 * it, whatever transport says (uring.c).
+	 */
+	if (fs->z->state != NULL && fs->z->state->uring) {
+		if (fs->uring == NULL)
+			fatalx("this connection is served by io_uring, which "
+			    "this server cannot set up: %s", fs->transport_why);
+		fs_uring_take_over(fs, fs->z->state->uring_payload);
+		if (fs_uring_start(fs) != 0)
+			fatalx("cannot serve this connection's io_uring: %s",
+			    fs->transport_why);
+		log_warnx("took over a connection served by io_uring: "
+		    "requests the previous server had taken from the ring "
+		    "cannot be resent and stay unanswered");
+	} else if (fs->uring != NULL)
+		fs_uring_stop(fs);
 	if (event_add(fs->ev, NULL) != 0)
 		fatalx("cannot read FUSE requests");
 }
@@ -860,6 +963,7 @@ fs_free(struct fs *fs)
 
 	if (fs == NULL)
 		return;
+	fs_uring_stop(fs);
 	if (fs->ev != NULL)
 		event_free(fs->ev);
 	if (fs->resume != NULL)
@@ -905,6 +1009,21 @@ fs_start(struct zsd *z)
 		free(fs);
 		return -ENAMETOOLONG;
 	}
+	/*
+	 * The transport (uring.c): auto is /dev/fuse, which a successor can
+	 * take over with every request in flight.  A successor serves the
+	 * ring if its predecessor did, whatever it was asked.
+	 */
+	fs->transport = "dev";
+	if (z->fuse_fd >= 0 && z->state != NULL && z->state->uring)
+		(void)fs_uring_prepare(fs);
+	else if (z->fuse_fd < 0 && strcmp(z->cfg.transport, "uring") == 0) {
+		if (fs_uring_prepare(fs) != 0)
+			log_warnx("FUSE requests by /dev/fuse: %s",
+			    fs->transport_why);
+	} else
+		snprintf(fs->transport_why, sizeof(fs->transport_why),
+		    "transport = %s", z->cfg.transport);
 	if ((fs->ctx = store_ctx_create(z->store)) == NULL)
 		goto fail;
 	fs->nr_reqs = FS_REQS_PER_WORKER * workers_count(z->workers);
@@ -942,6 +1061,12 @@ fs_start(struct zsd *z)
 	}
 	fd = fuse_session_fd(fs->se);
 	z->fuse_fd = -1;		/* the session's now */
+	/* libfuse's writes through fs_io_writev; the fd stays the session's. */
+	if (fuse_session_custom_io(fs->se, &fs_io, fd) != 0) {
+		fuse_session_unmount(fs->se);
+		error = -EIO;
+		goto fail;
+	}
 	if (!fs->inherited)
 		keeper_give_fuse(z, fd);
 	(void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
@@ -986,6 +1111,26 @@ fs_stop(struct zsd *z)
 	}
 	fs_free(fs);
 	z->fs = NULL;
+}
+
+/* The transport in use, and why it is not io_uring ("" if it is). */
+const char *
+fs_transport(struct zsd *z, const char **why)
+{
+	struct fs *fs = z->fs;
+
+	if (fs == NULL) {
+		*why = "not mounted";
+		return "none";
+	}
+	*why = fs->uring != NULL ? "" : fs->transport_why;
+	return fs->transport;
+}
+
+unsigned long
+fs_ring_requests(struct zsd *z)
+{
+	return z->fs != NULL ? fs_uring_served(z->fs) : 0;
 }
 
 const char *

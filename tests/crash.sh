@@ -8,6 +8,10 @@
 # finish with every page right, killed by nothing (no SIGBUS, no OOM
 # kill).  Prints how long each new server took to answer.
 . "${srcdir:-.}/tests/lib.sh"
+# Servers die here with requests in flight, which only /dev/fuse can have
+# resent (zsd.conf(5), transport): this runs on it whatever $ZSD_TRANSPORT
+# says.
+ZSD_TRANSPORT=dev
 
 prio=32000
 keeper=

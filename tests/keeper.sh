@@ -10,6 +10,10 @@
 # What was written before the kills and restarts reads back the same
 # after them: the pool outlives its servers.
 . "${srcdir:-.}/tests/lib.sh"
+# Servers die here with requests in flight, which only /dev/fuse can have
+# resent (zsd.conf(5), transport): this runs on it whatever $ZSD_TRANSPORT
+# says.
+ZSD_TRANSPORT=dev
 
 ZSCTL=${ZSCTL:-$builddir/daemon/zsctl}
 NR_LOOPS=4

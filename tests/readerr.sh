@@ -15,8 +15,9 @@ setup_cleanup
 
 # The shim is not ASan's runtime; that is fine for a read() wrapper.
 export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0
+# By /dev/fuse (transport=dev): the ring does not read it.
 LD_PRELOAD=$shim FAILREAD_AFTER=50 FAILREAD_COUNT=25 \
-    zsd_start --no-swapon -o disksize=16M ||
+    zsd_start --no-swapon -o disksize=16M -o transport=dev ||
     tap_bail "zsd with the shim did not start"
 f=$ZSD_MNT/swap0
 

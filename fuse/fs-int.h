@@ -1,0 +1,123 @@
+/*
+ * fs-int.h - what the two transports of the FUSE front end share: fs.c
+ * (requests read from /dev/fuse and served through libfuse) and uring.c
+ * (requests taken and answered by io_uring, one queue per CPU).
+ */
+#ifndef FS_INT_H
+#define FS_INT_H
+
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "zsd.h"
+
+#define FS_MAX_IO	(128u << 10)	/* max_write, and reads' size */
+#define FS_CHUNK	(16u << 10)	/* one work */
+#define FS_WORKS	(FS_MAX_IO / FS_CHUNK + 1)
+#define FS_IN_SIZE	(FS_MAX_IO + 4096)	/* payload and headers */
+
+/*
+ * FUSE_OVER_IO_URING, bit 41 of INIT's flags (bit 9 of flags2), of
+ * linux/fuse.h since Linux 6.14 (FUSE 7.42); Debian 12's headers lack it.
+ */
+#define FS_OVER_IO_URING	(1ULL << 41)
+
+enum { INO_ROOT = 1, INO_SWAP = 2, INO_STAT = 3 };
+
+enum fs_op { FS_READ, FS_WRITE, FS_DISCARD };
+
+struct fs_uring;
+
+struct fs_req {
+	struct fs	*fs;
+	fuse_req_t	 req;
+	enum fs_op	 op;
+	bool		 taken;		/* an op kept it; it frees it */
+	uint64_t	 off;
+	size_t		 len;
+	const char	*data;		/* write payload, in in */
+	atomic_uint	 pending;	/* works not finished */
+	atomic_int	 error;		/* first -errno of a work */
+	char		*in;		/* FS_IN_SIZE: the request as read */
+	char		*out;		/* FS_MAX_IO: the read reply */
+	struct work	 works[FS_WORKS];
+	struct work	*queue[FS_WORKS];
+	struct fs_req	*next;		/* on the free list */
+};
+
+struct fs {
+	struct zsd		*z;
+	struct fuse_session	*se;
+	struct event		*ev;		/* the session fd is readable */
+	struct event		*resume;	/* a slot came free, or retry */
+	struct event		*takeover;	/* successor: INIT, RESEND */
+	char			 path[PATH_MAX];
+	time_t			 started;
+	bool			 inherited;	/* the fd is a predecessor's */
+	bool			 got_init;	/* loop: fs_init ran */
+	bool			 hold_writes;	/* debug: never answer a write */
+
+	pthread_mutex_t		 lock;
+	struct fs_req		*free;
+	bool			 paused;	/* ev deleted: no slot free */
+
+	struct fs_req		*reqs;
+	unsigned int		 nr_reqs;
+	struct fs_req		*current;	/* loop: in fuse_session_... */
+	struct store_ctx	*ctx;	/* loop: works it runs, counting */
+	struct work		*held;		/* loop: a swap-in not yet run */
+	unsigned int		 read_errors;	/* loop: failed reads in a row */
+
+	/* The transport (uring.c); set by the loop, read by any thread. */
+	struct fs_uring		*uring;		/* NULL: /dev/fuse only */
+	const char		*transport;	/* "dev" or "uring" */
+	char			 transport_why[160]; /* why not uring */
+	uint64_t		 init_unique;	/* loop: INIT being answered */
+	uint64_t		 init_flags;	/* loop: INIT's, flags2 << 32 */
+	bool			 replaying;	/* loop: INIT's reply unseen */
+};
+
+/*
+ * fs.c, any thread: the checks both transports make on the swap file's
+ * I/O.  fs_swap_read_len: bytes to read at off (cut at the end of the
+ * file and at FS_MAX_IO; 0 at or past the end).  fs_swap_write_ok: 0 or
+ * -EFBIG.  fs_swap_discard_len: bytes to free for fallocate(mode), 0 past
+ * the end, or -errno.
+ */
+size_t		 fs_swap_read_len(struct fs *fs, struct store_ctx *ctx,
+		    uint64_t off, size_t size);
+int		 fs_swap_write_ok(struct fs *fs, struct store_ctx *ctx,
+		    uint64_t off, size_t size);
+int64_t		 fs_swap_discard_len(struct fs *fs, int mode, int64_t off,
+		    int64_t len);
+
+/*
+ * uring.c.  fs_uring_prepare (loop, before mounting): can this kernel
+ * and process serve FUSE over io_uring?  0, or -1 with fs->transport_why
+ * set.  fs_uring_offer (loop, in INIT's reply): add FUSE_OVER_IO_URING to
+ * the reply if the kernel offered it and it was prepared; records what
+ * the ring needs.  fs_uring_start (loop, after INIT was answered, or in a
+ * successor): register every CPU's queue and serve it; 0, or -errno with
+ * the transport left to /dev/fuse.  fs_uring_stop (loop): stop serving,
+ * free.  fs_uring_capture (any thread, from libfuse's writev): if this
+ * thread is answering a ring request through libfuse, take the reply
+ * into the ring entry and return its length; else -1.
+ */
+int		 fs_uring_prepare(struct fs *fs);
+void		 fs_uring_offer(struct fs *fs, struct fuse_init_out *out,
+		    size_t len);
+int		 fs_uring_start(struct fs *fs);
+void		 fs_uring_stop(struct fs *fs);
+ssize_t		 fs_uring_capture(const struct iovec *iov, int count);
+/* Successor: serve the ring its predecessor set up, entries this big. */
+void		 fs_uring_take_over(struct fs *fs, size_t payload);
+bool		 fs_uring_offered(struct fs *fs);	/* INIT said yes */
+unsigned long	 fs_uring_served(struct fs *fs);	/* requests, any thread */
+/* From uring.c's cold path: libfuse handles the request in buf. */
+void		 fs_process(struct fs *fs, char *buf, size_t len);
+
+#endif /* FS_INT_H */
