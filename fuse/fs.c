@@ -1017,7 +1017,9 @@ fs_start(struct zsd *z)
 	fs->transport = "dev";
 	if (z->fuse_fd >= 0 && z->state != NULL && z->state->uring)
 		(void)fs_uring_prepare(fs);
-	else if (z->fuse_fd < 0 && strcmp(z->cfg.transport, "uring") == 0) {
+	else if ((z->fuse_fd < 0 || z->state == NULL ||
+	    z->state->init_len == 0) && strcmp(z->cfg.transport, "uring") == 0) {
+		/* INIT is still to come: its reply can ask for the ring. */
 		if (fs_uring_prepare(fs) != 0)
 			log_warnx("FUSE requests by /dev/fuse: %s",
 			    fs->transport_why);
