@@ -20,22 +20,11 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "log.h"
 #include "zs.h"
 
 #define ZSD_PAGE_SIZE	4096u
 #define ZSD_PAGE_SHIFT	12
-
-/* log.c */
-void	log_init(const char *ident, bool foreground);
-void	log_set_verbose(int level);		/* 0 info, 1 debug */
-void	log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void	log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void	log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void	log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void	fatal(const char *fmt, ...)
-	    __attribute__((format(printf, 1, 2), noreturn));
-void	fatalx(const char *fmt, ...)
-	    __attribute__((format(printf, 1, 2), noreturn));
 
 /* codec.c */
 enum codec_id {
