@@ -51,6 +51,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "fs.h"
 #include "zsd.h"
 #include "proto.h"
 
@@ -210,7 +211,7 @@ control_status(struct control_client *cl)
 	store_stats(z->store, &ss);
 	proto_begin(b, PROTO_REPLY);
 	proto_add(b, "name", "%s", z->cfg.name);
-	proto_add(b, "file", "%s", fs_file_path(z));
+	proto_add(b, "file", "%s", fs_file_path(z->fs));
 	proto_add(b, "algorithm", "%s", codec_name(z->cfg.algorithm));
 	proto_add_u64(b, "disksize", z->cfg.disksize);
 	proto_add_u64(b, "data", ss.orig_data_size);
@@ -220,10 +221,10 @@ control_status(struct control_client *cl)
 	proto_add_u64(b, "same_pages", ss.same_pages);
 	proto_add_u64(b, "huge_pages", ss.huge_pages);
 	proto_add(b, "mountpoint", "%s", z->cfg.mountpoint);
-	transport = fs_transport(z, &why);
+	transport = fs_transport(z->fs, &why);
 	proto_add(b, "transport", "%s", transport);
 	proto_add(b, "transport_reason", "%s", why);
-	proto_add_u64(b, "ring_requests", fs_ring_requests(z));
+	proto_add_u64(b, "ring_requests", fs_ring_requests(z->fs));
 	proto_add(b, "swap", "%s", states[z->swap]);
 	/* The swap thread writes loop_dev while it starts swap. */
 	proto_add(b, "loop", "%s", z->swap == SWAP_ON ||

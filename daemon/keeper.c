@@ -1096,3 +1096,15 @@ keeper_save_init(struct zsd *z, const void *buf, size_t len)
 	memcpy(s->init, buf, len);
 	s->init_len = (uint32_t)len;
 }
+
+/* Server, loop: the connection is served by io_uring, entries this big. */
+void
+keeper_save_ring(struct zsd *z, size_t payload)
+{
+	struct zsd_state *s = z->state;
+
+	if (s == NULL)
+		return;
+	s->uring_payload = (uint32_t)payload;
+	s->uring = 1;
+}

@@ -32,6 +32,7 @@
 #include <sys/swap.h>
 #include <unistd.h>
 
+#include "fs.h"
 #include "zsd.h"
 
 #ifndef SWAP_FLAG_DISCARD_PAGES
@@ -102,7 +103,7 @@ swap_attach_loop(struct zsd *z, int fd, char *dev, size_t devlen)
 		lc.block_size = ZSD_PAGE_SIZE;
 		lc.info.lo_flags = LO_FLAGS_DIRECT_IO;
 		snprintf((char *)lc.info.lo_file_name,
-		    sizeof(lc.info.lo_file_name), "%s", fs_file_path(z));
+		    sizeof(lc.info.lo_file_name), "%s", fs_file_path(z->fs));
 		if (ioctl(lfd, LOOP_CONFIGURE, &lc) == 0) {
 			close(ctl);
 			return lfd;
@@ -111,7 +112,7 @@ swap_attach_loop(struct zsd *z, int fd, char *dev, size_t devlen)
 		close(lfd);
 		if (error != -EBUSY) {	/* EBUSY: someone took it first */
 			errno = -error;
-			log_warn("attaching %s to %s", dev, fs_file_path(z));
+			log_warn("attaching %s to %s", dev, fs_file_path(z->fs));
 			break;
 		}
 	}
@@ -163,9 +164,10 @@ swap_on_thread(void *arg)
 		log_warn("writing the swap header");
 		goto out;
 	}
-	if ((fd = open(fs_file_path(z), O_RDWR | O_DIRECT | O_CLOEXEC)) < 0) {
+	if ((fd = open(fs_file_path(z->fs), O_RDWR | O_DIRECT |
+	    O_CLOEXEC)) < 0) {
 		error = -errno;
-		log_warn("%s", fs_file_path(z));
+		log_warn("%s", fs_file_path(z->fs));
 		goto out;
 	}
 	lfd = swap_attach_loop(z, fd, z->loop_dev, sizeof(z->loop_dev));

@@ -1,9 +1,10 @@
 /*
  * worker.c - the threads that compress and decompress.
  *
- * A fixed set of threads takes works from one queue.  Each thread has its
- * own store context (codec state, scratch page), made at start, so a work
- * never allocates.  The queue is a ring of pointers sized at start for
+ * A fixed set of threads takes works (the transport's, fuse/fs.h) from
+ * one queue.  Each thread has its own store context (codec state, scratch
+ * page), made at start and given to every work it runs, so a work never
+ * allocates.  The queue is a ring of pointers sized at start for
  * every work that can be outstanding at once (the caller says how many),
  * so queueing never fails and, sized right, never waits.
  *
@@ -16,6 +17,7 @@
 #include <signal.h>
 #include <stdlib.h>
 
+#include "fs.h"
 #include "zsd.h"
 
 struct worker {
@@ -28,7 +30,7 @@ struct workers {
 	pthread_mutex_t		 lock;
 	pthread_cond_t		 wake;		/* work queued, or stopping */
 	pthread_cond_t		 room;		/* the ring has room */
-	struct work		**ring;		/* capacity cap */
+	struct fs_work		**ring;		/* capacity cap */
 	unsigned int		 cap, head, count;
 	bool			 stopping;
 	unsigned int		 nr;		/* threads started */
@@ -41,7 +43,7 @@ worker_run(void *arg)
 {
 	struct worker *me = arg;
 	struct workers *ws = me->ws;
-	struct work *w;
+	struct fs_work *w;
 
 	/* (Named for ps -L and top -H; inherits the loop's priority.) */
 	(void)pthread_setname_np(pthread_self(), "zsd-worker");
@@ -152,7 +154,7 @@ workers_count(const struct workers *ws)
  * gave, so this does not wait; if it ever did, the workers make room.
  */
 void
-workers_queue(struct workers *ws, struct work **w, unsigned int n)
+workers_queue(struct workers *ws, struct fs_work **w, unsigned int n)
 {
 	unsigned int i;
 

@@ -35,6 +35,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include "fs.h"
 #include "zsd.h"
 
 #ifndef PR_SET_IO_FLUSHER
@@ -174,11 +175,12 @@ ready(struct zsd *z)
 {
 	if (z->swap == SWAP_ON)
 		log_info("ready: swap on %s (%s, %llu MiB, priority %d, %s)",
-		    z->loop_dev, fs_file_path(z),
+		    z->loop_dev, fs_file_path(z->fs),
 		    (unsigned long long)(z->cfg.disksize >> 20),
 		    z->cfg.priority, codec_name(z->cfg.algorithm));
 	else
-		log_info("ready: serving %s (%llu MiB, %s)", fs_file_path(z),
+		log_info("ready: serving %s (%llu MiB, %s)",
+		    fs_file_path(z->fs),
 		    (unsigned long long)(z->cfg.disksize >> 20),
 		    codec_name(z->cfg.algorithm));
 	if (z->state != NULL)
@@ -186,10 +188,87 @@ ready(struct zsd *z)
 	notify("READY=1");
 }
 
-/* Loop, from fs.c: FUSE's INIT is answered, the file can be opened. */
-void
-zsd_fs_ready(struct zsd *z)
+/*
+ * The transport's callbacks (fuse/fs.h): the swap file's I/O goes to the
+ * store, works to the workers, what a successor needs to the keeper.
+ */
+static void *
+fsop_ctx_create(void *arg)
 {
+	struct zsd *z = arg;
+
+	return store_ctx_create(z->store);
+}
+
+static void
+fsop_ctx_destroy(void *arg, void *ctx)
+{
+	store_ctx_destroy(ctx);
+}
+
+static bool
+fsop_io_valid(void *arg, void *ctx, uint64_t off, uint64_t len)
+{
+	struct zsd *z = arg;
+
+	return store_io_valid(z->store, ctx, off, len);
+}
+
+static long
+fsop_read(void *arg, void *ctx, uint64_t off, void *buf, size_t len)
+{
+	struct zsd *z = arg;
+
+	return store_read(z->store, ctx, off, buf, len);
+}
+
+static int
+fsop_write(void *arg, void *ctx, uint64_t off, const void *buf, size_t len)
+{
+	struct zsd *z = arg;
+
+	return store_write(z->store, ctx, off, buf, len);
+}
+
+static int
+fsop_discard(void *arg, void *ctx, uint64_t off, uint64_t len)
+{
+	struct zsd *z = arg;
+
+	return store_discard(z->store, ctx, off, len);
+}
+
+static void
+fsop_stats(void *arg, struct fs_stats *out)
+{
+	struct zsd *z = arg;
+	struct store_stats ss;
+
+	store_stats(z->store, &ss);
+	out->orig_data_size = ss.orig_data_size;
+	out->compr_data_size = ss.compr_data_size;
+	out->mem_used_total = ss.mem_used_total;
+	out->mem_limit = ss.mem_limit;
+	out->mem_used_max = ss.mem_used_max;
+	out->same_pages = ss.same_pages;
+	out->pages_compacted = ss.pages_compacted;
+	out->huge_pages = ss.huge_pages;
+	out->pages_stored = ss.pages_stored;
+}
+
+static void
+fsop_queue(void *arg, struct fs_work **w, unsigned int n)
+{
+	struct zsd *z = arg;
+
+	workers_queue(z->workers, w, n);
+}
+
+/* Loop: FUSE's INIT is answered, the file can be opened. */
+static void
+fsop_ready(void *arg)
+{
+	struct zsd *z = arg;
 	int error;
 
 	if (z->stopping)
@@ -203,6 +282,85 @@ zsd_fs_ready(struct zsd *z)
 		log_warn("starting swap activation");
 		zsd_shutdown(z, 1);
 	}
+}
+
+/* Loop: unmounted by someone else; nothing left to serve. */
+static void
+fsop_gone(void *arg)
+{
+	zsd_shutdown(arg, 0);
+}
+
+static void
+fsop_save_init(void *arg, const void *buf, size_t len)
+{
+	keeper_save_init(arg, buf, len);
+}
+
+static void
+fsop_save_ring(void *arg, size_t payload)
+{
+	keeper_save_ring(arg, payload);
+}
+
+static void
+fsop_save_fd(void *arg, int fd)
+{
+	keeper_give_fuse(arg, fd);
+}
+
+static const struct fs_ops zsd_fs_ops = {
+	.ctx_create = fsop_ctx_create,
+	.ctx_destroy = fsop_ctx_destroy,
+	.io_valid = fsop_io_valid,
+	.read = fsop_read,
+	.write = fsop_write,
+	.discard = fsop_discard,
+	.stats = fsop_stats,
+	.queue = fsop_queue,
+	.ready = fsop_ready,
+	.gone = fsop_gone,
+	.save_init = fsop_save_init,
+	.save_ring = fsop_save_ring,
+	.save_fd = fsop_save_fd,
+};
+
+/*
+ * Mount the swap file and serve it, or take over the connection a
+ * predecessor left (z->fuse_fd) with what it recorded.  0 or -errno.
+ */
+static int
+zsd_fs_start(struct zsd *z)
+{
+	const struct zsd_state *s = z->state;
+	struct fs_config fc;
+	int error;
+
+	memset(&fc, 0, sizeof(fc));
+	fc.mountpoint = z->cfg.mountpoint;
+	fc.name = z->cfg.name;
+	fc.disksize = z->cfg.disksize;
+	fc.transport = z->cfg.transport;
+	fc.max_background = (unsigned int)z->cfg.max_background;
+	fc.workers = workers_count(z->workers);
+	fc.base = z->base;
+	fc.fuse_fd = z->fuse_fd;
+	if (s != NULL && z->fuse_fd >= 0) {
+		/* Exit, not stop: the keeper keeps the mount, tries again. */
+		if (s->init_len > sizeof(s->init)) {
+			errno = EPROTO;
+			fatal("replaying the FUSE INIT recorded by the first "
+			    "server");
+		}
+		fc.init = s->init;
+		fc.init_len = s->init_len;
+		fc.ring = s->uring != 0;
+		fc.ring_payload = s->uring_payload;
+	}
+	if ((error = fs_start(&fc, &zsd_fs_ops, z, &z->fs)) != 0)
+		return error;
+	z->fuse_fd = -1;		/* the session's now */
+	return 0;
 }
 
 /* Any thread: the swap thread is done; on_swap_done runs in the loop. */
@@ -221,7 +379,7 @@ on_swap_done(evutil_socket_t fd, short what, void *arg)
 		if (z->swap_error != 0) {
 			z->swap = SWAP_OFF;
 			log_warnx("could not enable %s as swap",
-			    fs_file_path(z));
+			    fs_file_path(z->fs));
 			/* A stop asked for meanwhile waited for this. */
 			z->stopping = false;
 			zsd_shutdown(z, 1);
@@ -524,7 +682,8 @@ zsd_free(struct zsd *z)
 	control_stop(z);
 	workers_stop(z->workers);
 	z->workers = NULL;
-	fs_stop(z);
+	fs_stop(z->fs, !z->restarting);
+	z->fs = NULL;
 	/* Restarting: the pages stay in the arena for the next server. */
 	if (!z->restarting) {
 		store_destroy(z->store);
@@ -692,7 +851,7 @@ main(int argc, char **argv)
 		errno = -error;
 		fatal("starting %u workers", nr_workers);
 	}
-	if ((error = fs_start(z)) != 0) {
+	if ((error = zsd_fs_start(z)) != 0) {
 		errno = -error;
 		log_warn("mounting %s", z->cfg.mountpoint);
 		zsd_free(z);

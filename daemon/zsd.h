@@ -2,11 +2,16 @@
  * zsd.h - the daemon's internal interfaces, grouped by the file that
  * implements them.
  *
- * Threads: the event loop thread (zsd.c) owns the FUSE session, signals,
- * timers and everything in struct zsd that is not marked otherwise; the
- * worker threads (worker.c) compress and decompress and send FUSE replies;
- * the swap thread (swap.c) runs swapon/swapoff, which wait on I/O that the
- * loop itself must serve.
+ * The daemon sits between the FUSE transport (fuse/fs.h), which it
+ * starts and gives callbacks to, and libzs (zs.h), which it calls: the
+ * transport reaches the daemon only through those callbacks, and libzs
+ * knows nothing of it.
+ *
+ * Threads: the event loop thread (zsd.c) runs the FUSE session, signals,
+ * timers and owns everything in struct zsd that is not marked otherwise;
+ * the worker threads (worker.c) compress and decompress and send FUSE
+ * replies; the swap thread (swap.c) runs swapon/swapoff, which wait on
+ * I/O that the loop itself must serve.
  */
 #ifndef ZSD_H
 #define ZSD_H
@@ -432,18 +437,12 @@ void		 policy_run(struct store *st, struct store_ctx *ctx,
 uint64_t	 policy_budget_left(struct policy_budget *b, uint64_t limit);
 void		 policy_budget_spend(struct policy_budget *b, uint64_t bytes);
 
-/* worker.c */
+/*
+ * worker.c: the threads that run the transport's works (struct fs_work,
+ * fuse/fs.h), each with a store context of its own as the work's ctx.
+ */
 struct workers;
-struct work;
-
-/* A piece of work; fn runs on a worker thread with that thread's ctx. */
-typedef void	work_fn(struct work *w, struct store_ctx *ctx);
-struct work {
-	work_fn		*fn;
-	void		*arg;
-	uint64_t	 off;		/* for fs.c: a byte range of the request */
-	size_t		 len;
-};
+struct fs_work;
 
 /* n threads; capacity: the most works outstanding at once. */
 struct workers	*workers_start(struct store *st, unsigned int n,
@@ -451,18 +450,11 @@ struct workers	*workers_start(struct store *st, unsigned int n,
 void		 workers_stop(struct workers *ws);
 unsigned int	 workers_count(const struct workers *ws);
 /* Queue works (never allocates: room is made at start). */
-void		 workers_queue(struct workers *ws, struct work **w,
+void		 workers_queue(struct workers *ws, struct fs_work **w,
 		    unsigned int n);
 
-/* fs.c */
 struct zsd;
-int		 fs_start(struct zsd *z);	/* mount and serve */
-void		 fs_stop(struct zsd *z);	/* unmount, free */
-const char	*fs_file_path(struct zsd *z);	/* mountpoint/name */
-/* "dev" or "uring", and why not uring ("" if it is). */
-const char	*fs_transport(struct zsd *z, const char **why);
-unsigned long	 fs_ring_requests(struct zsd *z);	/* by io_uring */
-unsigned int	 fs_max_works(unsigned int nr_workers);
+struct fs;
 
 /* swap.c */
 int		 swap_start(struct zsd *z);	/* spawn the swapon thread */
@@ -519,7 +511,7 @@ struct zsd {
 	struct backing		*backing;	/* or NULL */
 	char			 backing_error[512]; /* why not, or "" */
 	struct workers		*workers;
-	struct fs		*fs;
+	struct fs		*fs;		/* the mount (fuse/fs.h) */
 	struct control		*control;
 
 	/* Swap: set by the swap thread, read after swap_done fires. */
@@ -555,7 +547,6 @@ struct zsd {
 /* Seconds between tries of a stop refused because pages would not fit. */
 #define ZSD_STOP_RETRY	10
 
-void		 zsd_fs_ready(struct zsd *z);	/* from fs.c: INIT done */
 void		 zsd_swap_done(struct zsd *z);	/* from swap.c, any thread */
 void		 zsd_shutdown(struct zsd *z, int status);
 void		 sched_background(void);	/* this thread: normal */
@@ -627,6 +618,7 @@ bool		 keeper_gone(struct zsd *z);	/* server: channel hung up */
 void		 keeper_save_swap(struct zsd *z);
 void		 keeper_save_init(struct zsd *z, const void *buf,
 		    size_t len);
+void		 keeper_save_ring(struct zsd *z, size_t payload);
 /*
  * zsd.c: zsctl restart (loop): exit and let a new server take over; with
  * handover, the keeper exits too and the service manager's fd store

@@ -1,20 +1,25 @@
 /*
  * fs-int.h - what the two transports of the FUSE front end share: fs.c
  * (requests read from /dev/fuse and served through libfuse) and uring.c
- * (requests taken and answered by io_uring, one queue per CPU).
+ * (requests taken and answered by io_uring, one queue per CPU).  What
+ * they know of the daemon is in fs.h: its config and ops, kept in
+ * struct fs.
  */
 #ifndef FS_INT_H
 #define FS_INT_H
 
 #include <fuse_lowlevel.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
 
-#include "zsd.h"
+#include "fs.h"
+#include "log.h"
 
+#define FS_PAGE_SIZE	4096u		/* a swap page */
 #define FS_MAX_IO	(128u << 10)	/* max_write, and reads' size */
 #define FS_CHUNK	(16u << 10)	/* one work */
 #define FS_WORKS	(FS_MAX_IO / FS_CHUNK + 1)
@@ -44,13 +49,15 @@ struct fs_req {
 	atomic_int	 error;		/* first -errno of a work */
 	char		*in;		/* FS_IN_SIZE: the request as read */
 	char		*out;		/* FS_MAX_IO: the read reply */
-	struct work	 works[FS_WORKS];
-	struct work	*queue[FS_WORKS];
+	struct fs_work	 works[FS_WORKS];
+	struct fs_work	*queue[FS_WORKS];
 	struct fs_req	*next;		/* on the free list */
 };
 
 struct fs {
-	struct zsd		*z;
+	struct fs_config	 cfg;		/* as given to fs_start */
+	struct fs_ops		 ops;
+	void			*arg;		/* the ops' */
 	struct fuse_session	*se;
 	struct event		*ev;		/* the session fd is readable */
 	struct event		*resume;	/* a slot came free, or retry */
@@ -68,8 +75,8 @@ struct fs {
 	struct fs_req		*reqs;
 	unsigned int		 nr_reqs;
 	struct fs_req		*current;	/* loop: in fuse_session_... */
-	struct store_ctx	*ctx;	/* loop: works it runs, counting */
-	struct work		*held;		/* loop: a swap-in not yet run */
+	void			*ctx;	/* loop: works it runs, counting */
+	struct fs_work		*held;		/* loop: a swap-in not yet run */
 	unsigned int		 read_errors;	/* loop: failed reads in a row */
 
 	/* The transport (uring.c); set by the loop, read by any thread. */
@@ -88,10 +95,10 @@ struct fs {
  * -EFBIG.  fs_swap_discard_len: bytes to free for fallocate(mode), 0 past
  * the end, or -errno.
  */
-size_t		 fs_swap_read_len(struct fs *fs, struct store_ctx *ctx,
-		    uint64_t off, size_t size);
-int		 fs_swap_write_ok(struct fs *fs, struct store_ctx *ctx,
-		    uint64_t off, size_t size);
+size_t		 fs_swap_read_len(struct fs *fs, void *ctx, uint64_t off,
+		    size_t size);
+int		 fs_swap_write_ok(struct fs *fs, void *ctx, uint64_t off,
+		    size_t size);
 int64_t		 fs_swap_discard_len(struct fs *fs, int mode, int64_t off,
 		    int64_t len);
 
@@ -116,7 +123,8 @@ ssize_t		 fs_uring_capture(const struct iovec *iov, int count);
 /* Successor: serve the ring its predecessor set up, entries this big. */
 void		 fs_uring_take_over(struct fs *fs, size_t payload);
 bool		 fs_uring_offered(struct fs *fs);	/* INIT said yes */
-unsigned long	 fs_uring_served(struct fs *fs);	/* requests, any thread */
+/* Any thread: the requests the ring has served. */
+unsigned long	 fs_uring_served(const struct fs *fs);
 /* From uring.c's cold path: libfuse handles the request in buf. */
 void		 fs_process(struct fs *fs, char *buf, size_t len);
 

@@ -1,10 +1,13 @@
 /*
  * fs.c - the FUSE front end: a low-level libfuse3 filesystem holding the
- * swap file and mm_stat, served from the event loop.
+ * swap file and mm_stat, served from the daemon's event loop.  It moves
+ * requests; the daemon, through the ops it gave (fs.h), stores and reads
+ * the pages, runs the works and decides what to do when INIT is answered
+ * or the mount goes.
  *
  *	/		directory, inode 1
  *	/<name>		the swap file: disksize bytes, direct I/O, inode 2
- *	/mm_stat	read-only, zram's mm_stat line for the store, inode 3
+ *	/mm_stat	read-only, zram's mm_stat line (ops.stats), inode 3
  *
  * The loop thread reads each request from the session's fd into a request
  * slot of its own (a fixed table; only libfuse's small request struct is
@@ -12,14 +15,15 @@
  * hands it to libfuse, which calls the ops below.  A write or a long read
  * of the swap file is cut into one work per worker, on page boundaries (a
  * partial page's read-modify-write stays in one work) but no more works
- * than the request has FS_CHUNKs, and queued to the workers.  A discard is
- * one work, queued.  A read of up to FS_READ_INLINE bytes (a swap-in) is
- * one work that the loop holds: if the fd has nothing more to read, the
- * loop runs it itself, which costs less than waking a worker and being
- * woken by it; otherwise (another request came, no slot is free, the
- * read failed other than with ENOENT or EINTR, or the loop has served its
- * share of requests for this wakeup) the held work goes to the workers,
- * so that many tasks swapping in at once use every core.
+ * than the request has FS_CHUNKs, and queued to the daemon's workers
+ * (ops.queue).  A discard is one work, queued.  A read of up to
+ * FS_READ_INLINE bytes (a swap-in) is one work that the loop holds: if
+ * the fd has nothing more to read, the loop runs it itself, which costs
+ * less than waking a worker and being woken by it; otherwise (another
+ * request came, no slot is free, the read failed other than with ENOENT
+ * or EINTR, or the loop has served its share of requests for this
+ * wakeup) the held work goes to the workers, so that many tasks swapping
+ * in at once use every core.
  * Whoever finishes a request's last work sends the reply and frees the
  * slot.  When every slot is busy the loop stops reading the fd until a
  * worker frees one.
@@ -27,18 +31,19 @@
  * Lock: fs->lock guards the free list and paused; a busy slot belongs to
  * its request (loop thread until queued or run, then its works).
  *
- * Taking over (keeper.c): a server started after another died, or asked
- * to be replaced, gets the live connection's /dev/fuse fd instead of
- * mounting.  The kernel sent INIT once, to the first server, and libfuse
- * answers every request with EIO until it has seen one: the first server
- * records the INIT request as it read it (struct zsd_state), and a
- * successor feeds it to libfuse with the session fd pointed at /dev/null
- * for the moment, so that the reply goes nowhere.  Then it asks the
- * kernel to queue again the requests its predecessor read and did not
- * answer (FUSE_NOTIFY_RESEND); they come with FUSE_UNIQUE_RESEND set in
- * their unique, which libfuse copies into the reply like any other, and
- * are served again (every store operation is safe to repeat).  A kernel
- * without RESEND refuses it: those requests then stay unanswered.
+ * Taking over (the daemon's keeper.c): a server started after another
+ * died, or asked to be replaced, gets the live connection's /dev/fuse fd
+ * instead of mounting (cfg.fuse_fd).  The kernel sent INIT once, to the
+ * first server, and libfuse answers every request with EIO until it has
+ * seen one: the first server has the INIT request kept as it read it
+ * (ops.save_init), and a successor, given it back (cfg.init), feeds it
+ * to libfuse with the session fd pointed at /dev/null for the moment, so
+ * that the reply goes nowhere.  Then it asks the kernel to queue again
+ * the requests its predecessor read and did not answer
+ * (FUSE_NOTIFY_RESEND); they come with FUSE_UNIQUE_RESEND set in their
+ * unique, which libfuse copies into the reply like any other, and are
+ * served again (every operation on the file is safe to repeat).  A
+ * kernel without RESEND refuses it: those requests then stay unanswered.
  */
 #include <config.h>
 
@@ -51,6 +56,7 @@
 #include <linux/fuse.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -108,22 +114,22 @@ fs_req_put(struct fs *fs, struct fs_req *r)
 static void
 fs_stat(struct fs *fs, fuse_ino_t ino, struct stat *st)
 {
-	struct store_stats ss;
+	struct fs_stats ss;
 
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
 	st->st_atime = st->st_mtime = st->st_ctime = fs->started;
-	st->st_blksize = ZSD_PAGE_SIZE;
+	st->st_blksize = FS_PAGE_SIZE;
 	switch (ino) {
 	case INO_ROOT:
 		st->st_mode = S_IFDIR | 0755;
 		st->st_nlink = 2;
 		break;
 	case INO_SWAP:
-		store_stats(fs->z->store, &ss);
+		fs->ops.stats(fs->arg, &ss);
 		st->st_mode = S_IFREG | 0600;
 		st->st_nlink = 1;
-		st->st_size = (off_t)fs->z->cfg.disksize;
+		st->st_size = (off_t)fs->cfg.disksize;
 		st->st_blocks = (blkcnt_t)(ss.compr_data_size / 512);
 		break;
 	case INO_STAT:
@@ -137,7 +143,7 @@ fs_stat(struct fs *fs, fuse_ino_t ino, struct stat *st)
 static fuse_ino_t
 fs_ino_of(struct fs *fs, const char *name)
 {
-	if (strcmp(name, fs->z->cfg.name) == 0)
+	if (strcmp(name, fs->cfg.name) == 0)
 		return INO_SWAP;
 	if (strcmp(name, "mm_stat") == 0)
 		return INO_STAT;
@@ -159,7 +165,7 @@ fs_init(void *userdata, struct fuse_conn_info *conn)
 	 * requests queue for the one reader); by io_uring 64 let every
 	 * CPU's queue fill and serve twice the 4 KiB reads.
 	 */
-	conn->max_background = (unsigned int)fs->z->cfg.max_background;
+	conn->max_background = fs->cfg.max_background;
 	if (conn->max_background == 0)
 		conn->max_background = fs->uring != NULL &&
 		    (fs->init_flags & FS_OVER_IO_URING) ? 64 : 12;
@@ -175,7 +181,7 @@ fs_init(void *userdata, struct fuse_conn_info *conn)
 	log_debug("FUSE protocol %u.%u, max_write %u, max_background %u",
 	    conn->proto_major, conn->proto_minor, conn->max_write,
 	    conn->max_background);
-	zsd_fs_ready(fs->z);
+	fs->ops.ready(fs->arg);
 }
 
 static void
@@ -270,7 +276,7 @@ fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     struct fuse_file_info *fi)
 {
 	struct fs *fs = fuse_req_userdata(req);
-	const char *names[] = { ".", "..", fs->z->cfg.name, "mm_stat" };
+	const char *names[] = { ".", "..", fs->cfg.name, "mm_stat" };
 	const fuse_ino_t inos[] = { INO_ROOT, INO_ROOT, INO_SWAP, INO_STAT };
 	char buf[1024];
 	size_t used = 0, n;
@@ -301,14 +307,14 @@ static void
 fs_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct fs *fs = fuse_req_userdata(req);
-	struct store_stats ss;
+	struct fs_stats ss;
 	struct statvfs sv;
 
-	store_stats(fs->z->store, &ss);
+	fs->ops.stats(fs->arg, &ss);
 	memset(&sv, 0, sizeof(sv));
-	sv.f_bsize = ZSD_PAGE_SIZE;
-	sv.f_frsize = ZSD_PAGE_SIZE;
-	sv.f_blocks = fs->z->cfg.disksize / ZSD_PAGE_SIZE;
+	sv.f_bsize = FS_PAGE_SIZE;
+	sv.f_frsize = FS_PAGE_SIZE;
+	sv.f_blocks = fs->cfg.disksize / FS_PAGE_SIZE;
 	sv.f_bfree = sv.f_blocks - ss.pages_stored;
 	sv.f_bavail = sv.f_bfree;
 	sv.f_files = 3;
@@ -320,11 +326,11 @@ fs_statfs(fuse_req_t req, fuse_ino_t ino)
 static void
 fs_read_stat(struct fs *fs, fuse_req_t req, size_t size, off_t off)
 {
-	struct store_stats ss;
+	struct fs_stats ss;
 	char line[256];
 	int n;
 
-	store_stats(fs->z->store, &ss);
+	fs->ops.stats(fs->arg, &ss);
 	n = snprintf(line, sizeof(line),
 	    "%8llu %8llu %8llu %8llu %8llu %8llu %8llu %8llu\n",
 	    (unsigned long long)ss.orig_data_size,
@@ -344,24 +350,24 @@ fs_read_stat(struct fs *fs, fuse_req_t req, size_t size, off_t off)
 
 /* Worker: one work of a request; the last one replies. */
 static void
-fs_work(struct work *w, struct store_ctx *ctx)
+fs_work(struct fs_work *w, void *ctx)
 {
 	struct fs_req *r = w->arg;
-	struct store *st = r->fs->z->store;
+	struct fs *fs = r->fs;
 	long n = 0;
 	int error, expected;
 
 	switch (r->op) {
 	case FS_READ:
-		n = store_read(st, ctx, w->off, r->out + (w->off - r->off),
-		    w->len);
+		n = fs->ops.read(fs->arg, ctx, w->off,
+		    r->out + (w->off - r->off), w->len);
 		break;
 	case FS_WRITE:
-		n = store_write(st, ctx, w->off, r->data + (w->off - r->off),
-		    w->len);
+		n = fs->ops.write(fs->arg, ctx, w->off,
+		    r->data + (w->off - r->off), w->len);
 		break;
 	case FS_DISCARD:
-		n = store_discard(st, ctx, w->off, w->len);
+		n = fs->ops.discard(fs->arg, ctx, w->off, w->len);
 		break;
 	}
 	if (n < 0) {
@@ -415,7 +421,7 @@ fs_dispatch(struct fs *fs, fuse_req_t req, enum fs_op op, uint64_t off,
 		 * whole range.  A swap-in cluster decompresses in less time
 		 * than a worker takes to wake up.
 		 */
-		r->works[0] = (struct work){ fs_work, r, off, len };
+		r->works[0] = (struct fs_work){ fs_work, r, off, len };
 		r->queue[n++] = &r->works[0];
 	} else {
 		/*
@@ -423,18 +429,18 @@ fs_dispatch(struct fs *fs, fuse_req_t req, enum fs_op op, uint64_t off,
 		 * whole number of pages: a swap-out of 32 pages (eight
 		 * FS_CHUNKs) is two works with two workers, not eight.
 		 */
-		uint64_t first = off / ZSD_PAGE_SIZE;
-		uint64_t pages = (end - 1) / ZSD_PAGE_SIZE - first + 1;
-		uint64_t parts = workers_count(fs->z->workers), per;
+		uint64_t first = off / FS_PAGE_SIZE;
+		uint64_t pages = (end - 1) / FS_PAGE_SIZE - first + 1;
+		uint64_t parts = fs->cfg.workers, per;
 
 		if (parts > (len + FS_CHUNK - 1) / FS_CHUNK)
 			parts = (len + FS_CHUNK - 1) / FS_CHUNK;
 		per = (pages + parts - 1) / parts;
 		while (at < end) {
-			next = (first + per * (n + 1)) * ZSD_PAGE_SIZE;
+			next = (first + per * (n + 1)) * FS_PAGE_SIZE;
 			if (next > end)
 				next = end;
-			r->works[n] = (struct work){ fs_work, r, at,
+			r->works[n] = (struct fs_work){ fs_work, r, at,
 			    (size_t)(next - at) };
 			r->queue[n] = &r->works[n];
 			n++;
@@ -448,7 +454,7 @@ fs_dispatch(struct fs *fs, fuse_req_t req, enum fs_op op, uint64_t off,
 		fs->held = r->queue[0];
 		return;
 	}
-	workers_queue(fs->z->workers, r->queue, n);
+	fs->ops.queue(fs->arg, r->queue, n);
 }
 
 /*
@@ -459,7 +465,7 @@ fs_dispatch(struct fs *fs, fuse_req_t req, enum fs_op op, uint64_t off,
 static bool
 fs_release_held(struct fs *fs, bool run_here)
 {
-	struct work *w = fs->held;
+	struct fs_work *w = fs->held;
 
 	if (w == NULL)
 		return false;
@@ -467,19 +473,18 @@ fs_release_held(struct fs *fs, bool run_here)
 	if (run_here)
 		fs_work(w, fs->ctx);
 	else
-		workers_queue(fs->z->workers, &w, 1);
+		fs->ops.queue(fs->arg, &w, 1);
 	return true;
 }
 
 /* Any thread: see fs-int.h. */
 size_t
-fs_swap_read_len(struct fs *fs, struct store_ctx *ctx, uint64_t off,
-    size_t size)
+fs_swap_read_len(struct fs *fs, void *ctx, uint64_t off, size_t size)
 {
-	uint64_t disksize = fs->z->cfg.disksize;
+	uint64_t disksize = fs->cfg.disksize;
 
 	/* Past the end: counted, then answered with what lies before it. */
-	(void)store_io_valid(fs->z->store, ctx, off, size);
+	(void)fs->ops.io_valid(fs->arg, ctx, off, size);
 	if (off >= disksize || size == 0)
 		return 0;
 	if (size > FS_MAX_IO)
@@ -491,10 +496,9 @@ fs_swap_read_len(struct fs *fs, struct store_ctx *ctx, uint64_t off,
 
 /* A fixed-size file: nothing is written past its end. */
 int
-fs_swap_write_ok(struct fs *fs, struct store_ctx *ctx, uint64_t off,
-    size_t size)
+fs_swap_write_ok(struct fs *fs, void *ctx, uint64_t off, size_t size)
 {
-	return store_io_valid(fs->z->store, ctx, off, size) ? 0 : -EFBIG;
+	return fs->ops.io_valid(fs->arg, ctx, off, size) ? 0 : -EFBIG;
 }
 
 /*
@@ -505,7 +509,7 @@ fs_swap_write_ok(struct fs *fs, struct store_ctx *ctx, uint64_t off,
 int64_t
 fs_swap_discard_len(struct fs *fs, int mode, int64_t off, int64_t len)
 {
-	uint64_t disksize = fs->z->cfg.disksize;
+	uint64_t disksize = fs->cfg.disksize;
 
 	mode &= ~FALLOC_FL_KEEP_SIZE;
 	if (mode != FALLOC_FL_PUNCH_HOLE && mode != FALLOC_FL_ZERO_RANGE)
@@ -728,7 +732,7 @@ fs_saw_init(struct fs *fs, const char *in, size_t len)
 	const struct fuse_in_header *h = (const void *)in;
 	const struct fuse_init_in *arg = (const void *)(h + 1);
 
-	keeper_save_init(fs->z, in, len);
+	fs->ops.save_init(fs->arg, in, len);
 	fs->init_unique = h->unique;
 	fs->init_flags = 0;
 	if (len < sizeof(*h) + offsetof(struct fuse_init_in, flags2) +
@@ -795,8 +799,9 @@ fs_readable(evutil_socket_t fd, short what, void *arg)
 			fs_release_held(fs, false);
 			event_del(fs->ev);
 			if (error == ENODEV) {
-				log_info("%s was unmounted", fs->z->cfg.mountpoint);
-				zsd_shutdown(fs->z, 0);
+				log_info("%s was unmounted",
+				    fs->cfg.mountpoint);
+				fs->ops.gone(fs->arg);
 				return;
 			}
 			/*
@@ -849,24 +854,24 @@ fs_readable(evutil_socket_t fd, short what, void *arg)
 static int
 fs_replay_init(struct fs *fs)
 {
-	const struct zsd_state *s = fs->z->state;
+	size_t len = fs->cfg.init_len;
 	const struct fuse_in_header *h;
 	struct fuse_buf fb;
 	struct fs_req *r;
 	int fd = fuse_session_fd(fs->se), saved = -1, null = -1, error = 0;
 
-	if (s == NULL || s->init_len == 0) {
+	if (fs->cfg.init == NULL || len == 0) {
 		/* Died before answering INIT: RESEND brings it back. */
 		log_info("no FUSE INIT recorded; the kernel will send it again");
 		return 0;
 	}
-	if (s->init_len < sizeof(*h) || s->init_len > sizeof(s->init))
+	if (len < sizeof(*h) || len > FS_IN_SIZE)
 		return -EPROTO;
 	if ((r = fs_req_get(fs)) == NULL)
 		return -EBUSY;
-	memcpy(r->in, s->init, s->init_len);
+	memcpy(r->in, fs->cfg.init, len);
 	h = (const struct fuse_in_header *)r->in;
-	if (h->opcode != FUSE_INIT || h->len != s->init_len) {
+	if (h->opcode != FUSE_INIT || h->len != len) {
 		error = -EPROTO;
 		goto out;
 	}
@@ -878,7 +883,7 @@ fs_replay_init(struct fs *fs)
 	}
 	memset(&fb, 0, sizeof(fb));
 	fb.mem = r->in;
-	fb.size = s->init_len;
+	fb.size = len;
 	fuse_session_process_buf(fs->se, &fb);
 	/* Without the session's fd back, nothing can be served. */
 	if (dup3(saved, fd, O_CLOEXEC) < 0)
@@ -930,11 +935,11 @@ fs_takeover(evutil_socket_t unused, short what, void *arg)
 	 * The kernel keeps a connection on the ring once it has been: serve
 	 * it, whatever transport says (uring.c).
 	 */
-	if (fs->z->state != NULL && fs->z->state->uring) {
+	if (fs->cfg.ring) {
 		if (fs->uring == NULL)
 			fatalx("this connection is served by io_uring, which "
 			    "this server cannot set up: %s", fs->transport_why);
-		fs_uring_take_over(fs, fs->z->state->uring_payload);
+		fs_uring_take_over(fs, fs->cfg.ring_payload);
 		if (fs_uring_start(fs) != 0)
 			fatalx("cannot serve this connection's io_uring: %s",
 			    fs->transport_why);
@@ -978,19 +983,21 @@ fs_free(struct fs *fs)
 			free(fs->reqs[i].out);
 		}
 	free(fs->reqs);
-	store_ctx_destroy(fs->ctx);
+	if (fs->ctx != NULL)
+		fs->ops.ctx_destroy(fs->arg, fs->ctx);
 	pthread_mutex_destroy(&fs->lock);
 	free(fs);
 }
 
 int
-fs_start(struct zsd *z)
+fs_start(const struct fs_config *cfg, const struct fs_ops *ops, void *arg,
+    struct fs **fsp)
 {
 	char *argv[] = { "zsd", "-o", "fsname=zsd,subtype=zsd,"
 	    "default_permissions", NULL };
 	struct fuse_args args = FUSE_ARGS_INIT(3, argv);
 	char fdpath[32];
-	const char *at = z->cfg.mountpoint;
+	const char *at = cfg->mountpoint;
 	struct fs *fs;
 	unsigned int i;
 	int fd, error = -ENOMEM;
@@ -998,14 +1005,16 @@ fs_start(struct zsd *z)
 	if ((fs = calloc(1, sizeof(*fs))) == NULL)
 		return -ENOMEM;
 	pthread_mutex_init(&fs->lock, NULL);
-	fs->z = z;
+	fs->cfg = *cfg;
+	fs->ops = *ops;
+	fs->arg = arg;
 	fs->started = time(NULL);
 #ifdef ZS_DEBUG
-	fs->hold_writes = !z->took_over &&
+	fs->hold_writes = cfg->fuse_fd < 0 &&
 	    getenv("ZSD_FAULT_HOLD_WRITES") != NULL;
 #endif
 	if ((size_t)snprintf(fs->path, sizeof(fs->path), "%s/%s",
-	    z->cfg.mountpoint, z->cfg.name) >= sizeof(fs->path)) {
+	    cfg->mountpoint, cfg->name) >= sizeof(fs->path)) {
 		free(fs);
 		return -ENAMETOOLONG;
 	}
@@ -1015,20 +1024,20 @@ fs_start(struct zsd *z)
 	 * ring if its predecessor did, whatever it was asked.
 	 */
 	fs->transport = "dev";
-	if (z->fuse_fd >= 0 && z->state != NULL && z->state->uring)
+	if (cfg->fuse_fd >= 0 && cfg->ring)
 		(void)fs_uring_prepare(fs);
-	else if ((z->fuse_fd < 0 || z->state == NULL ||
-	    z->state->init_len == 0) && strcmp(z->cfg.transport, "uring") == 0) {
+	else if ((cfg->fuse_fd < 0 || cfg->init_len == 0) &&
+	    strcmp(cfg->transport, "uring") == 0) {
 		/* INIT is still to come: its reply can ask for the ring. */
 		if (fs_uring_prepare(fs) != 0)
 			log_warnx("FUSE requests by /dev/fuse: %s",
 			    fs->transport_why);
 	} else
 		snprintf(fs->transport_why, sizeof(fs->transport_why),
-		    "transport = %s", z->cfg.transport);
-	if ((fs->ctx = store_ctx_create(z->store)) == NULL)
+		    "transport = %s", cfg->transport);
+	if ((fs->ctx = ops->ctx_create(arg)) == NULL)
 		goto fail;
-	fs->nr_reqs = FS_REQS_PER_WORKER * workers_count(z->workers);
+	fs->nr_reqs = FS_REQS_PER_WORKER * cfg->workers;
 	if ((fs->reqs = calloc(fs->nr_reqs, sizeof(*fs->reqs))) == NULL)
 		goto fail;
 	for (i = 0; i < fs->nr_reqs; i++) {
@@ -1050,8 +1059,8 @@ fs_start(struct zsd *z)
 		goto fail;
 	}
 	/* A successor's session: libfuse takes "/dev/fd/N" as is. */
-	if (z->fuse_fd >= 0) {
-		snprintf(fdpath, sizeof(fdpath), "/dev/fd/%d", z->fuse_fd);
+	if (cfg->fuse_fd >= 0) {
+		snprintf(fdpath, sizeof(fdpath), "/dev/fd/%d", cfg->fuse_fd);
 		at = fdpath;
 		fs->inherited = true;
 	}
@@ -1062,7 +1071,6 @@ fs_start(struct zsd *z)
 		goto fail;
 	}
 	fd = fuse_session_fd(fs->se);
-	z->fuse_fd = -1;		/* the session's now */
 	/* libfuse's writes through fs_io_writev; the fd stays the session's. */
 	if (fuse_session_custom_io(fs->se, &fs_io, fd) != 0) {
 		fuse_session_unmount(fs->se);
@@ -1070,12 +1078,12 @@ fs_start(struct zsd *z)
 		goto fail;
 	}
 	if (!fs->inherited)
-		keeper_give_fuse(z, fd);
+		ops->save_fd(arg, fd);
 	(void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-	fs->ev = event_new(z->base, fd, EV_READ | EV_PERSIST, fs_readable,
+	fs->ev = event_new(cfg->base, fd, EV_READ | EV_PERSIST, fs_readable,
 	    fs);
-	fs->resume = event_new(z->base, -1, 0, fs_resume, fs);
-	fs->takeover = event_new(z->base, -1, 0, fs_takeover, fs);
+	fs->resume = event_new(cfg->base, -1, 0, fs_resume, fs);
+	fs->takeover = event_new(cfg->base, -1, 0, fs_takeover, fs);
 	if (fs->ev == NULL || fs->resume == NULL || fs->takeover == NULL ||
 	    (!fs->inherited && event_add(fs->ev, NULL) != 0)) {
 		fuse_session_unmount(fs->se);
@@ -1083,7 +1091,7 @@ fs_start(struct zsd *z)
 	}
 	if (fs->inherited)
 		event_active(fs->takeover, 0, 0);
-	z->fs = fs;
+	*fsp = fs;
 	return 0;
 fail:
 	fs_free(fs);
@@ -1092,10 +1100,8 @@ fail:
 
 /* Loop: after the workers have stopped, so no reply is in flight. */
 void
-fs_stop(struct zsd *z)
+fs_stop(struct fs *fs, bool unmount)
 {
-	struct fs *fs = z->fs;
-
 	if (fs == NULL)
 		return;
 	if (fs->ev != NULL)
@@ -1105,22 +1111,19 @@ fs_stop(struct zsd *z)
 	 * not unmount a session on an inherited fd: zsd does, lazily, as
 	 * libfuse does its own.
 	 */
-	if (fs->se != NULL && !z->restarting) {
+	if (fs->se != NULL && unmount) {
 		fuse_session_unmount(fs->se);
-		if (fs->inherited && umount2(z->cfg.mountpoint, MNT_DETACH) != 0 &&
-		    errno != EINVAL && errno != ENOENT)
-			log_warn("unmounting %s", z->cfg.mountpoint);
+		if (fs->inherited && umount2(fs->cfg.mountpoint,
+		    MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT)
+			log_warn("unmounting %s", fs->cfg.mountpoint);
 	}
 	fs_free(fs);
-	z->fs = NULL;
 }
 
 /* The transport in use, and why it is not io_uring ("" if it is). */
 const char *
-fs_transport(struct zsd *z, const char **why)
+fs_transport(const struct fs *fs, const char **why)
 {
-	struct fs *fs = z->fs;
-
 	if (fs == NULL) {
 		*why = "not mounted";
 		return "none";
@@ -1130,20 +1133,20 @@ fs_transport(struct zsd *z, const char **why)
 }
 
 unsigned long
-fs_ring_requests(struct zsd *z)
+fs_ring_requests(const struct fs *fs)
 {
-	return z->fs != NULL ? fs_uring_served(z->fs) : 0;
+	return fs != NULL ? fs_uring_served(fs) : 0;
 }
 
 const char *
-fs_file_path(struct zsd *z)
+fs_file_path(const struct fs *fs)
 {
-	return z->fs->path;
+	return fs->path;
 }
 
 /* Worst case of works outstanding, for sizing the workers' queue. */
 unsigned int
-fs_max_works(unsigned int nr_workers)
+fs_max_works(unsigned int workers)
 {
-	return FS_REQS_PER_WORKER * nr_workers * FS_WORKS;
+	return FS_REQS_PER_WORKER * workers * FS_WORKS;
 }

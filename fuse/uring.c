@@ -28,11 +28,11 @@
  * the other way) still comes by /dev/fuse, which fs.c keeps reading.
  *
  * Serving: a read, write or discard of the swap file is served on the
- * ring's thread, the store called directly on the entry's buffers.  Any
- * other request (lookup, getattr, open, mm_stat, ...) is rebuilt as
- * /dev/fuse would have brought it and given to libfuse, whose reply
- * fs.c's writev hook hands back here (fs_uring_capture): one set of ops
- * for both transports.
+ * ring's thread, the daemon's callbacks (fs.h) called directly on the
+ * entry's buffers.  Any other request (lookup, getattr, open, mm_stat,
+ * ...) is rebuilt as /dev/fuse would have brought it and given to
+ * libfuse, whose reply fs.c's writev hook hands back here
+ * (fs_uring_capture): one set of ops for both transports.
  *
  * A server that dies with ring requests in hand cannot have them resent:
  * FUSE_NOTIFY_RESEND (fs.c) requeues what was read from /dev/fuse, not
@@ -122,7 +122,7 @@ struct fs_uring_thread {
 	struct fs_uring_ent	*ents;
 	unsigned int		 nr_ents;
 	unsigned int		 live;
-	struct store_ctx	*ctx;
+	void			*ctx;		/* the daemon's, for I/O */
 	char			*cold;		/* FS_URING_COLD */
 	atomic_ulong		 served;	/* requests answered */
 };
@@ -395,7 +395,6 @@ static void
 fs_uring_serve(struct fs_uring_thread *t, struct fs_uring_ent *e)
 {
 	struct fs *fs = t->u->fs;
-	struct store *st = fs->z->store;
 	struct fuse_in_header *in = (struct fuse_in_header *)e->hdr->in_out;
 	struct fuse_out_header out = { .unique = in->unique };
 	size_t reply = 0, got = e->hdr->ent.payload_sz, len;
@@ -415,7 +414,7 @@ fs_uring_serve(struct fs_uring_thread *t, struct fs_uring_ent *e)
 			n = -EINVAL;
 		else if ((len = fs_swap_read_len(fs, t->ctx, r->offset,
 		    len)) > 0 &&
-		    (n = store_read(st, t->ctx, r->offset, e->payload,
+		    (n = fs->ops.read(fs->arg, t->ctx, r->offset, e->payload,
 		    len)) >= 0)
 			reply = (size_t)n;
 	} else if (in->opcode == FUSE_WRITE) {
@@ -426,8 +425,8 @@ fs_uring_serve(struct fs_uring_thread *t, struct fs_uring_ent *e)
 			n = -EINVAL;
 		else if (w->size > 0 && (n = fs_swap_write_ok(fs, t->ctx,
 		    w->offset, w->size)) == 0)
-			n = store_write(st, t->ctx, w->offset, e->payload,
-			    w->size);
+			n = fs->ops.write(fs->arg, t->ctx, w->offset,
+			    e->payload, w->size);
 		if (n >= 0) {
 			memcpy(e->payload, &wo, sizeof(wo));
 			reply = sizeof(wo);
@@ -440,7 +439,8 @@ fs_uring_serve(struct fs_uring_thread *t, struct fs_uring_ent *e)
 		if (bytes < 0)
 			n = bytes;
 		else if (bytes > 0)
-			n = store_discard(st, t->ctx, f->offset, (size_t)bytes);
+			n = fs->ops.discard(fs->arg, t->ctx, f->offset,
+			    (uint64_t)bytes);
 	}
 	if (n < 0) {
 		out.error = (int32_t)n;
@@ -536,7 +536,7 @@ fs_uring_setup(struct fs_uring_thread *t)
 		return error;
 	}
 	t->ring_ok = true;
-	if ((t->ctx = store_ctx_create(u->fs->z->store)) == NULL ||
+	if ((t->ctx = u->fs->ops.ctx_create(u->fs->arg)) == NULL ||
 	    (t->cold = malloc(FS_URING_COLD)) == NULL) {
 		fs_uring_report(u, -ENOMEM, "a ring thread's buffers", false);
 		return -ENOMEM;
@@ -655,7 +655,8 @@ fs_uring_free(struct fs_uring *u)
 
 		if (t->ring_ok)
 			io_uring_queue_exit(&t->ring);
-		store_ctx_destroy(t->ctx);
+		if (t->ctx != NULL)
+			u->fs->ops.ctx_destroy(u->fs->arg, t->ctx);
 		free(t->cold);
 		free(t->ents);
 	}
@@ -796,10 +797,7 @@ fs_uring_start(struct fs *fs)
 		    "each, served by %u pinned threads%s", u->nr_queues,
 		    FS_URING_DEPTH, u->payload >> 10, u->nr_threads,
 		    u->taken_over ? " (taken over)" : "");
-		if (fs->z->state != NULL) {
-			fs->z->state->uring_payload = (uint32_t)u->payload;
-			fs->z->state->uring = 1;
-		}
+		fs->ops.save_ring(fs->arg, u->payload);
 		if (u->probe_ok) {
 			io_uring_queue_exit(&u->probe);
 			u->probe_ok = false;
@@ -837,7 +835,7 @@ fs_uring_stop(struct fs *fs)
 }
 
 unsigned long
-fs_uring_served(struct fs *fs)
+fs_uring_served(const struct fs *fs)
 {
 	struct fs_uring *u = fs->uring;
 	unsigned long n = 0;
@@ -899,7 +897,7 @@ fs_uring_capture(const struct iovec *iov, int count)
 }
 
 unsigned long
-fs_uring_served(struct fs *fs)
+fs_uring_served(const struct fs *fs)
 {
 	return 0;
 }

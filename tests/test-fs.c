@@ -5,14 +5,15 @@
  *
  * libfuse takes a mountpoint of /dev/fd/N to mean "fd N is already the
  * channel".  Here N is one end of a socketpair of datagrams, so fs.c
- * runs as in zsd (its event loop, its workers, the store) while the test
- * writes raw FUSE requests to the other end and reads the replies.
+ * runs as in zsd (an event loop, the daemon's workers, a store, behind
+ * callbacks of the test's that do what zsd.c's do) while the test writes
+ * raw FUSE requests to the other end and reads the replies.
  *
  * It also takes the connection over as a server started by the keeper
- * does (keeper.c): the INIT the first session read is recorded, a second
- * session on the same channel replays it without a word to "the kernel",
- * asks for FUSE_NOTIFY_RESEND, and answers a resent request (unique with
- * bit 63 set) instead of EIO.
+ * does (keeper.c): the INIT the first session read is recorded (the
+ * save_init callback), a second session on the same channel is given it,
+ * replays it without a word to "the kernel", asks for FUSE_NOTIFY_RESEND,
+ * and answers a resent request (unique with bit 63 set) instead of EIO.
  */
 #include <config.h>
 
@@ -29,6 +30,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include "fs.h"
 #include "tap.h"
 #include "zsd.h"
 
@@ -38,33 +40,128 @@
 #define INO_SWAP	2
 #define INO_STAT	3
 
-static struct zsd	 z;
-static struct zsd_state	 state;		/* as the keeper's memfd holds it */
+static struct event_base *base;
+static struct zs_pool	*pool;
+static struct store	*store;
+static struct workers	*workers;
+static struct fs_config	 fc;
+static struct fs	*fs;
+static char		 mountpoint[32];
+static unsigned char	 init_saved[512]; /* as the keeper's state holds it */
+static size_t		 init_len;
 static int		 peer = -1;	/* the test's end: "the kernel" */
 static int		 chan = -1;	/* fs.c's end */
 static uint64_t		 unique;
 static uint64_t		 unique_bits;	/* or'ed into unique: resent */
 static bool		 fs_ready;
 
-/* What fs.c calls in zsd.c. */
-void
-zsd_fs_ready(struct zsd *zp)
+/* The daemon's side (fs.h), as zsd.c does it. */
+static void *
+op_ctx_create(void *arg)
+{
+	return store_ctx_create(store);
+}
+
+static void
+op_ctx_destroy(void *arg, void *ctx)
+{
+	store_ctx_destroy(ctx);
+}
+
+static bool
+op_io_valid(void *arg, void *ctx, uint64_t off, uint64_t len)
+{
+	return store_io_valid(store, ctx, off, len);
+}
+
+static long
+op_read(void *arg, void *ctx, uint64_t off, void *buf, size_t len)
+{
+	return store_read(store, ctx, off, buf, len);
+}
+
+static int
+op_write(void *arg, void *ctx, uint64_t off, const void *buf, size_t len)
+{
+	return store_write(store, ctx, off, buf, len);
+}
+
+static int
+op_discard(void *arg, void *ctx, uint64_t off, uint64_t len)
+{
+	return store_discard(store, ctx, off, len);
+}
+
+static void
+op_stats(void *arg, struct fs_stats *out)
+{
+	struct store_stats ss;
+
+	store_stats(store, &ss);
+	out->orig_data_size = ss.orig_data_size;
+	out->compr_data_size = ss.compr_data_size;
+	out->mem_used_total = ss.mem_used_total;
+	out->mem_limit = ss.mem_limit;
+	out->mem_used_max = ss.mem_used_max;
+	out->same_pages = ss.same_pages;
+	out->pages_compacted = ss.pages_compacted;
+	out->huge_pages = ss.huge_pages;
+	out->pages_stored = ss.pages_stored;
+}
+
+static void
+op_queue(void *arg, struct fs_work **w, unsigned int n)
+{
+	workers_queue(workers, w, n);
+}
+
+static void
+op_ready(void *arg)
 {
 	fs_ready = true;
 }
 
-void
-zsd_shutdown(struct zsd *zp, int status)
+static void
+op_gone(void *arg)
 {
-	bail("fs.c shut the daemon down (status %d)", status);
+	bail("fs.c says the mount is gone");
 }
 
-/* What keeper.c calls in zsd.c, where the keeper goes. */
-int
-zsd_restart(struct zsd *zp, bool handover)
+static void
+op_save_init(void *arg, const void *buf, size_t len)
 {
-	bail("the server was asked to exit (handover %d)", handover);
+	if (len > sizeof(init_saved))
+		bail("an INIT of %zu bytes", len);
+	memcpy(init_saved, buf, len);
+	init_len = len;
 }
+
+static void
+op_save_ring(void *arg, size_t payload)
+{
+	bail("fs.c says it serves io_uring");
+}
+
+static void
+op_save_fd(void *arg, int fd)
+{
+}
+
+static const struct fs_ops ops = {
+	.ctx_create = op_ctx_create,
+	.ctx_destroy = op_ctx_destroy,
+	.io_valid = op_io_valid,
+	.read = op_read,
+	.write = op_write,
+	.discard = op_discard,
+	.stats = op_stats,
+	.queue = op_queue,
+	.ready = op_ready,
+	.gone = op_gone,
+	.save_init = op_save_init,
+	.save_ring = op_save_ring,
+	.save_fd = op_save_fd,
+};
 
 struct reply {
 	int		 error;		/* positive errno, 0 */
@@ -104,7 +201,7 @@ request(uint32_t opcode, uint64_t nodeid, const void *arg, size_t arglen,
 	for (tries = 0; ; tries++) {
 		if (tries == 5000)
 			bail("no reply to opcode %u", opcode);
-		event_base_loop(z.base, EVLOOP_NONBLOCK);
+		event_base_loop(base, EVLOOP_NONBLOCK);
 		if (poll(&pfd, 1, 1) == 1)
 			break;
 	}
@@ -145,7 +242,7 @@ req_write(uint64_t off, const void *buf, uint32_t size, struct reply *r)
 static void
 setup(void)
 {
-	struct store_options opt = { CODEC_LZ4, 1, 0, false };
+	struct store_options opt = { .codec = CODEC_LZ4, .zstd_level = 1 };
 	struct fuse_init_in init;
 	struct reply r;
 	int sv[2], error = 0;
@@ -154,25 +251,26 @@ setup(void)
 		bail("socketpair: %s", strerror(errno));
 	peer = sv[1];
 	chan = sv[0];
-	config_init(&z.cfg);
-	z.cfg.disksize = DISKSIZE;
-	z.fuse_fd = z.keeper_fd = -1;
-	z.state = &state;
-	snprintf(z.cfg.mountpoint, sizeof(z.cfg.mountpoint), "/dev/fd/%d",
-	    sv[0]);
-	snprintf(z.cfg.name, sizeof(z.cfg.name), "swap0");
+	snprintf(mountpoint, sizeof(mountpoint), "/dev/fd/%d", sv[0]);
 	evthread_use_pthreads();
-	if ((z.base = event_base_new()) == NULL)
+	if ((base = event_base_new()) == NULL)
 		bail("event_base_new");
-	if ((z.pool = zs_create_pool(NULL)) == NULL)
+	if ((pool = zs_create_pool(NULL)) == NULL)
 		bail("zs_create_pool: %s", strerror(errno));
-	if ((z.store = store_create(z.pool, DISKSIZE / PG, &opt, &error)) ==
+	if ((store = store_create(pool, DISKSIZE / PG, &opt, &error)) ==
 	    NULL)
 		bail("store_create: %s", strerror(-error));
-	if ((z.workers = workers_start(z.store, 2, fs_max_works(2),
+	if ((workers = workers_start(store, 2, fs_max_works(2),
 	    &error)) == NULL)
 		bail("workers_start: %s", strerror(-error));
-	if ((error = fs_start(&z)) != 0)
+	fc.mountpoint = mountpoint;
+	fc.name = "swap0";
+	fc.disksize = DISKSIZE;
+	fc.transport = "auto";
+	fc.workers = 2;
+	fc.base = base;
+	fc.fuse_fd = -1;
+	if ((error = fs_start(&fc, &ops, NULL, &fs)) != 0)
 		bail("fs_start: %s", strerror(-error));
 
 	memset(&init, 0, sizeof(init));
@@ -187,11 +285,11 @@ setup(void)
 static void
 teardown(void)
 {
-	workers_stop(z.workers);
-	fs_stop(&z);
-	store_destroy(z.store);
-	zs_destroy_pool(z.pool);
-	event_base_free(z.base);
+	workers_stop(workers);
+	fs_stop(fs, false);		/* no umount of /dev/fd/N */
+	store_destroy(store);
+	zs_destroy_pool(pool);
+	event_base_free(base);
 	close(peer);
 }
 
@@ -212,10 +310,10 @@ test_takeover(void)
 	ssize_t n;
 	int fd, error;
 
-	memcpy(&h, state.init, sizeof(h));
-	ok(state.init_len == sizeof(h) + sizeof(struct fuse_init_in) &&
-	    h.opcode == FUSE_INIT && h.len == state.init_len,
-	    "the INIT request is recorded (%u bytes)", state.init_len);
+	memcpy(&h, init_saved, sizeof(h));
+	ok(init_len == sizeof(h) + sizeof(struct fuse_init_in) &&
+	    h.opcode == FUSE_INIT && h.len == init_len,
+	    "the INIT request is recorded (%zu bytes)", init_len);
 
 	/*
 	 * The first session goes as at zsctl restart, its fd left open:
@@ -224,19 +322,19 @@ test_takeover(void)
 	 */
 	if ((fd = dup(chan)) < 0)
 		bail("dup: %s", strerror(errno));
-	z.restarting = true;
-	workers_stop(z.workers);
-	if ((z.workers = workers_start(z.store, 2, fs_max_works(2),
+	workers_stop(workers);
+	if ((workers = workers_start(store, 2, fs_max_works(2),
 	    &error)) == NULL)
 		bail("workers_start: %s", strerror(-error));
-	fs_stop(&z);
-	z.restarting = false;
-	z.fuse_fd = fd;
+	fs_stop(fs, false);
+	fc.fuse_fd = fd;
+	fc.init = init_saved;
+	fc.init_len = init_len;
 	fs_ready = false;
-	if (fs_start(&z) != 0)
+	if (fs_start(&fc, &ops, NULL, &fs) != 0)
 		bail("fs_start on the inherited fd");
 	for (tries = 0; tries < 5000; tries++) {
-		event_base_loop(z.base, EVLOOP_NONBLOCK);
+		event_base_loop(base, EVLOOP_NONBLOCK);
 		if (poll(&pfd, 1, 1) == 1)
 			break;
 	}
@@ -257,7 +355,6 @@ test_takeover(void)
 	req_read(FUSE_READ, INO_SWAP, PG, PG, &r);
 	ok(r.error == 0 && r.len == PG, "and the next one (error %d)",
 	    r.error);
-	z.restarting = true;		/* no umount of /dev/fd/N at teardown */
 }
 
 static uint64_t
@@ -265,7 +362,7 @@ invalid_io(void)
 {
 	struct store_stats ss;
 
-	store_stats(z.store, &ss);
+	store_stats(store, &ss);
 	return ss.invalid_io;
 }
 
