@@ -71,8 +71,8 @@ struct control_client {
 	pid_t			 pid;
 	bool			 waiting;	/* for the job, reading off */
 	bool			 closing;	/* free once the reply is out */
-	bool			 stop_after;	/* zsd_shutdown once it is out */
-	bool			 restart_after;	/* zsd_restart once it is out */
+	bool			 stop_after;	/* ops.stop once it is out */
+	bool			 restart_after;	/* ops.restart once it is out */
 	bool			 handover;	/* ... handing over */
 	bool			 throttled;	/* reading off: output too full */
 };
@@ -115,6 +115,7 @@ struct control_job {
 
 struct control {
 	struct zsd		*z;
+	struct control_ops	 ops;		/* zsd.c's */
 	int			 fd;
 	dev_t			 dev;		/* of the socket we bound */
 	ino_t			 ino;
@@ -163,9 +164,9 @@ control_client_free(struct control_client *cl)
 	free(cl);
 	/* Gone before its reply was out: the stop stands all the same. */
 	if (stop)
-		zsd_shutdown(c->z, 0);
+		c->ops.stop(c->z, 0);
 	if (restart)
-		(void)zsd_restart(c->z, handover);
+		(void)c->ops.restart(c->z, handover);
 }
 
 /* Send c->reply, finished. */
@@ -740,11 +741,11 @@ control_write(struct bufferevent *bev, void *arg)
 
 	if (cl->stop_after) {
 		cl->stop_after = false;
-		zsd_shutdown(cl->c->z, 0);
+		cl->c->ops.stop(cl->c->z, 0);
 	}
 	if (cl->restart_after) {
 		cl->restart_after = false;
-		(void)zsd_restart(cl->c->z, cl->handover);
+		(void)cl->c->ops.restart(cl->c->z, cl->handover);
 	}
 	if (cl->closing && !cl->waiting) {
 		control_client_free(cl);
@@ -1418,7 +1419,7 @@ control_stop(struct zsd *z)
 }
 
 int
-control_start(struct zsd *z)
+control_start(struct zsd *z, const struct control_ops *ops)
 {
 	const char *path = z->cfg.control;
 	struct sockaddr_un sun;
@@ -1443,6 +1444,7 @@ control_start(struct zsd *z)
 		return -1;
 	}
 	c->z = z;
+	c->ops = *ops;
 	c->fd = -1;
 	TAILQ_INIT(&c->clients);
 	z->control = c;

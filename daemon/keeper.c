@@ -136,6 +136,8 @@ struct keeper {
 };
 
 static struct keeper keeper;
+/* Server: zsd.c's restart, for a handover when the keeper goes. */
+static int (*keeper_server_restart)(struct zsd *, bool);
 static volatile sig_atomic_t keeper_pending[4];	/* TERM, INT, HUP, CHLD */
 static const int keeper_signals[4] = { SIGTERM, SIGINT, SIGHUP, SIGCHLD };
 
@@ -965,7 +967,7 @@ keeper_on_channel(evutil_socket_t fd, short what, void *arg)
 		log_warnx("the keeper (pid %ld) is gone; the service manager "
 		    "holds the FUSE connection and the pool",
 		    (long)z->state->keeper_pid);
-		if (z->restarting || zsd_restart(z, true) == 0)
+		if (z->restarting || keeper_server_restart(z, true) == 0)
 			return;
 		log_warnx("not handing over while swap is turned on or off or "
 		    "zsd stops");
@@ -1001,10 +1003,11 @@ keeper_gone(struct zsd *z)
  * keeper had blocked, and watch the channel.
  */
 void
-keeper_watch(struct zsd *z)
+keeper_watch(struct zsd *z, int (*restart)(struct zsd *z, bool handover))
 {
 	sigset_t set;
 
+	keeper_server_restart = restart;
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);

@@ -4,7 +4,8 @@
  * swapon(2) reads the swap header and swapoff(2) reads every swapped page
  * back, both through the loop device and so through our own FUSE file: the
  * loop thread must keep serving while they run.  They run on a thread of
- * their own, which tells the loop when it is done (zsd_swap_done).
+ * their own, which tells the loop when it is done (z->swap_done, an
+ * event of zsd.c's).
  *
  * Start: write the swap header straight into the store (no need to go
  * through FUSE for it), open the file with O_DIRECT, attach a free loop
@@ -31,6 +32,8 @@
 #include <sys/random.h>
 #include <sys/swap.h>
 #include <unistd.h>
+
+#include <event2/event.h>
 
 #include "fs.h"
 #include "zsd.h"
@@ -186,7 +189,7 @@ swap_on_thread(void *arg)
 	error = 0;
 out:
 	z->swap_error = error;
-	zsd_swap_done(z);
+	event_active(z->swap_done, 0, 0);	/* on to the loop */
 	return NULL;
 }
 
@@ -265,7 +268,7 @@ swap_off_thread(void *arg)
 		swap_detach_loop(z);
 	}
 	z->swap_error = error;
-	zsd_swap_done(z);
+	event_active(z->swap_done, 0, 0);	/* on to the loop */
 	return NULL;
 }
 

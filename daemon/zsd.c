@@ -16,6 +16,13 @@
  * as the server; a server started after another died, or for zsctl
  * restart, takes the live mount over: no stale cleanup, no mount check,
  * no swapon, and at exit for a restart neither swapoff nor unmount.
+ *
+ * This is where the parts meet, and calls go down from here: the FUSE
+ * transport (fuse/fs.h) is given callbacks onto the store, the workers
+ * and the keeper (fsop_*); control.c and keeper.c are given the stop and
+ * restart they may ask for; the swap thread reports through an event of
+ * the loop's.  None of them calls into this file but for two helpers
+ * that decide nothing (sched_background, store_options_of).
  */
 #include <config.h>
 
@@ -43,6 +50,15 @@
 #endif
 
 #define ZSD_CONFIG_FILE		"/etc/zsd.conf"
+
+static void	zsd_shutdown(struct zsd *, int);
+static int	zsd_restart(struct zsd *, bool);
+
+/* What zsctl stop and restart do (control.c). */
+static const struct control_ops zsd_control_ops = {
+	.stop = zsd_shutdown,
+	.restart = zsd_restart,
+};
 
 /* -o key=value options, applied after the file, again at each reload. */
 static char	**overrides;
@@ -363,13 +379,7 @@ zsd_fs_start(struct zsd *z)
 	return 0;
 }
 
-/* Any thread: the swap thread is done; on_swap_done runs in the loop. */
-void
-zsd_swap_done(struct zsd *z)
-{
-	event_active(z->swap_done, 0, 0);
-}
-
+/* Loop: the swap thread is done (it fired z->swap_done). */
 static void
 on_swap_done(evutil_socket_t fd, short what, void *arg)
 {
@@ -450,7 +460,7 @@ on_stop_retry(evutil_socket_t fd, short what, void *arg)
  * Loop: stop in order.  With swap on, swapoff first (on the swap thread,
  * while the loop serves the pages it reads back); the loop exits after.
  */
-void
+static void
 zsd_shutdown(struct zsd *z, int status)
 {
 	int error;
@@ -487,7 +497,7 @@ zsd_shutdown(struct zsd *z, int status)
  * exits too and the service manager starts the next zsd with the fds it
  * keeps.
  */
-int
+static int
 zsd_restart(struct zsd *z, bool handover)
 {
 	int error;
@@ -833,7 +843,7 @@ main(int argc, char **argv)
 			fatalx("cannot catch signal %d", signums[i]);
 	}
 	signal(SIGPIPE, SIG_IGN);
-	keeper_watch(z);
+	keeper_watch(z, zsd_restart);
 
 	if ((error = zsd_pool_open(z, z->arena_fd, err, sizeof(err))) != 0) {
 		errno = -error;
@@ -858,7 +868,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	log_debug("mounted %s, %u workers", z->cfg.mountpoint, nr_workers);
-	if (control_start(z) != 0) {
+	if (control_start(z, &zsd_control_ops) != 0) {
 		zsd_free(z);
 		return 1;
 	}

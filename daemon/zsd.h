@@ -462,8 +462,19 @@ int		 swap_stop(struct zsd *z);	/* spawn the swapoff thread */
 void		 swap_write_header(struct store *st, struct store_ctx *ctx,
 		    uint64_t nr_pages, int *errorp);
 
-/* control.c */
-int		 control_start(struct zsd *z);	/* listen; 0 or -1 */
+/*
+ * control.c.  What a client may have the daemon do beyond the store is
+ * done by zsd.c, through ops given at start.
+ */
+struct control_ops {
+	/* zsctl stop */
+	void	(*stop)(struct zsd *z, int status);
+	/* zsctl restart: 0, or -errno (-EBUSY: not now) */
+	int	(*restart)(struct zsd *z, bool handover);
+};
+
+int		 control_start(struct zsd *z,	/* listen; 0 or -1 */
+		    const struct control_ops *ops);
 void		 control_stop(struct zsd *z);	/* close, join the job */
 void		 control_reload(struct zsd *z);	/* compact_* changed */
 
@@ -547,8 +558,6 @@ struct zsd {
 /* Seconds between tries of a stop refused because pages would not fit. */
 #define ZSD_STOP_RETRY	10
 
-void		 zsd_swap_done(struct zsd *z);	/* from swap.c, any thread */
-void		 zsd_shutdown(struct zsd *z, int status);
 void		 sched_background(void);	/* this thread: normal */
 void		 store_options_of(const struct zsd_config *cfg,
 		    struct store_options *opt);
@@ -609,7 +618,12 @@ int		 keeper_run(char **argv);
 bool		 keeper_started_us(void);	/* server: have a keeper? */
 bool		 keeper_listen_fds(void);	/* fds from a service manager */
 int		 keeper_attach(struct zsd *z);	/* take the fds, the state */
-void		 keeper_watch(struct zsd *z);	/* loop is set up */
+/*
+ * Loop is set up: watch the channel.  restart: zsd.c's, called to hand
+ * over when the keeper goes and the service manager keeps the fds.
+ */
+void		 keeper_watch(struct zsd *z,
+		    int (*restart)(struct zsd *z, bool handover));
 void		 keeper_give_fuse(struct zsd *z, int fd);
 void		 keeper_stopped(struct zsd *z);
 int		 keeper_restart(struct zsd *z);
@@ -619,11 +633,5 @@ void		 keeper_save_swap(struct zsd *z);
 void		 keeper_save_init(struct zsd *z, const void *buf,
 		    size_t len);
 void		 keeper_save_ring(struct zsd *z, size_t payload);
-/*
- * zsd.c: zsctl restart (loop): exit and let a new server take over; with
- * handover, the keeper exits too and the service manager's fd store
- * keeps what the next zsd takes over.
- */
-int		 zsd_restart(struct zsd *z, bool handover);
 
 #endif /* ZSD_H */
