@@ -182,8 +182,8 @@ static const struct config_key config_keys[] = {
 	  ->transport), .def = "auto", .check = check_transport,
 	  .help = "FUSE requests by auto, uring or dev" },
 	{ .name = "max_background", .type = CONFIG_INT,
-	  .off = FIELD(max_background), .min = 0, .max = 1024, .def = "0",
-	  .help = "async FUSE requests in flight; 0: by transport" },
+	  .off = FIELD(max_background), .min = 1, .max = 1024, .def = "12",
+	  .help = "asynchronous FUSE requests in flight" },
 };
 
 #define NKEYS	(sizeof(config_keys) / sizeof(config_keys[0]))

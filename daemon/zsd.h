@@ -93,8 +93,7 @@ struct zsd_config {
 	int		idle_io_pressure;
 	char		transport[8];	/* auto, uring or dev (fuse/uring.c) */
 	int		max_background;	/* FUSE requests the kernel sends
-					   before it waits (INIT); 0: the
-					   transport's own (fuse/fs.c) */
+					   before it waits (INIT) */
 	char		path[PATH_MAX];	/* the config file read, or "" */
 };
 

@@ -160,15 +160,11 @@ fs_init(void *userdata, struct fuse_conn_info *conn)
 	 * The loop device's direct I/O comes as asynchronous (background)
 	 * requests; past max_background the kernel makes the loop's worker
 	 * wait, and past congestion_threshold (3/4 of it) writeback calls
-	 * the file congested.  Measured (BENCHMARKS.md): by /dev/fuse the
-	 * kernel's 12 serve 4 KiB swap I/O best, 64 being slower (more
-	 * requests queue for the one reader); by io_uring 64 let every
-	 * CPU's queue fill and serve twice the 4 KiB reads.
+	 * the file congested.  Measured (BENCHMARKS.md, transport-fio): the
+	 * kernel's 12 serve swap I/O as well as 64 or better, by /dev/fuse
+	 * and by io_uring alike (the ring takes one more a queue anyway).
 	 */
 	conn->max_background = fs->cfg.max_background;
-	if (conn->max_background == 0)
-		conn->max_background = fs->uring != NULL &&
-		    (fs->init_flags & FS_OVER_IO_URING) ? 64 : 12;
 	conn->congestion_threshold = conn->max_background * 3 / 4;
 	if (conn->congestion_threshold == 0)
 		conn->congestion_threshold = 1;

@@ -59,8 +59,7 @@ struct fs_config {
 	const char		*name;		/* the swap file in the mount */
 	uint64_t		 disksize;	/* its bytes, page aligned */
 	const char		*transport;	/* "auto", "uring" or "dev" */
-	unsigned int		 max_background; /* INIT's; 0: the
-						   transport's own */
+	unsigned int		 max_background; /* INIT's */
 	unsigned int		 workers;	/* threads queue() feeds */
 	struct event_base	*base;		/* the loop's */
 	/*
