@@ -616,6 +616,8 @@ rebuild_handles(struct rebuild *r, struct zs_recovery *res)
 		res->objects_freed += (atomic_load(&w[idx]) & HW_ALLOC) != 0;
 	memset((void *)(w + top), 0, ((size_t)k * HANDLE_CHUNK - top) *
 	    sizeof(*w));
+	/* Written just now, so in memory: new handles may come from them. */
+	pool->handle_ready = k * HANDLE_CHUNK;
 	(void)arena_release(pool, w + (size_t)k * HANDLE_CHUNK,
 	    ((size_t)HANDLE_MAX - (size_t)k * HANDLE_CHUNK) * sizeof(*w));
 	res->handles_marked = a->nr_marked;
@@ -712,8 +714,10 @@ rebuild_zspages(struct rebuild *r, struct zs_recovery *res)
 /*
  * Pass 3: the sections.  One with a claimed page gets its header and
  * page descriptors written anew: claimed pages theirs, every other data
- * page free and not reported (the report worker gives back what is
- * resident); one without is punched out.
+ * page free -- not reported if it is in memory (the report worker gives
+ * it back), reported if not (a hole, or swapped out), so that it is
+ * faulted in when taken, not when first written under a class lock
+ * (section.c); one without is punched out.
  */
 static int
 rebuild_sections(struct rebuild *r, struct zs_recovery *res)
@@ -721,8 +725,11 @@ rebuild_sections(struct rebuild *r, struct zs_recovery *res)
 	struct zs_pool *pool = r->pool;
 	uint32_t slots = atomic_load(&pool->arena->hdr->section_slots);
 	uint32_t nr = 1u << pool->sec_shift, first = first_data_page(pool);
+	unsigned char *in;
 	uint32_t slot, i;
 
+	if ((in = malloc(nr)) == NULL)
+		return -ENOMEM;
 	for (slot = 0; slot < slots; slot++) {
 		uint64_t *own = r->owner + ((uint64_t)slot << pool->sec_shift);
 		struct section *sec = arena_sec(pool, slot);
@@ -737,6 +744,9 @@ rebuild_sections(struct rebuild *r, struct zs_recovery *res)
 			res->sections_freed++;
 			continue;
 		}
+		/* Cannot tell: as if none were in. */
+		if (mincore(sec, pool->cfg.section_size, in) != 0)
+			memset(in, 0, nr);
 		sec->index = slot;
 		sec->nr_pages = nr;
 		sec->first_data = first;
@@ -754,7 +764,7 @@ rebuild_sections(struct rebuild *r, struct zs_recovery *res)
 			pg->huge_size = 0;
 			if (i < first) {
 				pg->state = PAGE_META;
-			} else if (own[i] == OWN_NONE) {
+			} else if (own[i] == OWN_NONE && (in[i] & 1)) {
 				pg->state = PAGE_FREE;
 				pg->next = sec->free_head;
 				if (sec->free_head != PAGE_NIL)
@@ -763,13 +773,26 @@ rebuild_sections(struct rebuild *r, struct zs_recovery *res)
 					sec->free_tail = i;
 				sec->free_head = i;
 				sec->nr_free++;
+			} else if (own[i] == OWN_NONE) {
+				pg->state = PAGE_FREE;
+				pg->flags = PG_REPORTED;
+				pg->prev = sec->free_tail;
+				if (sec->free_tail != PAGE_NIL)
+					sec->pages[sec->free_tail].next = i;
+				else
+					sec->free_head = i;
+				sec->free_tail = i;
+				sec->nr_free++;
+				sec->nr_reported++;
 			} else if (own[i] & OWN_HUGE) {
 				if (hsize < pool->huge_size ||
-				    hsize > ZS_MAX_ALLOC_SIZE)
+				    hsize > ZS_MAX_ALLOC_SIZE) {
+					free(in);
 					return rebuild_fail(r,
 					    "huge object of bad size, page",
 					    ((uint64_t)slot << pool->sec_shift)
 					    | i);
+				}
 				pg->state = PAGE_HUGE;
 				pg->owner = (uint32_t)own[i];
 				pg->huge_size = hsize;
@@ -786,9 +809,11 @@ rebuild_sections(struct rebuild *r, struct zs_recovery *res)
 		atomic_store(&pool->sections[slot], sec);
 		pool->nr_sections++;
 		pool->nr_free_pages += sec->nr_free;
+		pool->nr_reported_pages += sec->nr_reported;
 		pool->nr_memmap_pages += first;
 		res->sections_kept++;
 	}
+	free(in);
 	pool->nr_section_slots = slots;
 	pool->free_hint = 0;
 	return 0;

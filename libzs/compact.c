@@ -22,6 +22,14 @@
  * moved into a slot no object has reached before may populate a page
  * there.  Each step (one zspage emptied, or packed) counts the change in
  * the class's populated pages, which only the holder of its lock changes.
+ *
+ * Such a page comes from the CPU's cache or from the class's own reserve
+ * (struct page_reserve), resident, so that no fault happens with the lock
+ * and an object's pin held (zs-internal.h, "No fault").  When neither has
+ * one, the object is unpinned, the zspage put back on its list, and the
+ * lock dropped while a page is fetched and faulted in; then the loop
+ * picks the emptiest zspage again, as if the lock had been dropped
+ * between zspages, which it always may be.
  */
 #include <config.h>
 
@@ -34,13 +42,15 @@ struct compact_ctl {
 };
 
 /*
- * Move the objects of src (isolated) into other zspages of c.  Returns
- * false when they ran out of room (or pages).  *blocked is set when an
- * object was pinned and had to be left behind.
+ * Move the objects of src (isolated) into other zspages of c, taking the
+ * pages they need from r or the CPU's cache.  Returns 0, -ENOSPC when the
+ * other zspages ran out of room, -EAGAIN when a page was needed that
+ * neither had.  *blocked is set when an object was pinned and had to be
+ * left behind.
  */
-static bool
+static int
 compact_zspage(struct zs_pool *pool, struct size_class *c, struct zspage *src,
-    struct compact_ctl *ctl, bool *blocked)
+    struct compact_ctl *ctl, bool *blocked, struct page_reserve *r)
 {
 	unsigned char buf[PAGE_SIZE];
 	unsigned int obj;
@@ -61,7 +71,7 @@ compact_zspage(struct zs_pool *pool, struct size_class *c, struct zspage *src,
 			continue;
 		dst = class_fullest_zspage(c);
 		if (dst == NULL)
-			return false;
+			return -ENOSPC;
 		hidx = hdr->tag >> 1;
 		w = handle_word(pool, hidx);
 		if (!handle_trypin(w, &v)) {
@@ -72,10 +82,11 @@ compact_zspage(struct zs_pool *pool, struct size_class *c, struct zspage *src,
 		    HW_OBJ(v) == obj);
 		len = OBJ_HDR_SIZE + hdr->size;
 		zspage_copy_out(pool, c, src, obj, 0, buf, len);
-		to = zspage_alloc_slot(pool, c, dst, hidx, hdr->size);
+		/* No fault here: its pages come from r or the cache. */
+		to = zspage_alloc_slot(pool, c, dst, hidx, hdr->size, r);
 		if (to < 0) {
 			handle_unpin(w);
-			return false;
+			return to;
 		}
 		zspage_copy_in(pool, c, dst, (unsigned int)to, 0, buf, len);
 		class_regroup_zspage(c, dst);
@@ -85,19 +96,21 @@ compact_zspage(struct zs_pool *pool, struct size_class *c, struct zspage *src,
 		ctl->objs_moved++;
 		ctl->bytes_moved += len;
 	}
-	return true;
+	return 0;
 }
 
 /*
  * Pack the objects of src (isolated) into its lowest slots, highest object
- * first, so that its upper pages empty and can be given back.
+ * first, so that its upper pages empty and can be given back.  Returns
+ * -EAGAIN if it stopped for a page that neither r nor the cache had.
  */
-static void
+static int
 compact_pack(struct zs_pool *pool, struct size_class *c, struct zspage *src,
-    struct compact_ctl *ctl, bool *blocked)
+    struct compact_ctl *ctl, bool *blocked, struct page_reserve *r)
 {
 	unsigned char buf[PAGE_SIZE];
 	unsigned int lo = 0, hi = src->fresh;
+	int error = 0;
 
 	for (;;) {
 		struct obj_hdr *hdr;
@@ -113,14 +126,16 @@ compact_pack(struct zs_pool *pool, struct size_class *c, struct zspage *src,
 		if (lo + 1 >= hi)
 			break;
 		from = hi - 1;
+		/*
+		 * The page of slot lo before the pin (if the pin fails,
+		 * zspage_release_free_pages gives it back).
+		 */
+		if ((error = zspage_populate_slot(pool, c, src, lo, r)) != 0)
+			break;
 		hdr = zspage_slot(pool, c, src, from, NULL);
 		w = handle_word(pool, hdr->tag >> 1);
 		if (!handle_trypin(w, &v)) {
 			*blocked = true;
-			break;
-		}
-		if (zspage_populate_slot(pool, c, src, lo) != 0) {
-			handle_unpin(w);
 			break;
 		}
 		len = OBJ_HDR_SIZE + hdr->size;
@@ -136,17 +151,20 @@ compact_pack(struct zs_pool *pool, struct size_class *c, struct zspage *src,
 		hi--;
 	}
 	zspage_rebuild_chain(pool, c, src);
+	return error;
 }
 
 static void
 compact_class(struct zs_pool *pool, struct size_class *c,
     struct compact_ctl *ctl)
 {
+	struct page_reserve r = { .n = 0 };
 	struct zspage *src;
-	bool room = true, blocked = false, empty;
+	bool room = true, blocked = false, empty, fetch;
 	uint64_t pages;
+	int error;
 
-	pthread_mutex_lock(&c->lock);
+	class_lock(c);
 	while (room && !blocked && class_freeable_pages(c) > 0) {
 		src = class_emptiest_zspage(c);
 		if (src == NULL)
@@ -154,29 +172,36 @@ compact_class(struct zs_pool *pool, struct size_class *c,
 		pages = c->nr_pages;
 		class_remove_zspage(c, src);
 		src->flags |= ZSPAGE_ISOLATED;
-		room = compact_zspage(pool, c, src, ctl, &blocked);
+		error = compact_zspage(pool, c, src, ctl, &blocked, &r);
 		src->flags &= ~ZSPAGE_ISOLATED;
 		empty = src->inuse == 0;
 		if (empty) {
 			class_retire_zspage(c, src);
 		} else {
-			if (!blocked)
-				compact_pack(pool, c, src, ctl, &blocked);
+			/* The others are full: pack src itself. */
+			if (error == -ENOSPC && !blocked)
+				error = compact_pack(pool, c, src, ctl,
+				    &blocked, &r);
 			(void)zspage_release_free_pages(pool, c, src);
 			class_insert_zspage(c, src);
-			room = false;	/* the others are full */
 		}
+		/* Done, unless it stopped for a page (and is not blocked). */
+		fetch = error == -EAGAIN && !blocked;
+		room = empty || fetch;
 		/*
 		 * Net: the pages src gave back, less those the objects moved
 		 * populated where they went.
 		 */
 		ctl->pages_net += (int64_t)(pages - c->nr_pages);
-		pthread_mutex_unlock(&c->lock);
+		class_unlock(c);
 		if (empty)
 			free_release_zspage(pool, src);
-		pthread_mutex_lock(&c->lock);
+		if (fetch && page_reserve_fill(pool, &r, 0) != 0)
+			room = false;
+		class_lock(c);
 	}
-	pthread_mutex_unlock(&c->lock);
+	class_unlock(c);
+	page_reserve_release(pool, &r);
 }
 
 long

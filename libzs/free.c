@@ -73,12 +73,12 @@ free_prefault(struct zs_pool *pool, char *addr, size_t len)
 	pthread_mutex_unlock(&pool->free_lock);
 }
 
-/* Fault the run in; only a head start, so failures do not matter. */
+/* Fault the run in; if that fails, its pages count as not in again. */
 static void
 prefault_run(struct zs_pool *pool, const struct prefault *pf)
 {
-	(void)os_advise(pool, pf->addr, pf->len, MADV_POPULATE_WRITE);
-	prefault_run_end(pool);
+	prefault_run_end(pool, os_advise(pool, pf->addr, pf->len,
+	    MADV_POPULATE_WRITE) == 0);
 }
 
 static void *

@@ -18,7 +18,16 @@
  * write the object and knows it stays where the word says.  Readers and
  * freers spin for the pin (then yield, then nap); movers (compaction) only
  * try, since they hold a class lock that a pin holder may be waiting for.
+ *
+ * Words are handed out under a class lock, and written there
+ * (handle_publish), so a word never used must not cost a fault there:
+ * the table hands out new indices only below handle_ready, up to which
+ * handle_table_grow() has mapped the chunks and faulted the words in,
+ * with no lock held.
  */
+
+/* Words handle_table_grow() faults in at a time: 4 pages. */
+#define HANDLE_GROW	(4 * PAGE_SIZE / sizeof(uint64_t))
 #include <config.h>
 
 #include <sched.h>
@@ -36,6 +45,7 @@ handle_table_init(struct zs_pool *pool)
 	pool_mutex_init(pool, &pool->handle_lock);
 	pool->handle_free = 0;
 	atomic_init(&pool->handle_top, 1);	/* index 0 is never issued */
+	pool->handle_ready = 0;
 	return 0;
 }
 
@@ -71,13 +81,13 @@ handle_word(struct zs_pool *pool, uint32_t idx)
 
 /*
  * Up to n free indices, from the table's free list first, then never used
- * ones; their words have ALLOC clear.  Returns how many; 0 and ENOMEM when
- * the table is full or cannot grow.
+ * ones below handle_ready; their words have ALLOC clear.  Returns how
+ * many; 0 and EAGAIN when the table must grow first, ENOMEM when it is
+ * full.
  */
 static unsigned int
 handle_take(struct zs_pool *pool, uint32_t *idx, unsigned int n)
 {
-	_Atomic uint64_t *chunk;
 	unsigned int got = 0;
 	uint32_t top;
 
@@ -89,28 +99,68 @@ handle_take(struct zs_pool *pool, uint32_t *idx, unsigned int n)
 		got++;
 	}
 	top = atomic_load_explicit(&pool->handle_top, memory_order_relaxed);
-	while (got < n && top < HANDLE_MAX) {
-		chunk = atomic_load_explicit(
-		    &pool->handle_dir[top >> HANDLE_CHUNK_SHIFT],
-		    memory_order_relaxed);
-		if (chunk == NULL) {
-			/* Zero-filled: generation 0, not ALLOC. */
-			chunk = pool->arena != NULL ? arena_handle_chunk(pool,
-			    top >> HANDLE_CHUNK_SHIFT) :
-			    os_map(pool, HANDLE_CHUNK * sizeof(*chunk));
-			if (chunk == NULL)
-				break;
-			atomic_store_explicit(
-			    &pool->handle_dir[top >> HANDLE_CHUNK_SHIFT],
-			    chunk, memory_order_release);
-		}
+	while (got < n && top < pool->handle_ready)
 		idx[got++] = top++;
-	}
 	atomic_store_explicit(&pool->handle_top, top, memory_order_release);
 	pthread_mutex_unlock(&pool->handle_lock);
 	if (got == 0)
-		errno = ENOMEM;
+		errno = top < HANDLE_MAX ? EAGAIN : ENOMEM;
 	return got;
+}
+
+/*
+ * Make HANDLE_GROW more words ready to hand out: map their chunk if it is
+ * not, and fault them in.  No class lock or pin held: both may wait.
+ * Two threads may grow at once: they fault in the same words, which
+ * changes nothing, and the chunk mapped second is unmapped.  0, or
+ * -ENOMEM when the table is full or cannot be mapped.
+ */
+int
+handle_table_grow(struct zs_pool *pool)
+{
+	_Atomic uint64_t *chunk, *mine = NULL;
+	uint32_t ready, end, k;
+
+	hold_none();
+	pthread_mutex_lock(&pool->handle_lock);
+	ready = pool->handle_ready;
+	pthread_mutex_unlock(&pool->handle_lock);
+	if (ready >= HANDLE_MAX)
+		return -ENOMEM;
+	k = ready >> HANDLE_CHUNK_SHIFT;
+	chunk = atomic_load_explicit(&pool->handle_dir[k],
+	    memory_order_acquire);
+	if (chunk == NULL) {
+		/* Zero-filled: generation 0, not ALLOC. */
+		mine = pool->arena != NULL ? arena_handle_chunk(pool, k) :
+		    os_map(pool, HANDLE_CHUNK * sizeof(*chunk));
+		if (mine == NULL)
+			return -ENOMEM;
+		pthread_mutex_lock(&pool->handle_lock);
+		chunk = atomic_load_explicit(&pool->handle_dir[k],
+		    memory_order_relaxed);
+		if (chunk == NULL) {
+			atomic_store_explicit(&pool->handle_dir[k], mine,
+			    memory_order_release);
+			chunk = mine;
+			mine = NULL;
+		}
+		pthread_mutex_unlock(&pool->handle_lock);
+		if (mine != NULL && pool->arena == NULL)
+			os_unmap(pool, (void *)mine,
+			    HANDLE_CHUNK * sizeof(*mine));
+	}
+	/* Within the chunk: the next one may not be mapped. */
+	end = (ready + HANDLE_GROW) & ~(uint32_t)(HANDLE_GROW - 1);
+	if (end > (k + 1) << HANDLE_CHUNK_SHIFT)
+		end = (k + 1) << HANDLE_CHUNK_SHIFT;
+	os_populate(pool, (void *)&chunk[ready & (HANDLE_CHUNK - 1)],
+	    (size_t)(end - ready) * sizeof(*chunk));
+	pthread_mutex_lock(&pool->handle_lock);
+	if (pool->handle_ready < end)
+		pool->handle_ready = end;
+	pthread_mutex_unlock(&pool->handle_lock);
+	return 0;
 }
 
 /* Push n free indices on the table's free list. */
@@ -135,8 +185,9 @@ handle_give(struct zs_pool *pool, const uint32_t *idx, unsigned int n)
 
 /*
  * A free index for a new object of class c, its word's ALLOC clear until
- * zs_malloc() stores the object's place.  Class lock held.  0 and ENOMEM
- * when the table cannot grow.
+ * zs_malloc() stores the object's place.  Class lock held.  0 and EAGAIN
+ * when the table must grow first (handle_table_grow, without the lock),
+ * 0 and ENOMEM when it cannot.
  *
  * Each class keeps up to CLASS_HANDLES free indices under its own lock and
  * goes to the table's list, under handle_lock, for CLASS_HANDLE_BATCH at a
@@ -250,6 +301,7 @@ handle_pin(struct zs_pool *pool, zs_handle_t handle, _Atomic uint64_t **wordp,
 		    memory_order_acquire, memory_order_relaxed))
 			break;
 	}
+	hold_take();
 	*wordp = w;
 	*val = v | HW_PIN;
 	return 0;
@@ -266,6 +318,7 @@ handle_trypin(_Atomic uint64_t *w, uint64_t *val)
 	if (!atomic_compare_exchange_strong_explicit(w, &v, v | HW_PIN,
 	    memory_order_acquire, memory_order_relaxed))
 		return false;
+	hold_take();
 	*val = v | HW_PIN;
 	return true;
 }
@@ -282,6 +335,7 @@ handle_unpin(_Atomic uint64_t *w)
 {
 	atomic_store_explicit(w, atomic_load_explicit(w, memory_order_relaxed) &
 	    ~HW_PIN, memory_order_release);
+	hold_drop();
 }
 
 /*
@@ -296,7 +350,10 @@ handle_publish(_Atomic uint64_t *w, uint64_t where, bool pin)
 	    1) & 0xffff;
 	uint64_t v = HW_ALLOC | (uint64_t)gen << HW_GEN_SHIFT | where;
 
+	os_assert_resident((const void *)w, sizeof(*w));
 	atomic_store_explicit(w, pin ? v | HW_PIN : v, memory_order_release);
+	if (pin)
+		hold_take();
 	return gen;
 }
 
@@ -305,4 +362,5 @@ void
 handle_set_unpin(_Atomic uint64_t *w, uint64_t v)
 {
 	atomic_store_explicit(w, v & ~HW_PIN, memory_order_release);
+	hold_drop();
 }

@@ -8,12 +8,39 @@
  * skip a pinned object.  Everything that touches an existing object pins
  * its handle first, reads where the object is from the word, and only then
  * takes the class lock if it must change the zspage (free).
+ *
+ * Nothing is faulted in with the class lock held (zs-internal.h, "No
+ * fault"): a new zspage gets its first page before the lock is taken,
+ * and a slot that needs a page the CPU's cache does not have sends the
+ * caller out of the lock to fetch one, after which it looks for a slot
+ * afresh; so does a class out of free handle words that are faulted in.
  */
 #include <config.h>
 
 #include <string.h>
 
 #include "zs-internal.h"
+
+/*
+ * A free handle index of class c, its class lock held.  With none whose
+ * word is faulted in, the lock is dropped while the table grows, then
+ * taken again.  0 when the table cannot grow.
+ */
+static uint32_t
+malloc_handle(struct zs_pool *pool, struct size_class *c)
+{
+	uint32_t hidx;
+
+	while ((hidx = class_handle_get(pool, c)) == 0 && errno == EAGAIN) {
+		class_unlock(c);
+		if (handle_table_grow(pool) != 0) {
+			class_lock(c);
+			return 0;
+		}
+		class_lock(c);
+	}
+	return hidx;
+}
 
 static zs_handle_t
 malloc_huge(struct zs_pool *pool, size_t size, const void *src)
@@ -22,17 +49,17 @@ malloc_huge(struct zs_pool *pool, size_t size, const void *src)
 	uint32_t hidx, gen, pfn;
 	int error;
 
-	pthread_mutex_lock(&c->lock);
-	hidx = class_handle_get(pool, c);
-	pthread_mutex_unlock(&c->lock);
+	class_lock(c);
+	hidx = malloc_handle(pool, c);
+	class_unlock(c);
 	if (hidx == 0)
 		return 0;
 	error = section_alloc_pages(pool, 1, &pfn, PAGE_HUGE, hidx,
 	    (uint16_t)size, 0);
-	pthread_mutex_lock(&c->lock);
+	class_lock(c);
 	if (error != 0) {
 		class_handle_put(pool, c, hidx);
-		pthread_mutex_unlock(&c->lock);
+		class_unlock(c);
 		return 0;
 	}
 	c->nr_zspages++;
@@ -40,9 +67,10 @@ malloc_huge(struct zs_pool *pool, size_t size, const void *src)
 	c->bytes_requested += size;
 	gen = handle_publish(handle_word(pool, hidx), hw_where(true, 0, pfn),
 	    src != NULL);
-	pthread_mutex_unlock(&c->lock);
+	class_unlock(c);
 	STAT_ADD(pool, pages_used, 1);
 	if (src != NULL) {
+		os_assert_resident(pfn_to_addr(pool, pfn), size);
 		bulk_copy(pfn_to_addr(pool, pfn), src, size);
 		handle_unpin(handle_word(pool, hidx));
 	}
@@ -52,12 +80,13 @@ malloc_huge(struct zs_pool *pool, size_t size, const void *src)
 static zs_handle_t
 malloc_once(struct zs_pool *pool, size_t size, const void *src)
 {
+	struct page_reserve r = { .n = 0 };
 	_Atomic uint64_t *w;
 	struct size_class *c;
 	struct zspage *z;
 	zs_handle_t handle;
 	uint32_t hidx, gen;
-	int obj;
+	int obj, error;
 
 	c = class_for_size(pool, size);
 	if (c->huge) {
@@ -66,52 +95,73 @@ malloc_once(struct zs_pool *pool, size_t size, const void *src)
 		return handle;
 	}
 
-	pthread_mutex_lock(&c->lock);
-	if ((hidx = class_handle_get(pool, c)) == 0)
+	class_lock(c);
+	if ((hidx = malloc_handle(pool, c)) == 0)
 		goto fail_unlock;
-	z = class_fullest_zspage(c);
-	if (z == NULL) {
-		/* Make the zspage without the lock; others may go on. */
-		pthread_mutex_unlock(&c->lock);
+	for (;;) {
+		z = class_fullest_zspage(c);
+		if (z != NULL) {
+			obj = zspage_alloc_slot(pool, c, z, hidx, size, &r);
+			if (obj >= 0) {
+				class_regroup_zspage(c, z);
+				break;
+			}
+			/*
+			 * It needs a page the CPU's cache does not have (z
+			 * keeps the pages it got: it holds objects).  Fetch
+			 * one without the lock, then look again: the class
+			 * may have changed meanwhile.
+			 */
+			class_unlock(c);
+			error = page_reserve_fill(pool, &r, 0);
+			class_lock(c);
+			if (error != 0)
+				goto fail_handle;
+			continue;
+		}
+		/*
+		 * Make the zspage, and fetch the page its first slot needs,
+		 * without the lock; others may go on.  Until its first
+		 * object is in, it is on no list: no one else sees it.
+		 */
+		class_unlock(c);
 		z = zspage_create(pool, c);
-		pthread_mutex_lock(&c->lock);
-		if (z == NULL)
-			goto fail_handle;
+		error = z == NULL ? -ENOMEM : r.n > 0 ? 0 :
+		    page_reserve_fill(pool, &r, 0);
+		class_lock(c);
+		if (error != 0)
+			goto fail_zspage;
+		obj = zspage_alloc_slot(pool, c, z, hidx, size, &r);
+		zs_assert(obj == 0);
 		class_insert_zspage(c, z);
 		c->nr_zspages++;
+		break;
 	}
-	obj = zspage_alloc_slot(pool, c, z, hidx, size);
-	if (obj < 0) {
-		if (z->inuse == 0) {
-			class_remove_zspage(c, z);
-			class_retire_zspage(c, z);
-		} else {
-			z = NULL;
-		}
-		class_handle_put(pool, c, hidx);
-		pthread_mutex_unlock(&c->lock);
-		if (z != NULL)
-			free_release_zspage(pool, z);
-		goto fail;
-	}
-	class_regroup_zspage(c, z);
 	c->bytes_requested += size;
 	w = handle_word(pool, hidx);
 	gen = handle_publish(w, hw_where(false, (uint32_t)obj, z->id),
 	    src != NULL);
-	pthread_mutex_unlock(&c->lock);
+	class_unlock(c);
 	if (src != NULL) {
 		zspage_copy_in(pool, c, z, (unsigned int)obj, OBJ_HDR_SIZE,
 		    src, size);
 		handle_unpin(w);
 	}
+	page_reserve_release(pool, &r);
 	return (zs_handle_t)gen << 32 | hidx;
 
+fail_zspage:
+	class_handle_put(pool, c, hidx);
+	class_unlock(c);
+	if (z != NULL)
+		zspage_destroy(pool, z);
+	goto fail;
 fail_handle:
 	class_handle_put(pool, c, hidx);
 fail_unlock:
-	pthread_mutex_unlock(&c->lock);
+	class_unlock(c);
 fail:
+	page_reserve_release(pool, &r);
 	return 0;	/* zs_malloc() sets errno */
 }
 
@@ -169,12 +219,12 @@ free_huge(struct zs_pool *pool, uint64_t v, uint32_t hidx)
 
 	zs_assert(pg->state == PAGE_HUGE);
 	section_free_pages(pool, &pfn, 1);
-	pthread_mutex_lock(&c->lock);
+	class_lock(c);
 	c->nr_zspages--;
 	c->objs_used--;
 	c->bytes_requested -= size;
 	class_handle_put(pool, c, hidx);
-	pthread_mutex_unlock(&c->lock);
+	class_unlock(c);
 	STAT_SUB(pool, pages_used, 1);
 }
 
@@ -193,7 +243,7 @@ obj_free_slot(struct zs_pool *pool, uint32_t hidx, uint64_t v)
 
 	z = zspage_of(pool, HW_LOC(v));
 	c = &pool->class_store[z->class_idx];
-	pthread_mutex_lock(&c->lock);
+	class_lock(c);
 	hdr = zspage_slot(pool, c, z, HW_OBJ(v), NULL);
 	zs_assert(hdr->tag == (hidx << 1 | 1));
 	c->bytes_requested -= hdr->size;
@@ -208,7 +258,7 @@ obj_free_slot(struct zs_pool *pool, uint32_t hidx, uint64_t v)
 	} else {
 		class_regroup_zspage(c, z);
 	}
-	pthread_mutex_unlock(&c->lock);
+	class_unlock(c);
 	if (empty)
 		free_release_zspage(pool, z);
 }
@@ -224,10 +274,12 @@ zs_free(struct zs_pool *pool, zs_handle_t handle)
 		return -EINVAL;
 	if (v & HW_HUGE) {
 		free_huge(pool, v, hidx);
+		hold_drop();	/* the pin went with the handle */
 		return 0;
 	}
 	if (pool->free_shards == NULL) {
 		obj_free_slot(pool, hidx, v);
+		hold_drop();
 		return 0;
 	}
 	/*
@@ -236,6 +288,7 @@ zs_free(struct zs_pool *pool, zs_handle_t handle)
 	 */
 	atomic_store_explicit(w, v & ~(HW_PIN | HW_ALLOC),
 	    memory_order_release);
+	hold_drop();
 	free_defer(pool, hidx);
 	return 0;
 }
@@ -331,6 +384,8 @@ zs_obj_read_begin(struct zs_pool *pool, zs_handle_t handle, void *local_copy,
 
 	if (handle_pin(pool, handle, &w, &v) != 0)
 		return NULL;
+	/* The pin is the caller's until zs_obj_read_end(): not counted. */
+	hold_drop();
 	obj_locate(pool, v, &p);
 	if (size != NULL)
 		*size = p.size;
@@ -365,6 +420,7 @@ zs_obj_read_end(struct zs_pool *pool, zs_handle_t handle)
 		(void)handle_bad();
 		return;
 	}
+	hold_take();	/* for handle_unpin to drop */
 	handle_unpin(w);
 }
 

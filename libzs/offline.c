@@ -12,6 +12,17 @@
  * it had, at least one.  Handle words name the zspage by id, not by page,
  * so moving its pages leaves every handle as it was.
  *
+ * The new pages are taken and faulted in before: with the lock and the
+ * pins held, a fault would keep readers of every object of the zspage
+ * waiting (zs-internal.h, "No fault").  Under the lock the zspage's pages
+ * are counted; if the reserve (struct page_reserve) holds fewer, the lock
+ * -- and the pin of the object that named the zspage -- is dropped, the
+ * reserve filled, and everything looked up again from the start, as if
+ * for the first time: only what is found with the lock held is used, so
+ * whatever changed meanwhile is seen.  A huge object's new page is taken
+ * before its pin likewise, and the pin then checks that the object is
+ * still where the page was looked up.
+ *
  * Offlining a section (the memory hot-remove idea): isolate it -- a state
  * on the section: allocation skips it and pages freed into it stay on its
  * own list -- migrate every zspage page and huge page out of it, then
@@ -94,17 +105,19 @@ zspage_pin_all(struct zs_pool *pool, struct size_class *c, struct zspage *z,
 
 /*
  * Move the pages of isolated zspage z that lie in section `from` (all its
- * pages if from is NULL) to new pages.  Class lock held; held is the index
- * of a handle the caller has pinned already (or 0).  Returns pages moved,
- * -EAGAIN if an object is pinned, -ENOMEM if no free page is left.
+ * pages if from is NULL) to pages of r, which holds enough of them,
+ * resident.  Class lock held; held is the index of a handle the caller
+ * has pinned already (or 0).  Returns pages moved, or -EAGAIN if an
+ * object is pinned.
  */
 static int
 zspage_migrate(struct zs_pool *pool, struct size_class *c, struct zspage *z,
-    const struct section *from, uint32_t held)
+    const struct section *from, uint32_t held, struct page_reserve *r)
 {
 	unsigned int p;
-	int moved = 0, error = 0;
+	int moved = 0;
 
+	zs_assert(zspage_pages_in(pool, z, from) <= r->n);
 	if (!zspage_pin_all(pool, c, z, held, true))
 		return -EAGAIN;
 	for (p = 0; p < c->pages_per_zspage; p++) {
@@ -113,10 +126,9 @@ zspage_migrate(struct zs_pool *pool, struct size_class *c, struct zspage *z,
 		if (old == PFN_NONE ||
 		    (from != NULL && section_of(pool, old) != from))
 			continue;
-		error = section_alloc_pages(pool, 1, &pfn, PAGE_ZSPAGE, z->id,
-		    0, ALLOC_NOGROW);
-		if (error != 0)
-			break;
+		pfn = r->pfn[--r->n];
+		page_set_owner(pool, pfn, z->id);
+		os_assert_resident(pfn_to_addr(pool, pfn), PAGE_SIZE);
 		bulk_copy(pfn_to_addr(pool, pfn), pfn_to_addr(pool, old),
 		    PAGE_SIZE);
 		z->pfn[p] = pfn;
@@ -125,67 +137,106 @@ zspage_migrate(struct zs_pool *pool, struct size_class *c, struct zspage *z,
 	}
 	zspage_pin_all(pool, c, z, held, false);
 	STAT_ADD(pool, pages_migrated, moved);
-	return error != 0 && moved == 0 ? error : moved;
+	return moved;
 }
 
-/* Isolate, migrate, put back; the class lock held throughout. */
+/*
+ * Isolate, migrate, put back; the class lock held throughout, and r
+ * holding the pages (zspage_pages_in).
+ */
 int
 migrate_zspage_pages(struct zs_pool *pool, struct size_class *c,
-    struct zspage *z, const struct section *from, uint32_t held)
+    struct zspage *z, const struct section *from, uint32_t held,
+    struct page_reserve *r)
 {
 	int error, moved;
 
 	if ((error = zspage_isolate(pool, c, z)) != 0)
 		return error;
-	moved = zspage_migrate(pool, c, z, from, held);
+	moved = zspage_migrate(pool, c, z, from, held, r);
 	zspage_putback(pool, c, z);
 	return moved;
 }
 
-/* Move a huge object's page; its handle is pinned (value v). */
-static int
-huge_migrate(struct zs_pool *pool, _Atomic uint64_t *w, uint64_t v)
+/*
+ * Move a huge object's page to page pfn, taken (PAGE_HUGE, its owner and
+ * size) and faulted in before the pin; its handle is pinned (value v).
+ */
+static void
+huge_migrate(struct zs_pool *pool, _Atomic uint64_t *w, uint64_t v,
+    uint32_t pfn)
 {
-	uint32_t old = HW_LOC(v), pfn;
-	struct zs_page *pg = section_page(pool, old);
-	int error;
+	uint32_t old = HW_LOC(v);
 
-	error = section_alloc_pages(pool, 1, &pfn, PAGE_HUGE, pg->owner,
-	    pg->huge_size, ALLOC_NOGROW);
-	if (error != 0)
-		return error;
+	os_assert_resident(pfn_to_addr(pool, pfn), PAGE_SIZE);
 	bulk_copy(pfn_to_addr(pool, pfn), pfn_to_addr(pool, old), PAGE_SIZE);
 	handle_set_unpin(w, (v & ~HW_WHERE_MASK) | hw_where(true, 0, pfn));
 	section_free_pages(pool, &old, 1);
 	STAT_ADD(pool, pages_migrated, 1);
-	return 1;
 }
 
+/*
+ * Each pass pins the object afresh and finds its zspage, or its huge page,
+ * from the word; when the pages taken beforehand are too few, it lets go
+ * of pin and lock, takes more and passes again.  A huge object stays huge
+ * and keeps its size as long as its handle is live, so its page, taken
+ * for that size, fits whenever the pin finds it still huge.
+ */
 static int
 obj_migrate(struct zs_pool *pool, zs_handle_t handle)
 {
+	struct page_reserve r = { .n = 0 };
+	uint32_t hidx = (uint32_t)handle, huge = PFN_NONE;
 	_Atomic uint64_t *w;
 	struct size_class *c;
 	struct zspage *z;
+	unsigned int need;
 	uint64_t v;
-	int moved;
+	int moved, error;
 
-	if (handle_pin(pool, handle, &w, &v) != 0)
-		return -EINVAL;
-	if (v & HW_HUGE) {
-		moved = huge_migrate(pool, w, v);
-		if (moved < 0)
+	for (;;) {
+		if (handle_pin(pool, handle, &w, &v) != 0) {
+			error = -EINVAL;
+			break;
+		}
+		if ((v & HW_HUGE) && huge != PFN_NONE) {
+			huge_migrate(pool, w, v, huge);
+			huge = PFN_NONE;
+			error = 0;
+			break;
+		}
+		if (v & HW_HUGE) {
+			uint16_t size = section_page(pool, HW_LOC(v))->huge_size;
+
 			handle_unpin(w);
-		return moved < 0 ? moved : 0;
+			error = section_alloc_pages(pool, 1, &huge, PAGE_HUGE,
+			    hidx, size, ALLOC_NOGROW);
+			if (error != 0)
+				break;
+			continue;
+		}
+		/* Our pin keeps the object, so its zspage, where it is. */
+		z = zspage_of(pool, HW_LOC(v));
+		c = &pool->class_store[z->class_idx];
+		class_lock(c);
+		need = zspage_pages_in(pool, z, NULL);
+		if (need <= r.n) {
+			moved = migrate_zspage_pages(pool, c, z, NULL, hidx,
+			    &r);
+			class_unlock(c);
+			handle_unpin(w);
+			error = moved < 0 ? moved : 0;
+			break;
+		}
+		class_unlock(c);
+		handle_unpin(w);
+		if ((error = page_reserve_take(pool, &r, need)) != 0)
+			break;
 	}
-	/* Our pin keeps the object, so its zspage, where it is. */
-	z = zspage_of(pool, HW_LOC(v));
-	c = &pool->class_store[z->class_idx];
-	pthread_mutex_lock(&c->lock);
-	moved = migrate_zspage_pages(pool, c, z, NULL, (uint32_t)handle);
-	pthread_mutex_unlock(&c->lock);
-	handle_unpin(w);
-	return moved < 0 ? moved : 0;
+	page_reserve_release(pool, &r);
+	if (huge != PFN_NONE)
+		section_free_pages(pool, &huge, 1);
+	return error;
 }
 
 int
@@ -203,6 +254,39 @@ zs_obj_migrate(struct zs_pool *pool, zs_handle_t handle)
 }
 
 /*
+ * Move huge object page pfn, of an isolated section, holding the object
+ * of handle index owner and size bytes when looked up.  The new page is
+ * taken first; the pin then says whether the object is still there: no
+ * page of an isolated section is allocated again, so an object there is
+ * the one looked up, with that size.
+ */
+static int
+section_evacuate_huge(struct zs_pool *pool, uint32_t pfn, uint32_t owner,
+    uint16_t size)
+{
+	_Atomic uint64_t *w = handle_word(pool, owner);
+	uint32_t new;
+	uint64_t v;
+	int error;
+
+	error = section_alloc_pages(pool, 1, &new, PAGE_HUGE, owner, size,
+	    ALLOC_NOGROW);
+	if (error != 0)
+		return error;
+	if (!handle_trypin(w, &v)) {
+		error = -EAGAIN;
+	} else if (!(v & HW_HUGE) || HW_LOC(v) != pfn) {
+		handle_unpin(w);	/* freed and reused meanwhile */
+		error = 0;
+	} else {
+		huge_migrate(pool, w, v, new);
+		return 1;
+	}
+	section_free_pages(pool, &new, 1);
+	return error;
+}
+
+/*
  * Move whatever page idx of isolated section sec holds out of it.
  * Returns pages moved (0 if it was free or changed meanwhile), -EAGAIN,
  * or -ENOMEM.
@@ -212,19 +296,21 @@ section_evacuate_page(struct zs_pool *pool, struct section *sec,
     uint32_t idx)
 {
 	uint32_t pfn = sec->index << pool->sec_shift | idx, owner;
+	struct page_reserve r = { .n = 0 };
 	struct size_class *c;
-	_Atomic uint64_t *w;
 	struct zspage *z;
-	unsigned int state;
-	uint64_t v;
+	unsigned int state, need;
+	uint16_t size;
 	int moved;
 
 	pthread_mutex_lock(&pool->page_lock);
 	state = sec->pages[idx].state;
-	owner = sec->pages[idx].owner;
+	owner = page_owner(&sec->pages[idx]);
+	size = sec->pages[idx].huge_size;
 	/*
-	 * An owner wrote its class before it took this page.  A cached
-	 * page (none after the drain: see section_move_out) has no owner.
+	 * An owner wrote its class before it took this page.  A page not
+	 * in a zspage yet (a reserve's; none is cached after the drain:
+	 * see section_move_out) has no owner.
 	 */
 	if (state == PAGE_ZSPAGE && owner == OWNER_CACHED)
 		state = PAGE_FREE;
@@ -232,38 +318,39 @@ section_evacuate_page(struct zs_pool *pool, struct section *sec,
 	    &pool->class_store[zspage_of(pool, owner)->class_idx] : NULL;
 	pthread_mutex_unlock(&pool->page_lock);
 
-	if (state == PAGE_HUGE) {
-		w = handle_word(pool, owner);
-		if (!handle_trypin(w, &v))
-			return -EAGAIN;
-		if (!(v & HW_HUGE) || HW_LOC(v) != pfn) {
-			handle_unpin(w);	/* freed and reused meanwhile */
-			return 0;
-		}
-		moved = huge_migrate(pool, w, v);
-		if (moved < 0)
-			handle_unpin(w);
-		return moved;
-	}
+	if (state == PAGE_HUGE)
+		return section_evacuate_huge(pool, pfn, owner, size);
 	if (state != PAGE_ZSPAGE)
 		return 0;
 
-	pthread_mutex_lock(&c->lock);
-	pthread_mutex_lock(&pool->page_lock);
-	z = zspage_of(pool, owner);
-	/*
-	 * While the page is the zspage's, the zspage is not freed: read it
-	 * now.  One on its way to the free worker (FREEING, set under the
-	 * class lock we hold) may be freed, and its descriptor taken by
-	 * another class, as soon as the page lock is dropped: skip it.
-	 */
-	if (sec->pages[idx].state != PAGE_ZSPAGE ||
-	    sec->pages[idx].owner != owner || z->class_idx != c->index ||
-	    (z->flags & ZSPAGE_FREEING))
-		z = NULL;	/* freed meanwhile; look again next pass */
-	pthread_mutex_unlock(&pool->page_lock);
-	moved = z != NULL ? migrate_zspage_pages(pool, c, z, sec, 0) : 0;
-	pthread_mutex_unlock(&c->lock);
+	for (;;) {
+		class_lock(c);
+		pthread_mutex_lock(&pool->page_lock);
+		z = zspage_of(pool, owner);
+		/*
+		 * While the page is the zspage's, the zspage is not freed:
+		 * read it now.  One on its way to the free worker
+		 * (FREEING, set under the class lock we hold) may be freed,
+		 * and its descriptor taken by another class, as soon as the
+		 * page lock is dropped: skip it.
+		 */
+		if (sec->pages[idx].state != PAGE_ZSPAGE ||
+		    page_owner(&sec->pages[idx]) != owner ||
+		    z->class_idx != c->index || (z->flags & ZSPAGE_FREEING))
+			z = NULL;	/* freed meanwhile; look again next pass */
+		pthread_mutex_unlock(&pool->page_lock);
+		need = z != NULL ? zspage_pages_in(pool, z, sec) : 0;
+		if (need <= r.n)
+			break;
+		/* Take the pages without the lock; then check it all again. */
+		class_unlock(c);
+		if ((moved = page_reserve_take(pool, &r, need)) != 0)
+			goto out;
+	}
+	moved = z != NULL ? migrate_zspage_pages(pool, c, z, sec, 0, &r) : 0;
+	class_unlock(c);
+out:
+	page_reserve_release(pool, &r);
 	return moved;
 }
 

@@ -76,6 +76,9 @@ os_unmap(struct zs_pool *pool, void *addr, size_t len)
 int
 os_advise(struct zs_pool *pool, void *addr, size_t len, int advice)
 {
+	/* Faulting in may wait for reclaim: not where a reader waits. */
+	if (advice == MADV_POPULATE_WRITE)
+		hold_none();
 	/* Pages of a file are only given back by punching them out. */
 	if (pool->arena != NULL && advice == MADV_DONTNEED)
 		return arena_release(pool, addr, len);
@@ -83,3 +86,59 @@ os_advise(struct zs_pool *pool, void *addr, size_t len, int advice)
 		return errno ? -errno : -ENOMEM;
 	return 0;
 }
+
+/*
+ * Fault in the pages of [addr, addr + len), writable, so that whoever
+ * writes them next under a class lock or a pin takes no fault there.
+ * Where MADV_POPULATE_WRITE fails (before Linux 5.14, or an ops table
+ * that fails it) an atomic OR of zero into each page does it, a fault at
+ * a time: it changes nothing, even in a page others use (the handle
+ * table's words are only accessed atomically).  If the memory cannot be
+ * had, that fault fails as the later write would have, only here.
+ */
+void
+os_populate(struct zs_pool *pool, void *addr, size_t len)
+{
+	uintptr_t lo = (uintptr_t)addr & ~(uintptr_t)PAGE_MASK;
+	uintptr_t hi = ((uintptr_t)addr + len + PAGE_MASK) &
+	    ~(uintptr_t)PAGE_MASK;
+
+	if (len == 0 || os_advise(pool, (void *)lo, hi - lo,
+	    MADV_POPULATE_WRITE) == 0)
+		return;
+	for (; lo < hi; lo += PAGE_SIZE)
+		(void)__atomic_fetch_or((unsigned char *)lo, 0,
+		    __ATOMIC_RELAXED);
+}
+
+#ifdef ZS_DEBUG
+_Thread_local unsigned int os_holds;
+
+/*
+ * Memory written while this thread holds a class lock, a cache lock or a
+ * pin must be resident already: mincore() says whether it is.  (Only a
+ * check: memory of the pool that the OS took back meanwhile would fail
+ * it, but zsd locks its memory.)
+ */
+void
+os_assert_resident(const void *addr, size_t len)
+{
+	uintptr_t lo = (uintptr_t)addr & ~(uintptr_t)PAGE_MASK;
+	uintptr_t hi = ((uintptr_t)addr + len + PAGE_MASK) &
+	    ~(uintptr_t)PAGE_MASK;
+	unsigned char vec[ZS_MAX_CHAIN];
+	size_t i, n;
+
+	if (os_holds == 0)
+		return;
+	for (; lo < hi; lo += n << PAGE_SHIFT) {
+		n = (hi - lo) >> PAGE_SHIFT;
+		if (n > sizeof(vec))
+			n = sizeof(vec);
+		if (mincore((void *)lo, n << PAGE_SHIFT, vec) != 0)
+			continue;	/* cannot tell */
+		for (i = 0; i < n; i++)
+			zs_assert(vec[i] & 1);
+	}
+}
+#endif

@@ -37,15 +37,19 @@ sort_indices(uint32_t *v, unsigned int n)
 	}
 }
 
-/* Report one batch of a section; returns the pages (0: none left). */
+/*
+ * Report one batch of a section; returns the pages reported (0: none
+ * left), *again false if some could not be.
+ */
 static unsigned int
-report_batch(struct zs_pool *pool, uint32_t slot)
+report_batch(struct zs_pool *pool, uint32_t slot, bool *again)
 {
 	uint32_t idx[REPORT_BATCH];
 	struct section *sec;
-	unsigned int n, i, start;
-	bool ok = true;
+	unsigned int n, i, start, done = 0;
+	bool ok;
 
+	*again = false;
 	n = section_take_unreported(pool, slot, &sec, idx, REPORT_BATCH);
 	if (n == 0)
 		return 0;
@@ -53,15 +57,23 @@ report_batch(struct zs_pool *pool, uint32_t slot)
 	for (start = 0, i = 1; i <= n; i++) {
 		if (i < n && idx[i] == idx[i - 1] + 1)
 			continue;
-		if (os_advise(pool, (char *)sec + ((size_t)idx[start] <<
+		ok = os_advise(pool, (char *)sec + ((size_t)idx[start] <<
 		    PAGE_SHIFT), (size_t)(i - start) << PAGE_SHIFT,
-		    MADV_DONTNEED) != 0)
-			ok = false;
+		    MADV_DONTNEED) == 0;
+		/*
+		 * A run given back is reported, whatever became of the
+		 * others: a free page not marked reported is taken for
+		 * resident, and written under a class lock (section.c).  On
+		 * failure a run is left as it was: not reported.
+		 */
+		section_put_reported(pool, sec, idx + start, i - start, ok);
+		if (ok)
+			done += i - start;
 		start = i;
 	}
-	/* On failure the pages may or may not be resident: not reported. */
-	section_put_reported(pool, sec, idx, n, ok);
-	return ok ? n : 0;
+	/* After a failure, this section is left for the next report. */
+	*again = done == n;
+	return done;
 }
 
 /* Report everything there is; returns the pages reported. */
@@ -78,6 +90,7 @@ report_all(struct zs_pool *pool)
 
 	for (k = 0; k < slots; k++) {
 		unsigned int n;
+		bool again;
 
 		slot = (start + k) % slots;
 		pthread_mutex_lock(&pool->page_lock);
@@ -85,8 +98,10 @@ report_all(struct zs_pool *pool)
 		pthread_mutex_unlock(&pool->page_lock);
 		/* Sections may go offline between batches: by slot, not
 		 * pointer. */
-		while ((n = report_batch(pool, slot)) > 0)
+		do {
+			n = report_batch(pool, slot, &again);
 			total += n;
+		} while (again);
 	}
 	return total;
 }

@@ -15,12 +15,18 @@
  * reaches a non-resident page, it claims the run of non-resident free
  * pages after it as resident (next in line on the free list) and faults
  * the run in with MADV_POPULATE_WRITE, outside the lock.  With
- * cfg.prefault_ahead and the async worker, the run is the page taken and
- * prefault_ahead more; the caller faults in only what it takes (a CPU's
- * page cache, taking pages for later, only the first) and the worker
+ * cfg.prefault_ahead and the async worker, the run is the pages taken and
+ * prefault_ahead more; the caller faults in what it takes and the worker
  * does the rest meanwhile (one run at a time, pool->prefault_run:
  * while the worker has one, runs are POPULATE_RUN pages and the
  * caller's).  Otherwise the run is POPULATE_RUN pages, all the caller's.
+ *
+ * Every page section_alloc_pages() returns is resident: the pages it
+ * took that may not be -- reported ones, and those of a run someone is
+ * still faulting in -- it faults in itself before it returns, if the
+ * run did not.  Its caller holds no class lock and no pin (zs-internal.h,
+ * "No fault"), and whoever writes the pages later under one takes no
+ * fault.
  *
  * A claimed run stays on the free list while it is faulted in, and a
  * report given it then would be undone by the fault: resident pages
@@ -230,50 +236,117 @@ section_claim_run(struct zs_pool *pool, struct section *sec, uint32_t idx,
 	}
 }
 
-/* The worker's run is done (or was never handed over). */
-void
-prefault_run_end(struct zs_pool *pool)
+/*
+ * A run was claimed as resident but its madvise failed: the pages of it
+ * still free may not be resident, so they count as reported again, and
+ * whoever takes one faults it in first.  (One taken and freed meanwhile
+ * was faulted in by its taker: counted as reported, it is merely not
+ * reported again.)  page_lock held.
+ */
+static void
+run_unclaim(struct zs_pool *pool, struct section *sec, uint32_t lo,
+    uint32_t hi)
 {
+	uint32_t i;
+
+	for (i = lo; i < hi; i++)
+		if (sec->pages[i].state == PAGE_FREE &&
+		    !(sec->pages[i].flags & PG_REPORTED)) {
+			sec->pages[i].flags |= PG_REPORTED;
+			sec->nr_reported++;
+			pool->nr_reported_pages++;
+		}
+}
+
+/* The worker's run is done (or was never handed over); faulted in or not. */
+void
+prefault_run_end(struct zs_pool *pool, bool in)
+{
+	struct prefault_run *run = &pool->prefault_run;
+
 	pthread_mutex_lock(&pool->page_lock);
-	pool->prefault_run.sec = NULL;
+	if (!in)
+		run_unclaim(pool, run->sec, run->lo, run->hi);
+	run->sec = NULL;
 	pthread_mutex_unlock(&pool->page_lock);
 }
 
 /*
  * Fault in a claimed run, the pages this call takes (at most n, the first
- * of the run) here, and with pop->ahead the rest on the worker.  Only a
- * speedup: a failure costs page faults later.  page_lock not held; the
- * caller holds the run's first page, so its section stays.
+ * of the run) here, and with pop->ahead the rest on the worker.  Returns
+ * how many bytes from pop->addr are in now, 0 if the madvise failed (the
+ * caller then faults in its own pages one by one).  page_lock not held;
+ * the caller holds the run's first page, so its section stays.
  */
-static void
+static size_t
 populate(struct zs_pool *pool, struct populate *pop, unsigned int n)
 {
 	size_t now = pop->len;
 	uint32_t i;
+	bool in;
 
 	if (pop->ahead && (size_t)n << PAGE_SHIFT < now)
 		now = (size_t)n << PAGE_SHIFT;
-	(void)os_advise(pool, pop->addr, now, MADV_POPULATE_WRITE);
+	in = os_advise(pool, pop->addr, now, MADV_POPULATE_WRITE) == 0;
 	if (pop->ahead) {
-		if (now < pop->len)
+		/* Failed: the worker tries the whole run, ends it either way. */
+		if (!in)
+			free_prefault(pool, pop->addr, pop->len);
+		else if (now < pop->len)
 			free_prefault(pool, pop->addr + now, pop->len - now);
 		else
-			prefault_run_end(pool);
+			prefault_run_end(pool, true);
 	} else {
 		/* Free ones may be reported now: they stay out. */
 		pthread_mutex_lock(&pool->page_lock);
 		for (i = pop->lo; i < pop->hi; i++)
 			pop->sec->pages[i].flags &= ~PG_POPULATING;
+		if (!in)
+			run_unclaim(pool, pop->sec, pop->lo, pop->hi);
 		pthread_mutex_unlock(&pool->page_lock);
 	}
 	pop->len = 0;
+	return in ? now : 0;
 }
 
-/* Take up to n free pages; page_lock held.  Returns how many were taken. */
+/*
+ * Fault in the pages pfns[i] with bit i of cold set, but for those in
+ * [lo, hi), which the run took care of.  Adjacent pages go together.
+ */
+static void
+populate_cold(struct zs_pool *pool, const uint32_t *pfns, unsigned int n,
+    uint64_t cold, const char *lo, const char *hi)
+{
+	unsigned int i;
+	char *p, *end;
+
+	for (i = 0; i < n; i++) {
+		if (!(cold >> i & 1))
+			continue;
+		p = pfn_to_addr(pool, pfns[i]);
+		if (p >= lo && p < hi)
+			continue;
+		end = p + PAGE_SIZE;
+		while (i + 1 < n && (cold >> (i + 1) & 1) &&
+		    pfn_to_addr(pool, pfns[i + 1]) == end &&
+		    !(end >= lo && end < hi)) {
+			end += PAGE_SIZE;
+			i++;
+		}
+		os_populate(pool, p, (size_t)(end - p));
+	}
+}
+
+/*
+ * Take up to n free pages; page_lock held.  Returns how many were taken,
+ * and sets bit i of *cold for each pfns[i] that may not be resident: it
+ * was reported, or is in a run being faulted in (by a caller or by the
+ * worker), whose fault may not have reached it yet.
+ */
 static unsigned int
 section_take_pages(struct zs_pool *pool, unsigned int n, uint32_t *pfns,
     enum page_state state, uint32_t owner, uint16_t huge_size,
-    struct populate *pop)
+    struct populate *pop, uint64_t *cold)
 {
 	unsigned int got = 0;
 	uint32_t slot = pool->free_hint;
@@ -301,6 +374,12 @@ section_take_pages(struct zs_pool *pool, unsigned int n, uint32_t *pfns,
 			sec->nr_reported--;
 			pool->nr_reported_pages--;
 			section_claim_run(pool, sec, idx, pop);
+			*cold |= 1ull << got;
+		} else if ((pg->flags & PG_POPULATING) ||
+		    (sec == pool->prefault_run.sec &&
+		    idx >= pool->prefault_run.lo &&
+		    idx < pool->prefault_run.hi)) {
+			*cold |= 1ull << got;
 		}
 		pg->state = state;
 		pg->owner = owner;
@@ -314,8 +393,9 @@ section_take_pages(struct zs_pool *pool, unsigned int n, uint32_t *pfns,
 }
 
 /*
- * Allocate n pages, growing the pool by a section when the free lists run
- * dry (unless ALLOC_NOGROW), and mark them state/owner.  0 or -ENOMEM
+ * Allocate n pages (at most 64), resident, growing the pool by a section
+ * when the free lists run dry (unless ALLOC_NOGROW), and mark them
+ * state/owner.  No class lock or pin held: this may fault.  0 or -ENOMEM
  * (nothing taken then).
  */
 int
@@ -323,10 +403,14 @@ section_alloc_pages(struct zs_pool *pool, unsigned int n, uint32_t *pfns,
     enum page_state state, uint32_t owner, uint16_t huge_size, int flags)
 {
 	struct populate pop = { .len = 0 };
-	unsigned int got = 0;
-	uint64_t avail;
+	unsigned int got = 0, took;
+	uint64_t avail, cold;
+	size_t done;
+	char *run;
 	int error;
 
+	hold_none();
+	zs_assert(n <= 64);
 	for (;;) {
 		pthread_mutex_lock(&pool->page_lock);
 		/* Not enough free pages, and no growing: take none. */
@@ -334,11 +418,16 @@ section_alloc_pages(struct zs_pool *pool, unsigned int n, uint32_t *pfns,
 			pthread_mutex_unlock(&pool->page_lock);
 			return -ENOMEM;
 		}
-		got += section_take_pages(pool, n - got, pfns + got, state,
-		    owner, huge_size, &pop);
+		cold = 0;
+		took = section_take_pages(pool, n - got, pfns + got, state,
+		    owner, huge_size, &pop, &cold);
 		pthread_mutex_unlock(&pool->page_lock);
-		if (pop.len != 0)
-			populate(pool, &pop, flags & ALLOC_FIRST_NOW ? 1 : n);
+		run = pop.addr;
+		done = pop.len != 0 ? populate(pool, &pop, n) : 0;
+		if (cold != 0)
+			populate_cold(pool, pfns + got, took, cold, run,
+			    run + done);
+		got += took;
 		if (got == n)
 			return 0;
 		/* ALLOC_NOGROW found n free pages above: it took them all. */
@@ -582,6 +671,12 @@ section_destroy_all(struct zs_pool *pool)
  * section is isolated, so that no cache takes its pages again), for
  * zs_pool_report(), and to an allocation or a migration that finds no
  * other page.  Lock order: class lock, cache lock, page_lock.
+ *
+ * A class lock holder takes a cached page (page_cache_take), so the
+ * cache's lock is never held across a fault: its pages are resident
+ * (section_alloc_pages), and it is filled by page_reserve_fill(), with
+ * no lock held while the pages are taken and faulted in, the cache's
+ * lock only to put them in.
  */
 int
 page_cache_init(struct zs_pool *pool)
@@ -602,39 +697,178 @@ page_cache_destroy(struct zs_pool *pool)
 	pool->page_caches = NULL;
 }
 
+/* A cache's lock, counted in debug builds like a class lock. */
+static void
+cache_lock(struct page_cache *pc)
+{
+	pthread_mutex_lock(&pc->lock);
+	hold_take();
+}
+
+static void
+cache_unlock(struct page_cache *pc)
+{
+	hold_drop();
+	pthread_mutex_unlock(&pc->lock);
+}
+
+static struct page_cache *
+cache_here(struct zs_pool *pool)
+{
+	return &pool->page_caches[pool_cpu_list(pool->page_cache_mask)];
+}
+
+/* Page pfn, taken OWNER_CACHED, is zspage owner's from now on. */
+void
+page_set_owner(struct zs_pool *pool, uint32_t pfn, uint32_t owner)
+{
+	__atomic_store_n(&section_page(pool, pfn)->owner, owner,
+	    __ATOMIC_RELAXED);
+}
+
+/* pg->owner, where its taker may be setting it (page_set_owner). */
+uint32_t
+page_owner(const struct zs_page *pg)
+{
+	return __atomic_load_n(&pg->owner, __ATOMIC_RELAXED);
+}
+
 /*
- * A page for zspage owner: from this CPU's cache, filled first if empty
- * from the free pages there are (a cache never maps a section), or
- * straight from the sections when there are too few: the page that maps
- * a section, and near max_size the last pages, go one at a time.  0 or
- * -ENOMEM.
+ * A page for zspage owner from this CPU's cache, under owner's class
+ * lock: resident, and the cache's lock is never held long.  -EAGAIN when
+ * the cache is empty (or there is none): the caller drops its lock and
+ * fills a page_reserve.
  */
 int
-page_cache_alloc(struct zs_pool *pool, uint32_t owner, uint32_t *pfnp)
+page_cache_take(struct zs_pool *pool, uint32_t owner, uint32_t *pfnp)
 {
 	struct page_cache *pc;
 
 	if (pool->page_caches == NULL)
-		return section_alloc_pages(pool, 1, pfnp, PAGE_ZSPAGE, owner,
-		    0, 0);
-	pc = &pool->page_caches[pool_cpu_list(pool->page_cache_mask)];
-	pthread_mutex_lock(&pc->lock);
-	if (pc->n == 0 && section_alloc_pages(pool, pool->cfg.page_cache,
-	    pc->pfn, PAGE_ZSPAGE, OWNER_CACHED, 0,
-	    ALLOC_NOGROW | ALLOC_FIRST_NOW) == 0) {
-		pc->first = 0;
-		pc->n = pool->cfg.page_cache;
-	}
+		return -EAGAIN;
+	pc = cache_here(pool);
+	cache_lock(pc);
 	if (pc->n == 0) {
-		pthread_mutex_unlock(&pc->lock);
-		return section_alloc_pages(pool, 1, pfnp, PAGE_ZSPAGE, owner,
-		    0, 0);
+		cache_unlock(pc);
+		return -EAGAIN;
 	}
 	*pfnp = pc->pfn[pc->first++];
 	pc->n--;
-	section_page(pool, *pfnp)->owner = owner;
-	pthread_mutex_unlock(&pc->lock);
+	page_set_owner(pool, *pfnp, owner);
+	cache_unlock(pc);
 	return 0;
+}
+
+/*
+ * Put n resident pages taken OWNER_CACHED in this CPU's cache, up to
+ * cfg.page_cache; the others, and those of a section isolated since they
+ * were taken, go back to the free lists.  The section is looked at with
+ * the cache's lock and page_lock held, so an offline that isolates it
+ * either sees these pages put back, or drains them from the cache after:
+ * once it has drained the caches, none takes a page of its section.
+ */
+static void
+page_cache_put(struct zs_pool *pool, const uint32_t *pfns, unsigned int n)
+{
+	struct page_cache *pc = cache_here(pool);
+	uint32_t back[ZS_MAX_PAGE_CACHE];
+	unsigned int i, nback = 0;
+
+	zs_assert(n <= ZS_MAX_PAGE_CACHE);
+	cache_lock(pc);
+	if (pc->first + pc->n + n > ZS_MAX_PAGE_CACHE) {
+		memmove(pc->pfn, pc->pfn + pc->first, pc->n *
+		    sizeof(*pc->pfn));
+		pc->first = 0;
+	}
+	pthread_mutex_lock(&pool->page_lock);
+	for (i = 0; i < n; i++) {
+		if (pc->n < pool->cfg.page_cache &&
+		    section_of(pool, pfns[i])->state == SECTION_ONLINE)
+			pc->pfn[pc->first + pc->n++] = pfns[i];
+		else
+			back[nback++] = pfns[i];
+	}
+	pthread_mutex_unlock(&pool->page_lock);
+	section_free_pages(pool, back, nback);
+	cache_unlock(pc);
+}
+
+/*
+ * Add a resident page to r, taken OWNER_CACHED, for a class lock hold to
+ * come.  No class lock, cache lock or pin held: this may fault, and grow
+ * the pool unless ALLOC_NOGROW.  The page comes from this CPU's cache;
+ * if that is empty, cfg.page_cache pages are taken from the sections and
+ * faulted in, one for r and the rest for the cache (a cache never maps
+ * a section: with too few free pages, the page comes alone, as does the
+ * page that maps a section, and near max_size the last pages).  0 or
+ * -ENOMEM.
+ */
+int
+page_reserve_fill(struct zs_pool *pool, struct page_reserve *r, int flags)
+{
+	uint32_t pfns[ZS_MAX_PAGE_CACHE];
+	struct page_cache *pc;
+	int error;
+
+	zs_assert(r->n < ZS_MAX_CHAIN);
+	if (pool->page_caches != NULL) {
+		pc = cache_here(pool);
+		cache_lock(pc);
+		if (pc->n > 0) {
+			r->pfn[r->n++] = pc->pfn[pc->first++];
+			pc->n--;
+			cache_unlock(pc);
+			return 0;
+		}
+		cache_unlock(pc);
+		if (section_alloc_pages(pool, pool->cfg.page_cache, pfns,
+		    PAGE_ZSPAGE, OWNER_CACHED, 0, ALLOC_NOGROW) == 0) {
+			r->pfn[r->n++] = pfns[0];
+			page_cache_put(pool, pfns + 1,
+			    pool->cfg.page_cache - 1);
+			return 0;
+		}
+	}
+	error = section_alloc_pages(pool, 1, &r->pfn[r->n], PAGE_ZSPAGE,
+	    OWNER_CACHED, 0, flags);
+	if (error == 0)
+		r->n++;
+	return error;
+}
+
+/*
+ * Make r hold n pages, those missing taken from the sections without
+ * growing the pool, nor touching the caches: migration's destinations.
+ * No lock or pin held.  0 or -ENOMEM (r as it was).
+ */
+int
+page_reserve_take(struct zs_pool *pool, struct page_reserve *r,
+    unsigned int n)
+{
+	int error;
+
+	zs_assert(n <= ZS_MAX_CHAIN);
+	if (r->n >= n)
+		return 0;
+	error = section_alloc_pages(pool, n - r->n, r->pfn + r->n,
+	    PAGE_ZSPAGE, OWNER_CACHED, 0, ALLOC_NOGROW);
+	if (error == 0)
+		r->n = n;
+	return error;
+}
+
+/* The pages r has left go to this CPU's cache, or the free lists. */
+void
+page_reserve_release(struct zs_pool *pool, struct page_reserve *r)
+{
+	if (r->n == 0)
+		return;
+	if (pool->page_caches != NULL)
+		page_cache_put(pool, r->pfn, r->n);
+	else
+		section_free_pages(pool, r->pfn, r->n);
+	r->n = 0;
 }
 
 /*
@@ -651,11 +885,11 @@ page_cache_drain(struct zs_pool *pool)
 	for (i = 0; pool->page_caches != NULL && i <= pool->page_cache_mask;
 	    i++) {
 		pc = &pool->page_caches[i];
-		pthread_mutex_lock(&pc->lock);
+		cache_lock(pc);
 		section_free_pages(pool, pc->pfn + pc->first, pc->n);
 		drained += pc->n;
 		pc->n = 0;
-		pthread_mutex_unlock(&pc->lock);
+		cache_unlock(pc);
 	}
 	return drained;
 }

@@ -23,13 +23,13 @@ pool_obj_totals(struct zs_pool *pool, struct obj_totals *t)
 	memset(t, 0, sizeof(*t));
 	for (i = 0; i < pool->nr_classes; i++) {
 		c = pool->classes[i];
-		pthread_mutex_lock(&c->lock);
+		class_lock(c);
 		t->objects += c->objs_used;
 		t->bytes_requested += c->bytes_requested;
 		t->bytes_held += c->objs_used * c->size;
 		if (c->huge)
 			t->huge_objects += c->objs_used;
-		pthread_mutex_unlock(&c->lock);
+		class_unlock(c);
 	}
 }
 
@@ -108,7 +108,7 @@ zs_class_stats(struct zs_pool *pool, unsigned int index,
 	st->objs_per_zspage = c->objs_per_zspage;
 	st->huge = c->huge;
 
-	pthread_mutex_lock(&c->lock);
+	class_lock(c);
 	st->zspages = c->nr_zspages;
 	st->objs_used = c->objs_used;
 	for (g = 0; g < ZS_FULLNESS_GROUPS; g++)
@@ -116,7 +116,7 @@ zs_class_stats(struct zs_pool *pool, unsigned int index,
 	/* Zspages populate lazily: the pages they have, not could have. */
 	st->pages_used = c->huge ? c->nr_zspages : c->nr_pages;
 	st->freeable_pages = class_freeable_pages(c);
-	pthread_mutex_unlock(&c->lock);
+	class_unlock(c);
 
 	st->objs_allocated = st->zspages * c->objs_per_zspage;
 	if (c->huge) {

@@ -484,11 +484,11 @@ zs_pool_validate(struct zs_pool *pool, char *why, size_t whylen)
 	for (i = 0; error == 0 && i < pool->nr_classes; i++) {
 		struct size_class *c = pool->classes[i];
 
-		pthread_mutex_lock(&c->lock);
+		class_lock(c);
 		pthread_mutex_lock(&pool->page_lock);
 		error = check_class(&wk, c);
 		pthread_mutex_unlock(&pool->page_lock);
-		pthread_mutex_unlock(&c->lock);
+		class_unlock(c);
 	}
 	if (error == 0) {
 		pthread_mutex_lock(&pool->free_lock);

@@ -40,11 +40,12 @@
  *      freeobj, fullness and flags, every slot header in them, the
  *      class counters and the class's free handles.
  *   2b. a page_cache's lock -- a CPU's cached pages (section.c).  Held
- *      while the cache is filled, which takes page_lock (and free_lock to
- *      hand the worker a prefault run), and while it is drained, which
- *      takes page_lock and report_lock.  Never held with grow_lock: a
- *      fill never maps a section (ALLOC_NOGROW), and the page that needs
- *      one is taken after the cache lock is dropped.
+ *      while pages are put in, which takes page_lock (to check their
+ *      sections) and frees those left over, and while it is drained,
+ *      which takes page_lock and report_lock.  Never held while pages
+ *      are taken from the sections (they may be faulted in, or a
+ *      section mapped): the cache is filled by page_reserve_fill, with
+ *      no lock held, and the pages put in after.
  *   3. pool->grow_lock -- serialises mapping new sections and unmapping
  *      them (offline.c holds offline_lock, then this).
  *   4. leaf locks, never nested with each other except page_lock under
@@ -64,6 +65,23 @@
  * its address range, under free_lock.  The worker touches the run with no
  * lock held, and ends it under page_lock; section_remove() refuses a
  * section while the run is in it, so the run's pages stay mapped.
+ *
+ * No fault under a pin or a class lock.  A reader (zs_obj_read_begin,
+ * the swap-in path, often at real-time priority) waits for a pin; a pin
+ * holder may wait for a class lock (zs_free, a migration) and a class
+ * lock holder for a CPU's page cache lock.  A page fault on a machine
+ * that swaps may take milliseconds (reclaim, even I/O), so none of those
+ * is held while memory that may not be resident is touched: pages are
+ * faulted in when taken, by section_alloc_pages(), which is never called
+ * with one held; a class lock holder that needs a page takes a resident
+ * one from its CPU's cache or from a reserve of its own (struct
+ * page_reserve), or else drops the lock, fills the reserve, takes the
+ * lock again and looks at everything afresh.  Likewise the handle table
+ * hands out words only below handle_ready, faulted in beforehand.  In
+ * debug builds each thread counts the class locks, cache locks and pins
+ * it holds (hold_take, hold_drop): whatever may fault asserts that it
+ * holds none, and memory written while holding one must be resident
+ * (os_assert_resident, by mincore).
  *
  * A handle word is only changed with its PIN bit held, or, while the
  * handle is not allocated, by the owner of handle_lock or of the lock of
@@ -109,6 +127,39 @@ void	pool_assert_fail(const char *, const char *, int) __attribute__((noreturn))
 #define zs_assert(x)	((x) ? (void)0 : pool_assert_fail(#x, __FILE__, __LINE__))
 #else
 #define zs_assert(x)	((void)0)
+#endif
+
+/*
+ * Class locks, CPU cache locks and pins this thread holds (debug builds;
+ * see "No fault" above).  A pin counts while a call into the library
+ * holds it; the one zs_obj_read_begin() hands its caller is the caller's
+ * until zs_obj_read_end(), and not counted meanwhile.
+ */
+#ifdef ZS_DEBUG
+extern _Thread_local unsigned int os_holds;
+
+static inline void
+hold_take(void)
+{
+	os_holds++;
+}
+
+static inline void
+hold_drop(void)
+{
+	zs_assert(os_holds > 0);
+	os_holds--;
+}
+
+static inline void
+hold_none(void)
+{
+	zs_assert(os_holds == 0);
+}
+#else
+static inline void hold_take(void) {}
+static inline void hold_drop(void) {}
+static inline void hold_none(void) {}
 #endif
 
 /* ------------------------------------------------------------------ */
@@ -188,7 +239,10 @@ enum page_state {
  * pool->page_lock, except owner and huge_size of an allocated page, which
  * are written before the page is published and then only read.  (A page
  * in a CPU's cache is allocated with owner OWNER_CACHED; the cache's lock
- * guards it until the page is handed out with its zspage's id.)
+ * guards it until the page is handed out with its zspage's id.  One in a
+ * caller's page_reserve gets its zspage's id under that zspage's class
+ * lock, with page_set_owner(): an offline may be reading it meanwhile,
+ * with page_owner().)
  */
 struct zs_page {
 	uint32_t	next, prev;	/* free list, page index; PAGE_NIL */
@@ -276,6 +330,17 @@ struct free_shard {
 
 #define CLASS_HANDLES		32	/* free handles a class keeps */
 #define CLASS_HANDLE_BATCH	16	/* moved to or from the table's list */
+
+/*
+ * Resident pages a caller took, with no lock held, for a class lock hold
+ * to come (section.c): PAGE_ZSPAGE with owner OWNER_CACHED until a
+ * zspage takes one (page_set_owner).  Those left over go back with
+ * page_reserve_release().
+ */
+struct page_reserve {
+	unsigned int	n;
+	uint32_t	pfn[ZS_MAX_CHAIN];
+};
 
 /*
  * A size class.  size, objs_per_zspage, pages_per_zspage, index and huge
@@ -377,6 +442,8 @@ struct zs_pool {
 	_Atomic(_Atomic uint64_t *) *handle_dir;
 	uint32_t		 handle_free;	/* free list head, 0 = none */
 	_Atomic uint32_t	 handle_top;	/* indices below were issued */
+	uint32_t		 handle_ready;	/* words below are mapped and
+						   faulted in (handle_lock) */
 
 	/* zspage structs: dir written under zspage_lock, read lock-free */
 	pthread_mutex_t		 zspage_lock;
@@ -498,6 +565,27 @@ extern const struct zs_os_ops os_default_ops;
 void	*os_map(struct zs_pool *, size_t);
 void	 os_unmap(struct zs_pool *, void *, size_t);
 int	 os_advise(struct zs_pool *, void *, size_t, int);
+void	 os_populate(struct zs_pool *, void *, size_t);
+#ifdef ZS_DEBUG
+void	 os_assert_resident(const void *, size_t);
+#else
+static inline void os_assert_resident(const void *p, size_t n) {}
+#endif
+
+/* Class locks, counted in debug builds. */
+static inline void
+class_lock(struct size_class *c)
+{
+	pthread_mutex_lock(&c->lock);
+	hold_take();
+}
+
+static inline void
+class_unlock(struct size_class *c)
+{
+	hold_drop();
+	pthread_mutex_unlock(&c->lock);
+}
 
 /* section.c */
 /*
@@ -513,16 +601,19 @@ struct page_cache {
 } __attribute__((aligned(64)));
 
 #define ALLOC_NOGROW	0x01	/* fail rather than map a section */
-#define ALLOC_FIRST_NOW	0x02	/* of pages not resident, the caller faults
-				   in the first only (the rest are for later:
-				   the worker's prefault takes them) */
 int	 section_alloc_pages(struct zs_pool *, unsigned int, uint32_t *,
 	    enum page_state, uint32_t, uint16_t, int);
+void	 page_set_owner(struct zs_pool *, uint32_t, uint32_t);
+uint32_t page_owner(const struct zs_page *);
 int	 page_cache_init(struct zs_pool *);
 void	 page_cache_destroy(struct zs_pool *);
-int	 page_cache_alloc(struct zs_pool *, uint32_t, uint32_t *);
+int	 page_cache_take(struct zs_pool *, uint32_t, uint32_t *);
+int	 page_reserve_fill(struct zs_pool *, struct page_reserve *, int);
+int	 page_reserve_take(struct zs_pool *, struct page_reserve *,
+	    unsigned int);
+void	 page_reserve_release(struct zs_pool *, struct page_reserve *);
 uint64_t page_cache_drain(struct zs_pool *);
-void	 prefault_run_end(struct zs_pool *);
+void	 prefault_run_end(struct zs_pool *, bool);
 uint64_t page_cache_count(struct zs_pool *);
 struct section *section_of(struct zs_pool *, uint32_t);
 int	 section_isolate(struct zs_pool *, uint32_t, struct section **);
@@ -563,6 +654,7 @@ struct zspage *class_emptiest_zspage(struct size_class *);
 /* handle.c */
 int	 handle_table_init(struct zs_pool *);
 void	 handle_table_destroy(struct zs_pool *);
+int	 handle_table_grow(struct zs_pool *);
 uint32_t class_handle_get(struct zs_pool *, struct size_class *);
 void	 class_handle_put(struct zs_pool *, struct size_class *, uint32_t);
 _Atomic uint64_t *handle_word(struct zs_pool *, uint32_t);
@@ -584,9 +676,11 @@ void	 zspage_destroy(struct zs_pool *, struct zspage *);
 struct obj_hdr *zspage_slot(struct zs_pool *, const struct size_class *,
 	    const struct zspage *, unsigned int, unsigned int *);
 int	 zspage_alloc_slot(struct zs_pool *, struct size_class *,
-	    struct zspage *, uint32_t, size_t);
+	    struct zspage *, uint32_t, size_t, struct page_reserve *);
 int	 zspage_populate_slot(struct zs_pool *, struct size_class *,
-	    struct zspage *, unsigned int);
+	    struct zspage *, unsigned int, struct page_reserve *);
+unsigned int zspage_pages_in(struct zs_pool *, const struct zspage *,
+	    const struct section *);
 bool	 zspage_slot_live(struct zs_pool *, const struct size_class *,
 	    const struct zspage *, unsigned int);
 void	 zspage_rebuild_chain(struct zs_pool *, const struct size_class *,
@@ -607,7 +701,8 @@ void	 report_request(struct zs_pool *);
 
 /* offline.c */
 int	 migrate_zspage_pages(struct zs_pool *, struct size_class *,
-	    struct zspage *, const struct section *, uint32_t);
+	    struct zspage *, const struct section *, uint32_t,
+	    struct page_reserve *);
 
 /* free.c */
 int	 free_worker_start(struct zs_pool *);

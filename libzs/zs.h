@@ -87,12 +87,13 @@ struct zs_pool_config {
 	 * ZS_MAX_FREE_BATCH.  Default 16. */
 	unsigned int		 free_batch;
 	/* With async_free: when allocation reaches pages the OS has not
-	 * backed yet, the caller faults in the page it needs and the
-	 * worker thread the next prefault_ahead, in the background, so
-	 * that a growing pool's page faults run beside the allocations
-	 * instead of inside them.  0 or 1, or without async_free: the
-	 * caller faults in a run of 32 pages itself.  At most
-	 * ZS_MAX_PREFAULT.  Default 256 (1 MiB). */
+	 * backed yet, the caller faults in the pages it takes (before it
+	 * takes any lock a reader may wait for) and the worker thread the
+	 * next prefault_ahead, in the background, so that a growing
+	 * pool's page faults run beside the allocations instead of inside
+	 * them.  0 or 1, or without async_free: the caller faults in a
+	 * run of 32 pages itself.  At most ZS_MAX_PREFAULT.  Default 256
+	 * (1 MiB). */
 	unsigned int		 prefault_ahead;
 	/* Free pages each CPU keeps for its zspages, taken from the
 	 * sections this many at a time, so that threads filling zspages

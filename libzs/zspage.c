@@ -132,19 +132,27 @@ chain_push(struct zs_pool *pool, const struct size_class *c,
 
 /*
  * Give page i a page frame and chain up the dormant slots starting in it;
- * class lock held.
+ * class lock held, maybe a pin too.  The page comes from r (may be NULL),
+ * else from the CPU's cache; either way it is resident, so writing the
+ * slot headers faults nothing in.  -EAGAIN if neither has one: the
+ * caller, who must not fault with the lock held, drops it and fills r.
  */
 static int
 zspage_populate(struct zs_pool *pool, struct size_class *c,
-    struct zspage *z, unsigned int i)
+    struct zspage *z, unsigned int i, struct page_reserve *r)
 {
 	unsigned int obj, end;
 	uint32_t pfn;
 	int error;
 
 	zs_assert(z->pfn[i] == PFN_NONE);
-	if ((error = page_cache_alloc(pool, z->id, &pfn)) != 0)
+	if (r != NULL && r->n > 0) {
+		pfn = r->pfn[--r->n];
+		page_set_owner(pool, pfn, z->id);
+	} else if ((error = page_cache_take(pool, z->id, &pfn)) != 0) {
 		return error;
+	}
+	os_assert_resident(pfn_to_addr(pool, pfn), PAGE_SIZE);
 	z->pfn[i] = pfn;
 	z->nr_pages++;
 	c->nr_pages++;
@@ -157,10 +165,10 @@ zspage_populate(struct zs_pool *pool, struct size_class *c,
 	return 0;
 }
 
-/* Populate every page slot obj overlaps. */
+/* Populate every page slot obj overlaps (see zspage_populate). */
 int
 zspage_populate_slot(struct zs_pool *pool, struct size_class *c,
-    struct zspage *z, unsigned int obj)
+    struct zspage *z, unsigned int obj, struct page_reserve *r)
 {
 	size_t start = (size_t)obj * c->size;
 	unsigned int p, last = (unsigned int)((start + c->size - 1) >>
@@ -169,9 +177,26 @@ zspage_populate_slot(struct zs_pool *pool, struct size_class *c,
 
 	for (p = (unsigned int)(start >> PAGE_SHIFT); p <= last; p++)
 		if (z->pfn[p] == PFN_NONE &&
-		    (error = zspage_populate(pool, c, z, p)) != 0)
+		    (error = zspage_populate(pool, c, z, p, r)) != 0)
 			return error;
 	return 0;
+}
+
+/*
+ * How many of z's populated pages lie in section from (all of them if
+ * from is NULL): the pages migrating them takes.  Class lock held.
+ */
+unsigned int
+zspage_pages_in(struct zs_pool *pool, const struct zspage *z,
+    const struct section *from)
+{
+	unsigned int p, n = 0;
+
+	for (p = 0; p < ZS_MAX_CHAIN; p++)
+		if (z->pfn[p] != PFN_NONE &&
+		    (from == NULL || section_of(pool, z->pfn[p]) == from))
+			n++;
+	return n;
 }
 
 /* A new, empty zspage of class c, with no pages yet, on no list. */
@@ -231,13 +256,14 @@ zspage_slot(struct zs_pool *pool, const struct size_class *c,
 }
 
 /*
- * Take a slot for handle index hidx, populating pages as needed; class
- * lock held, z not full.  Returns the slot, or -ENOMEM (z unchanged but
- * for pages it may have gained).
+ * Take a slot for handle index hidx, populating pages as needed from r
+ * or the CPU's cache (zspage_populate); class lock held, z not full.
+ * Returns the slot, or -EAGAIN if a page was needed that neither had (z
+ * unchanged but for pages it may have gained).
  */
 int
 zspage_alloc_slot(struct zs_pool *pool, struct size_class *c,
-    struct zspage *z, uint32_t hidx, size_t size)
+    struct zspage *z, uint32_t hidx, size_t size, struct page_reserve *r)
 {
 	struct obj_hdr *hdr;
 	unsigned int obj, p;
@@ -250,7 +276,7 @@ zspage_alloc_slot(struct zs_pool *pool, struct size_class *c,
 			hdr = zspage_slot(pool, c, z, obj, NULL);
 			zs_assert(!(hdr->tag & 1));
 			z->freeobj = (uint16_t)(hdr->tag >> 1);
-			error = zspage_populate_slot(pool, c, z, obj);
+			error = zspage_populate_slot(pool, c, z, obj, r);
 			if (error != 0) {
 				chain_push(pool, c, z, obj);
 				return error;
@@ -259,7 +285,7 @@ zspage_alloc_slot(struct zs_pool *pool, struct size_class *c,
 		}
 		if (z->fresh < c->objs_per_zspage) {
 			obj = z->fresh;
-			error = zspage_populate_slot(pool, c, z, obj);
+			error = zspage_populate_slot(pool, c, z, obj, r);
 			if (error != 0)
 				return error;
 			z->fresh++;
@@ -271,7 +297,7 @@ zspage_alloc_slot(struct zs_pool *pool, struct size_class *c,
 			    slot_first_in_page(c, p) < z->fresh)
 				break;
 		zs_assert(p < c->pages_per_zspage);
-		error = zspage_populate(pool, c, z, p);
+		error = zspage_populate(pool, c, z, p, r);
 		if (error != 0)
 			return error;
 	}

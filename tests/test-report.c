@@ -351,8 +351,9 @@ test_prefault(void)
 }
 
 /*
- * OS ops that hold the first MADV_POPULATE_WRITE after `armed` is set
- * until `released`, and note where the pool's one section is.
+ * OS ops that hold the first MADV_POPULATE_WRITE of the section's pages
+ * after `armed` is set until `released` (the handle table's words are
+ * faulted in that way too), and note where the pool's one section is.
  */
 struct hold {
 	pthread_mutex_t	lock;
@@ -394,7 +395,9 @@ hold_advise(void *ctx, void *addr, size_t len, int advice)
 	struct hold *h = ctx;
 
 	pthread_mutex_lock(&h->lock);
-	if (advice == MADV_POPULATE_WRITE && h->armed) {
+	if (advice == MADV_POPULATE_WRITE && h->armed &&
+	    h->section != NULL && (char *)addr >= h->section &&
+	    (char *)addr < h->section + h->section_size) {
 		h->armed = false;
 		h->holding = true;
 		pthread_cond_broadcast(&h->cond);
