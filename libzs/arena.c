@@ -642,7 +642,7 @@ rebuild_zspages(struct rebuild *r, struct zs_recovery *res)
 	    k++)
 		atomic_store(&pool->zspage_dir[k],
 		    (struct zspage *)arena_zspage_chunk(pool, k));
-	pool->zspage_top = r->ztop;
+	LOCKED_SET(pool->zspage_top, r->ztop);
 	list_init(&pool->zspage_free);
 	for (id = r->ztop; id-- > 0;) {
 		struct zspage *z = arena_zspage(a, id);
@@ -676,8 +676,8 @@ rebuild_zspages(struct rebuild *r, struct zs_recovery *res)
 				continue;
 			}
 			z->inuse++;
-			c->objs_used++;
-			c->bytes_requested += hdr->size;
+			LOCKED_ADD(c->objs_used, 1);
+			LOCKED_ADD(c->bytes_requested, hdr->size);
 			first = (unsigned int)(((size_t)obj * c->size) >>
 			    PAGE_SHIFT);
 			last = (unsigned int)(((size_t)obj * c->size + c->size -
@@ -774,8 +774,8 @@ rebuild_sections(struct rebuild *r, struct zs_recovery *res)
 				pg->owner = (uint32_t)own[i];
 				pg->huge_size = hsize;
 				hc->nr_zspages++;
-				hc->objs_used++;
-				hc->bytes_requested += hsize;
+				LOCKED_ADD(hc->objs_used, 1);
+				LOCKED_ADD(hc->bytes_requested, hsize);
 				STAT_ADD(pool, pages_used, 1);
 				res->pages_kept++;
 			} else {
@@ -784,9 +784,9 @@ rebuild_sections(struct rebuild *r, struct zs_recovery *res)
 			}
 		}
 		atomic_store(&pool->sections[slot], sec);
-		pool->nr_sections++;
-		pool->nr_free_pages += sec->nr_free;
-		pool->nr_memmap_pages += first;
+		LOCKED_ADD(pool->nr_sections, 1);
+		LOCKED_ADD(pool->nr_free_pages, sec->nr_free);
+		LOCKED_ADD(pool->nr_memmap_pages, first);
 		res->sections_kept++;
 	}
 	pool->nr_section_slots = slots;

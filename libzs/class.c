@@ -66,8 +66,8 @@ class_setup(struct zs_pool *pool, struct size_class *c, unsigned int index,
 	}
 	c->nr_zspages = 0;
 	c->nr_pages = 0;
-	c->objs_used = 0;
-	c->bytes_requested = 0;
+	LOCKED_SET(c->objs_used, 0);
+	LOCKED_SET(c->bytes_requested, 0);
 	c->nr_handles = 0;
 	pool_mutex_init(pool, &c->lock);
 }

@@ -36,8 +36,8 @@ malloc_huge(struct zs_pool *pool, size_t size, const void *src)
 		return 0;
 	}
 	c->nr_zspages++;
-	c->objs_used++;
-	c->bytes_requested += size;
+	LOCKED_ADD(c->objs_used, 1);
+	LOCKED_ADD(c->bytes_requested, size);
 	gen = handle_publish(handle_word(pool, hidx), hw_where(true, 0, pfn),
 	    src != NULL);
 	pthread_mutex_unlock(&c->lock);
@@ -95,7 +95,7 @@ malloc_once(struct zs_pool *pool, size_t size, const void *src)
 		goto fail;
 	}
 	class_regroup_zspage(c, z);
-	c->bytes_requested += size;
+	LOCKED_ADD(c->bytes_requested, size);
 	w = handle_word(pool, hidx);
 	gen = handle_publish(w, hw_where(false, (uint32_t)obj, z->id),
 	    src != NULL);
@@ -171,8 +171,8 @@ free_huge(struct zs_pool *pool, uint64_t v, uint32_t hidx)
 	section_free_pages(pool, &pfn, 1);
 	pthread_mutex_lock(&c->lock);
 	c->nr_zspages--;
-	c->objs_used--;
-	c->bytes_requested -= size;
+	LOCKED_SUB(c->objs_used, 1);
+	LOCKED_SUB(c->bytes_requested, size);
 	class_handle_put(pool, c, hidx);
 	pthread_mutex_unlock(&c->lock);
 	STAT_SUB(pool, pages_used, 1);
@@ -196,7 +196,7 @@ obj_free_slot(struct zs_pool *pool, uint32_t hidx, uint64_t v)
 	pthread_mutex_lock(&c->lock);
 	hdr = zspage_slot(pool, c, z, HW_OBJ(v), NULL);
 	zs_assert(hdr->tag == (hidx << 1 | 1));
-	c->bytes_requested -= hdr->size;
+	LOCKED_SUB(c->bytes_requested, hdr->size);
 	zspage_free_slot(pool, c, z, HW_OBJ(v));
 	/* Retiring the handle unpins it. */
 	class_handle_put(pool, c, hidx);

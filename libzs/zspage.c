@@ -25,7 +25,7 @@ zspage_table_init(struct zs_pool *pool)
 		return -ENOMEM;
 	pool_mutex_init(pool, &pool->zspage_lock);
 	list_init(&pool->zspage_free);
-	pool->zspage_top = 0;
+	LOCKED_SET(pool->zspage_top, 0);
 	return 0;
 }
 
@@ -87,7 +87,7 @@ zspage_desc_alloc(struct zs_pool *pool)
 	}
 	z = &chunk[id & (ZSPAGE_CHUNK - 1)];
 	z->id = id;
-	pool->zspage_top++;
+	LOCKED_ADD(pool->zspage_top, 1);
 out:
 	pthread_mutex_unlock(&pool->zspage_lock);
 	return z;
@@ -280,7 +280,7 @@ zspage_alloc_slot(struct zs_pool *pool, struct size_class *c,
 	hdr->size = (uint16_t)size;
 	hdr->unused = 0;
 	z->inuse++;
-	c->objs_used++;
+	LOCKED_ADD(c->objs_used, 1);
 	return (int)obj;
 }
 
@@ -292,7 +292,7 @@ zspage_free_slot(struct zs_pool *pool, struct size_class *c,
 	zs_assert(zspage_slot(pool, c, z, obj, NULL)->tag & 1);
 	chain_push(pool, c, z, obj);
 	z->inuse--;
-	c->objs_used--;
+	LOCKED_SUB(c->objs_used, 1);
 }
 
 /* Is slot obj (below fresh) holding an object? */
