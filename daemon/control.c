@@ -334,6 +334,8 @@ control_stat(struct control_client *cl)
 	proto_add_u64(b, "compactions", c->compactions);
 	proto_add_u64(b, "compactions_auto", c->compactions_auto);
 	proto_add_u64(b, "control_clients", c->nr_clients);
+	/* The daemon's. */
+	proto_add_u64(b, "log_lines_dropped", log_dropped());
 	control_send(cl);
 }
 

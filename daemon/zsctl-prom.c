@@ -154,6 +154,8 @@ static const struct prom_metric prom_stat[] = {
 	    "Compactions run automatically" },
 	{ "control_clients", "control_clients", G,
 	    "Clients connected to the control socket" },
+	{ "log_lines_dropped", "log_dropped_lines_total", C,
+	    "Log lines dropped because the log's queue was full" },
 };
 
 /* The columns of classes, one sample per class. */

@@ -6,7 +6,8 @@
  * timers and everything in struct zsd that is not marked otherwise; the
  * worker threads (worker.c) compress and decompress and send FUSE replies;
  * the swap thread (swap.c) runs swapon/swapoff, which wait on I/O that the
- * loop itself must serve.
+ * loop itself must serve; the log thread (log.c) writes out the lines the
+ * others queue.
  */
 #ifndef ZSD_H
 #define ZSD_H
@@ -26,8 +27,21 @@
 #define ZSD_PAGE_SHIFT	12
 
 /* log.c */
+#define LOG_RING_LINES	128	/* lines queued for the drainer at most */
+
 void	log_init(const char *ident, bool foreground);
 void	log_set_verbose(int level);		/* 0 info, 1 debug */
+/*
+ * Start the drainer thread (normal priority): from then on no thread
+ * waits for the log; lines that find the ring full are dropped and
+ * counted.  Stopped, the ring written out, at exit (or by log_stop()).
+ * fatal() writes out the ring and its message itself before exiting.
+ */
+int	log_start(void);
+void	log_stop(void);
+void	log_flush(void);		/* write out what is queued, here */
+uint64_t log_dropped(void);		/* lines dropped, ever */
+void	log_pause(bool paused);		/* tests: hold the drainer back */
 void	log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void	log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void	log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
