@@ -324,6 +324,7 @@ control_stat(struct control_client *cl)
 	    ps.zspages_pending_free);
 	proto_add_u64(b, "pool_isolated_zspages", ps.isolated_zspages);
 	proto_add_u64(b, "pool_objects", ps.objects);
+	proto_add_u64(b, "pool_objects_pending_free", ps.objs_pending_free);
 	proto_add_u64(b, "pool_huge_objects", ps.huge_objects);
 	proto_add_u64(b, "pool_bytes_requested", ps.bytes_requested);
 	proto_add_u64(b, "pool_bytes_held", ps.bytes_held);
