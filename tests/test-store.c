@@ -284,6 +284,9 @@ test_round_trip(enum codec_id codec)
 	ok(ss.compr_data_size > PG && ss.compr_data_size < PG + PG / 2,
 	    "%s: text compressed to %llu bytes", name,
 	    (unsigned long long)(ss.compr_data_size - PG));
+	ok(store_pages_stored(st) == ss.pages_stored &&
+	    store_compr_size(st) == ss.compr_data_size,
+	    "%s: store_pages_stored, store_compr_size as store_stats", name);
 	ok(pool_objects(pool) == 2, "%s: two objects in the pool", name);
 	ok(ss.writes == 4 && ss.reads == 5, "%s: io counted (%llu w %llu r)",
 	    name, (unsigned long long)ss.writes,
