@@ -701,7 +701,7 @@ rebuild_zspages(struct rebuild *r, struct zs_recovery *res)
 		zspage_rebuild_chain(pool, c, z);
 		class_insert_zspage(c, z);
 		c->nr_zspages++;
-		c->nr_pages += z->nr_pages;
+		LOCKED_ADD(c->nr_pages, z->nr_pages);
 		STAT_ADD(pool, pages_used, z->nr_pages);
 		STAT_ADD(pool, nr_zspages, 1);
 		res->pages_kept += z->nr_pages;

@@ -37,6 +37,7 @@ pool_obj_totals(struct zs_pool *pool, struct obj_totals *t)
 		t->bytes_held += used * c->size;
 		if (c->huge)
 			t->huge_objects += used;
+		t->pages_freeable += class_freeable_pages(c);
 	}
 }
 
@@ -81,6 +82,7 @@ zs_pool_stats(struct zs_pool *pool, struct zs_pool_stats *st)
 	st->huge_objects = t.huge_objects;
 	st->bytes_requested = t.bytes_requested;
 	st->bytes_held = t.bytes_held;
+	st->pages_freeable = t.pages_freeable;
 	st->pages_compacted = STAT_GET(pool, pages_compacted);
 	st->objs_compacted = STAT_GET(pool, objs_compacted);
 	st->malloc_failures = STAT_GET(pool, malloc_failures);

@@ -292,8 +292,8 @@ struct free_shard {
  * The class keeps the counters of its objects (the pool's totals are their
  * sums) and a few free handle indices of its own, so that malloc and free
  * take no other lock and touch no counter shared by every class.
- * objs_used and bytes_requested are summed for zs_pool_stats() without
- * the lock: written with LOCKED_ADD/LOCKED_SUB.
+ * objs_used, bytes_requested and nr_pages are summed for zs_pool_stats()
+ * without the lock: written with LOCKED_ADD/LOCKED_SUB.
  */
 struct size_class {
 	pthread_mutex_t		lock;
@@ -305,7 +305,7 @@ struct size_class {
 	struct list_head	fullness[ZS_FULLNESS_GROUPS];
 	uint64_t		nr_zspages;	/* on the fullness lists (or huge
 						   pages) and isolated */
-	uint64_t		nr_pages;	/* populated pages of those
+	_Atomic uint64_t	nr_pages;	/* populated pages of those
 						   zspages (not huge) */
 	_Atomic uint64_t	objs_used;
 	_Atomic uint64_t	bytes_requested;	/* by the objs_used */
@@ -519,6 +519,7 @@ unsigned int pool_cpu_list(unsigned int);
 /* stats.c */
 struct obj_totals {
 	uint64_t	objects, huge_objects, bytes_requested, bytes_held;
+	uint64_t	pages_freeable;
 };
 void	 pool_obj_totals(struct zs_pool *, struct obj_totals *);
 

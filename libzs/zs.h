@@ -348,6 +348,9 @@ struct zs_pool_stats {
 					   migrated right now */
 	uint64_t	objs_pending_free; /* freed, the slot not yet given
 					   back (free_batch) */
+	uint64_t	pages_freeable;	/* what compaction could free at
+					   best: the classes' freeable_pages
+					   summed */
 };
 
 void		 zs_pool_stats(struct zs_pool *pool, struct zs_pool_stats *st);

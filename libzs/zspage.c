@@ -147,7 +147,7 @@ zspage_populate(struct zs_pool *pool, struct size_class *c,
 		return error;
 	z->pfn[i] = pfn;
 	z->nr_pages++;
-	c->nr_pages++;
+	LOCKED_ADD(c->nr_pages, 1);
 	STAT_ADD(pool, pages_used, 1);
 	end = slot_first_in_page(c, i + 1);
 	if (end > z->fresh)
@@ -378,7 +378,7 @@ zspage_release_free_pages(struct zs_pool *pool, struct size_class *c,
 		}
 	section_free_pages(pool, pfns, n);
 	z->nr_pages = (uint8_t)(z->nr_pages - n);
-	c->nr_pages -= n;
+	LOCKED_SUB(c->nr_pages, n);
 	STAT_SUB(pool, pages_used, n);
 	return n;
 }
