@@ -221,9 +221,9 @@ shard_run(struct zs_pool *pool, struct free_shard *s)
 	unsigned int n = s->n;
 
 	/*
-	 * No longer pending for stats.c, though not freed yet: for a
-	 * moment they count as live objects and not as pending, never as
-	 * neither.
+	 * Pending no longer, though not freed yet: for a moment stats.c
+	 * counts them as objects only, as if their frees had not been
+	 * asked for -- never as gone before they are.
 	 */
 	LOCKED_SET(s->n, 0);
 	free_run(pool, s->hidx, n);
