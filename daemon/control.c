@@ -248,18 +248,6 @@ control_status(struct control_client *cl)
 	control_send(cl);
 }
 
-static uint64_t
-control_freeable(struct zs_pool *pool)
-{
-	struct zs_class_stats cs;
-	uint64_t freeable = 0;
-	unsigned int i;
-
-	for (i = 0; zs_class_stats(pool, i, &cs) == 0; i++)
-		freeable += cs.freeable_pages;
-	return freeable;
-}
-
 static void
 control_stat(struct control_client *cl)
 {
@@ -323,7 +311,7 @@ control_stat(struct control_client *cl)
 	proto_add_u64(b, "pool_pages_reported", ps.pages_reported);
 	proto_add_u64(b, "pool_pages_meta", ps.pages_meta);
 	proto_add_u64(b, "pool_pages_mapped", ps.pages_mapped);
-	proto_add_u64(b, "pool_pages_freeable", control_freeable(z->pool));
+	proto_add_u64(b, "pool_pages_freeable", ps.pages_freeable);
 	proto_add_u64(b, "pool_sections", ps.sections);
 	proto_add_u64(b, "pool_sections_offlined", ps.sections_offlined);
 	proto_add_u64(b, "pool_zspages", ps.zspages);
@@ -331,6 +319,7 @@ control_stat(struct control_client *cl)
 	    ps.zspages_pending_free);
 	proto_add_u64(b, "pool_isolated_zspages", ps.isolated_zspages);
 	proto_add_u64(b, "pool_objects", ps.objects);
+	proto_add_u64(b, "pool_objects_pending_free", ps.objs_pending_free);
 	proto_add_u64(b, "pool_huge_objects", ps.huge_objects);
 	proto_add_u64(b, "pool_bytes_requested", ps.bytes_requested);
 	proto_add_u64(b, "pool_bytes_held", ps.bytes_held);
@@ -341,6 +330,8 @@ control_stat(struct control_client *cl)
 	proto_add_u64(b, "compactions", c->compactions);
 	proto_add_u64(b, "compactions_auto", c->compactions_auto);
 	proto_add_u64(b, "control_clients", c->nr_clients);
+	/* The daemon's. */
+	proto_add_u64(b, "log_lines_dropped", log_dropped());
 	control_send(cl);
 }
 
@@ -1262,6 +1253,7 @@ static void
 control_compact_check(struct control *c)
 {
 	int threshold = c->z->cfg.compact_threshold;
+	struct zs_pool_stats ps;
 	uint64_t used, freeable;
 
 	if (threshold == 0 || c->job.running || c->pending_client != NULL)
@@ -1269,7 +1261,9 @@ control_compact_check(struct control *c)
 	used = zs_pool_pages_used(c->z->pool);
 	if (used == 0)
 		return;
-	freeable = control_freeable(c->z->pool);
+	/* No class lock taken: the pool's counters, summed. */
+	zs_pool_stats(c->z->pool, &ps);
+	freeable = ps.pages_freeable;
 	if (freeable > 0 && freeable * 100 >= (uint64_t)threshold * used) {
 		log_debug("control: %llu of %llu pages freeable: compacting",
 		    (unsigned long long)freeable, (unsigned long long)used);

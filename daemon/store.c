@@ -1242,6 +1242,26 @@ gauge_sum(const struct store *st, size_t off)
 #define STAT_SUM(st, f)		stat_sum((st), offsetof(struct counters, f))
 #define GAUGE_SUM(st, f)	gauge_sum((st), offsetof(struct counters, f))
 
+uint64_t
+store_pages_stored(struct store *st)
+{
+	return GAUGE_SUM(st, pages_stored);
+}
+
+/* Each shared object once. */
+static uint64_t
+compr_size(uint64_t compr, uint64_t merge_saved)
+{
+	return compr > merge_saved ? compr - merge_saved : 0;
+}
+
+uint64_t
+store_compr_size(struct store *st)
+{
+	return compr_size(GAUGE_SUM(st, compr_data_size),
+	    GAUGE_SUM(st, merge_saved));
+}
+
 void
 store_stats(struct store *st, struct store_stats *out)
 {
@@ -1251,11 +1271,9 @@ store_stats(struct store *st, struct store_stats *out)
 	memset(out, 0, sizeof(*out));
 	out->pages_stored = GAUGE_SUM(st, pages_stored);
 	out->orig_data_size = out->pages_stored * ZSD_PAGE_SIZE;
-	/* Each shared object once. */
 	out->merge_saved = GAUGE_SUM(st, merge_saved);
-	out->compr_data_size = GAUGE_SUM(st, compr_data_size);
-	out->compr_data_size = out->compr_data_size > out->merge_saved ?
-	    out->compr_data_size - out->merge_saved : 0;
+	out->compr_data_size = compr_size(GAUGE_SUM(st, compr_data_size),
+	    out->merge_saved);
 	out->mem_used_total = zs_pool_pages_used(st->pool) * ZSD_PAGE_SIZE;
 	out->mem_limit = atomic_load_explicit(&st->mem_limit,
 	    memory_order_relaxed);

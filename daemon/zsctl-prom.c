@@ -135,11 +135,13 @@ static const struct prom_metric prom_stat[] = {
 	{ "pool_isolated_zspages", "pool_isolated_zspages", G,
 	    "Zspages taken off their lists by compaction or migration" },
 	{ "pool_objects", "pool_objects", G,
-	    "Live objects" },
+	    "Objects, those whose free is pending included" },
+	{ "pool_objects_pending_free", "pool_pending_free_objects", G,
+	    "Objects freed whose slot waits in a batch of frees" },
 	{ "pool_huge_objects", "pool_huge_objects", G,
 	    "Live objects in the huge class" },
 	{ "pool_bytes_requested", "pool_requested_bytes", G,
-	    "Bytes of the live objects, as allocated" },
+	    "Bytes of those objects, as allocated" },
 	{ "pool_bytes_held", "pool_held_bytes", G,
 	    "Bytes of the slots holding them" },
 	{ "pool_objs_compacted", "pool_compacted_objects_total", C,
@@ -154,6 +156,8 @@ static const struct prom_metric prom_stat[] = {
 	    "Compactions run automatically" },
 	{ "control_clients", "control_clients", G,
 	    "Clients connected to the control socket" },
+	{ "log_lines_dropped", "log_dropped_lines_total", C,
+	    "Log lines dropped because the log's queue was full" },
 };
 
 /* The columns of classes, one sample per class. */

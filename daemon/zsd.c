@@ -5,7 +5,8 @@
  * Start-up order matters for serving swap without deadlock: the process
  * becomes an I/O flusher (PR_SET_IO_FLUSHER) before any thread exists, so
  * that every thread inherits it, and locks its memory before the pool maps
- * anything.  Then the pool, the store, the workers, the FUSE mount; the
+ * anything.  Then the log's thread (after which no thread waits for the
+ * log), the pool, the store, the workers, the FUSE mount; the
  * loop answers FUSE's INIT, and only then does swap activation start, on a
  * thread of its own (swap.c).
  *
@@ -273,6 +274,15 @@ fsop_stats(void *arg, struct fs_stats *out)
 }
 
 static void
+fsop_usage(void *arg, uint64_t *pages_stored, uint64_t *compr_data_size)
+{
+	struct zsd *z = arg;
+
+	*pages_stored = store_pages_stored(z->store);
+	*compr_data_size = store_compr_size(z->store);
+}
+
+static void
 fsop_queue(void *arg, struct fs_work **w, unsigned int n)
 {
 	struct zsd *z = arg;
@@ -333,6 +343,7 @@ static const struct fs_ops zsd_fs_ops = {
 	.write = fsop_write,
 	.discard = fsop_discard,
 	.stats = fsop_stats,
+	.usage = fsop_usage,
 	.queue = fsop_queue,
 	.ready = fsop_ready,
 	.gone = fsop_gone,
@@ -829,6 +840,12 @@ main(int argc, char **argv)
 		return 1;
 	/* Before the first thread: threads inherit PR_SET_IO_FLUSHER. */
 	harden();
+	/* From here on no thread waits for the log (log.c). */
+	if ((error = log_start()) != 0) {
+		errno = -error;
+		log_warn("starting the log thread");
+		return 1;
+	}
 
 	evthread_use_pthreads();
 	if ((z->base = event_base_new()) == NULL)
@@ -881,6 +898,7 @@ main(int argc, char **argv)
 		 */
 		control_stop(z);
 		workers_stop(z->workers);
+		log_stop();
 		_exit(0);
 	}
 

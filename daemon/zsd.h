@@ -11,7 +11,8 @@
  * timers and owns everything in struct zsd that is not marked otherwise;
  * the worker threads (worker.c) compress and decompress and send FUSE
  * replies; the swap thread (swap.c) runs swapon/swapoff, which wait on
- * I/O that the loop itself must serve.
+ * I/O that the loop itself must serve; the log thread (log.c) writes out
+ * the lines the others queue.
  */
 #ifndef ZSD_H
 #define ZSD_H
@@ -356,7 +357,14 @@ long		 store_read(struct store *st, struct store_ctx *ctx,
 		    uint64_t off, void *buf, size_t len);
 int		 store_discard(struct store *st, struct store_ctx *ctx,
 		    uint64_t off, uint64_t len);
+/* Takes no lock, in the store or the pool. */
 void		 store_stats(struct store *st, struct store_stats *out);
+/*
+ * Two figures of store_stats for FUSE's getattr and statfs, which the I/O
+ * threads answer: the store's own counters summed, the pool not asked.
+ */
+uint64_t	 store_pages_stored(struct store *st);
+uint64_t	 store_compr_size(struct store *st);	/* compr_data_size */
 void		 store_reset_max(struct store *st);
 
 /*

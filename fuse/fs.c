@@ -114,7 +114,7 @@ fs_req_put(struct fs *fs, struct fs_req *r)
 static void
 fs_stat(struct fs *fs, fuse_ino_t ino, struct stat *st)
 {
-	struct fs_stats ss;
+	uint64_t pages, compr;
 
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
@@ -126,11 +126,11 @@ fs_stat(struct fs *fs, fuse_ino_t ino, struct stat *st)
 		st->st_nlink = 2;
 		break;
 	case INO_SWAP:
-		fs->ops.stats(fs->arg, &ss);
+		fs->ops.usage(fs->arg, &pages, &compr);
 		st->st_mode = S_IFREG | 0600;
 		st->st_nlink = 1;
 		st->st_size = (off_t)fs->cfg.disksize;
-		st->st_blocks = (blkcnt_t)(ss.compr_data_size / 512);
+		st->st_blocks = (blkcnt_t)(compr / 512);
 		break;
 	case INO_STAT:
 		st->st_mode = S_IFREG | 0444;
@@ -303,15 +303,15 @@ static void
 fs_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct fs *fs = fuse_req_userdata(req);
-	struct fs_stats ss;
+	uint64_t pages, compr;
 	struct statvfs sv;
 
-	fs->ops.stats(fs->arg, &ss);
+	fs->ops.usage(fs->arg, &pages, &compr);
 	memset(&sv, 0, sizeof(sv));
 	sv.f_bsize = FS_PAGE_SIZE;
 	sv.f_frsize = FS_PAGE_SIZE;
 	sv.f_blocks = fs->cfg.disksize / FS_PAGE_SIZE;
-	sv.f_bfree = sv.f_blocks - ss.pages_stored;
+	sv.f_bfree = sv.f_blocks - pages;
 	sv.f_bavail = sv.f_bfree;
 	sv.f_files = 3;
 	sv.f_namemax = 255;

@@ -96,8 +96,14 @@ struct fs_ops {
 	int	 (*write)(void *arg, void *ctx, uint64_t off, const void *buf,
 		    size_t len);
 	int	 (*discard)(void *arg, void *ctx, uint64_t off, uint64_t len);
-	/* Any thread. */
+	/* Any thread: mm_stat's figures. */
 	void	 (*stats)(void *arg, struct fs_stats *out);
+	/*
+	 * Any thread: what getattr and statfs show, from counters alone,
+	 * never the pool: a stat of the swap file must not wait on it.
+	 */
+	void	 (*usage)(void *arg, uint64_t *pages_stored,
+		    uint64_t *compr_data_size);
 	/*
 	 * Any thread: run works on the daemon's workers.  Never allocates
 	 * nor fails: room for fs_max_works(workers) works at once.

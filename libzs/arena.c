@@ -644,7 +644,7 @@ rebuild_zspages(struct rebuild *r, struct zs_recovery *res)
 	    k++)
 		atomic_store(&pool->zspage_dir[k],
 		    (struct zspage *)arena_zspage_chunk(pool, k));
-	pool->zspage_top = r->ztop;
+	LOCKED_SET(pool->zspage_top, r->ztop);
 	list_init(&pool->zspage_free);
 	for (id = r->ztop; id-- > 0;) {
 		struct zspage *z = arena_zspage(a, id);
@@ -678,8 +678,8 @@ rebuild_zspages(struct rebuild *r, struct zs_recovery *res)
 				continue;
 			}
 			z->inuse++;
-			c->objs_used++;
-			c->bytes_requested += hdr->size;
+			LOCKED_ADD(c->objs_used, 1);
+			LOCKED_ADD(c->bytes_requested, hdr->size);
 			first = (unsigned int)(((size_t)obj * c->size) >>
 			    PAGE_SHIFT);
 			last = (unsigned int)(((size_t)obj * c->size + c->size -
@@ -703,7 +703,7 @@ rebuild_zspages(struct rebuild *r, struct zs_recovery *res)
 		zspage_rebuild_chain(pool, c, z);
 		class_insert_zspage(c, z);
 		c->nr_zspages++;
-		c->nr_pages += z->nr_pages;
+		LOCKED_ADD(c->nr_pages, z->nr_pages);
 		STAT_ADD(pool, pages_used, z->nr_pages);
 		STAT_ADD(pool, nr_zspages, 1);
 		res->pages_kept += z->nr_pages;
@@ -797,8 +797,8 @@ rebuild_sections(struct rebuild *r, struct zs_recovery *res)
 				pg->owner = (uint32_t)own[i];
 				pg->huge_size = hsize;
 				hc->nr_zspages++;
-				hc->objs_used++;
-				hc->bytes_requested += hsize;
+				LOCKED_ADD(hc->objs_used, 1);
+				LOCKED_ADD(hc->bytes_requested, hsize);
 				STAT_ADD(pool, pages_used, 1);
 				res->pages_kept++;
 			} else {
@@ -807,10 +807,10 @@ rebuild_sections(struct rebuild *r, struct zs_recovery *res)
 			}
 		}
 		atomic_store(&pool->sections[slot], sec);
-		pool->nr_sections++;
-		pool->nr_free_pages += sec->nr_free;
-		pool->nr_reported_pages += sec->nr_reported;
-		pool->nr_memmap_pages += first;
+		LOCKED_ADD(pool->nr_sections, 1);
+		LOCKED_ADD(pool->nr_free_pages, sec->nr_free);
+		LOCKED_ADD(pool->nr_reported_pages, sec->nr_reported);
+		LOCKED_ADD(pool->nr_memmap_pages, first);
 		res->sections_kept++;
 	}
 	free(in);

@@ -65,9 +65,9 @@ class_setup(struct zs_pool *pool, struct size_class *c, unsigned int index,
 		c->nr_in_group[g] = 0;
 	}
 	c->nr_zspages = 0;
-	c->nr_pages = 0;
-	c->objs_used = 0;
-	c->bytes_requested = 0;
+	LOCKED_SET(c->nr_pages, 0);
+	LOCKED_SET(c->objs_used, 0);
+	LOCKED_SET(c->bytes_requested, 0);
 	c->nr_handles = 0;
 	pool_mutex_init(pool, &c->lock);
 }
@@ -185,26 +185,31 @@ class_retire_zspage(struct size_class *c, struct zspage *z)
 	zs_assert(z->inuse == 0 && !(z->flags & ZSPAGE_ISOLATED));
 	zs_assert(c->nr_pages >= z->nr_pages);
 	c->nr_zspages--;
-	c->nr_pages -= z->nr_pages;
+	LOCKED_SUB(c->nr_pages, z->nr_pages);
 	z->flags |= ZSPAGE_FREEING;
 }
 
 /*
  * The pages compaction could free at best: those populated, less those
  * the objects would take packed as tightly as zspages allow -- every
- * zspage full but one, whose objects fill its lowest slots.
+ * zspage full but one, whose objects fill its lowest slots.  With the
+ * class lock held, or without it (zs_pool_stats), when the two counters
+ * may be read a moment apart: each is read once, so the figure is never
+ * more than the pages read as populated.
  */
 uint64_t
 class_freeable_pages(const struct size_class *c)
 {
-	uint64_t full = c->objs_used / c->objs_per_zspage;
-	uint64_t rest = c->objs_used % c->objs_per_zspage;
+	uint64_t used = UNLOCKED_GET(c->objs_used);
+	uint64_t pages = UNLOCKED_GET(c->nr_pages);
+	uint64_t full = used / c->objs_per_zspage;
+	uint64_t rest = used % c->objs_per_zspage;
 	uint64_t least = full * c->pages_per_zspage +
 	    (rest * c->size + PAGE_SIZE - 1) / PAGE_SIZE;
 
-	if (c->huge || c->nr_pages <= least)
+	if (c->huge || pages <= least)
 		return 0;
-	return c->nr_pages - least;
+	return pages - least;
 }
 
 /* The fullest zspage with a free slot, or NULL. */

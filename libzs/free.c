@@ -8,8 +8,9 @@
  * free_batch frees, the thread that fills the list frees them all,
  * prefetching each step for the whole batch before taking the next, so
  * the misses overlap instead of following one another.  Anything that
- * needs the slots back, or exact counts, drains the lists first
- * (free_drain).
+ * needs the slots back drains the lists first (free_drain).  Statistics
+ * do not: they count the frees waiting here apart (free_pending_count),
+ * without taking the lists' locks.
  *
  * Freeing the last object of a zspage takes the zspage off its class, but
  * giving its pages back means the page lock and the descriptor table lock:
@@ -53,7 +54,7 @@ free_release_zspage(struct zs_pool *pool, struct zspage *z)
 	}
 	pthread_mutex_lock(&pool->free_lock);
 	list_add_tail(&z->list, &pool->free_queue);
-	pool->nr_queued++;
+	LOCKED_ADD(pool->nr_queued, 1);
 	pthread_cond_signal(&pool->free_wake);
 	pthread_mutex_unlock(&pool->free_lock);
 }
@@ -68,7 +69,7 @@ free_prefault(struct zs_pool *pool, char *addr, size_t len)
 	pthread_mutex_lock(&pool->free_lock);
 	zs_assert(pool->prefault.len == 0);
 	pool->prefault = (struct prefault){ addr, len };
-	pool->nr_queued++;
+	LOCKED_ADD(pool->nr_queued, 1);
 	pthread_cond_signal(&pool->free_wake);
 	pthread_mutex_unlock(&pool->free_lock);
 }
@@ -102,7 +103,8 @@ free_worker(void *arg)
 			pthread_mutex_unlock(&pool->free_lock);
 			prefault_run(pool, &pf);
 			pthread_mutex_lock(&pool->free_lock);
-			if (--pool->nr_queued == 0)
+			LOCKED_SUB(pool->nr_queued, 1);
+			if (pool->nr_queued == 0)
 				pthread_cond_broadcast(&pool->free_idle);
 			continue;
 		}
@@ -118,7 +120,7 @@ free_worker(void *arg)
 		pthread_mutex_unlock(&pool->free_lock);
 		free_zspages_now(pool, &batch);
 		pthread_mutex_lock(&pool->free_lock);
-		pool->nr_queued -= n;
+		LOCKED_SUB(pool->nr_queued, n);
 		if (pool->nr_queued == 0)
 			pthread_cond_broadcast(&pool->free_idle);
 	}
@@ -135,7 +137,7 @@ free_worker_start(struct zs_pool *pool)
 	pthread_cond_init(&pool->free_wake, NULL);
 	pthread_cond_init(&pool->free_idle, NULL);
 	list_init(&pool->free_queue);
-	pool->nr_queued = 0;
+	LOCKED_SET(pool->nr_queued, 0);
 	pool->free_stop = false;
 	pool->free_running = false;
 	pool->free_ready = true;
@@ -161,7 +163,7 @@ free_worker_stop(struct zs_pool *pool)
 		pool->free_running = false;
 	}
 	free_zspages_now(pool, &pool->free_queue);
-	pool->nr_queued = 0;
+	LOCKED_SET(pool->nr_queued, 0);
 }
 
 /* A list per CPU the system may have, a power of two, at most 64. */
@@ -218,8 +220,13 @@ shard_run(struct zs_pool *pool, struct free_shard *s)
 {
 	unsigned int n = s->n;
 
+	/*
+	 * Pending no longer, though not freed yet: for a moment stats.c
+	 * counts them as objects only, as if their frees had not been
+	 * asked for -- never as gone before they are.
+	 */
+	LOCKED_SET(s->n, 0);
 	free_run(pool, s->hidx, n);
-	s->n = 0;
 	return n;
 }
 
@@ -235,7 +242,8 @@ free_defer(struct zs_pool *pool, uint32_t hidx)
 
 	s = &pool->free_shards[pool_cpu_list(pool->free_shard_mask)];
 	pthread_mutex_lock(&s->lock);
-	s->hidx[s->n++] = hidx;
+	s->hidx[s->n] = hidx;
+	LOCKED_ADD(s->n, 1);
 	if (s->n >= pool->cfg.free_batch)
 		(void)shard_run(pool, s);
 	pthread_mutex_unlock(&s->lock);
@@ -260,6 +268,23 @@ free_drain(struct zs_pool *pool)
 		pthread_mutex_unlock(&s->lock);
 	}
 	return done;
+}
+
+/*
+ * Frees waiting on the lists, for zs_pool_stats(): read without their
+ * locks, so a list being filled or freed meanwhile may be counted before
+ * or after.
+ */
+uint64_t
+free_pending_count(struct zs_pool *pool)
+{
+	uint64_t n = 0;
+	unsigned int i;
+
+	for (i = 0; pool->free_shards != NULL && i <= pool->free_shard_mask;
+	    i++)
+		n += UNLOCKED_GET(pool->free_shards[i].n);
+	return n;
 }
 
 void

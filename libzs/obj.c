@@ -63,8 +63,8 @@ malloc_huge(struct zs_pool *pool, size_t size, const void *src)
 		return 0;
 	}
 	c->nr_zspages++;
-	c->objs_used++;
-	c->bytes_requested += size;
+	LOCKED_ADD(c->objs_used, 1);
+	LOCKED_ADD(c->bytes_requested, size);
 	gen = handle_publish(handle_word(pool, hidx), hw_where(true, 0, pfn),
 	    src != NULL);
 	class_unlock(c);
@@ -137,7 +137,7 @@ malloc_once(struct zs_pool *pool, size_t size, const void *src)
 		c->nr_zspages++;
 		break;
 	}
-	c->bytes_requested += size;
+	LOCKED_ADD(c->bytes_requested, size);
 	w = handle_word(pool, hidx);
 	gen = handle_publish(w, hw_where(false, (uint32_t)obj, z->id),
 	    src != NULL);
@@ -221,8 +221,8 @@ free_huge(struct zs_pool *pool, uint64_t v, uint32_t hidx)
 	section_free_pages(pool, &pfn, 1);
 	class_lock(c);
 	c->nr_zspages--;
-	c->objs_used--;
-	c->bytes_requested -= size;
+	LOCKED_SUB(c->objs_used, 1);
+	LOCKED_SUB(c->bytes_requested, size);
 	class_handle_put(pool, c, hidx);
 	class_unlock(c);
 	STAT_SUB(pool, pages_used, 1);
@@ -246,7 +246,7 @@ obj_free_slot(struct zs_pool *pool, uint32_t hidx, uint64_t v)
 	class_lock(c);
 	hdr = zspage_slot(pool, c, z, HW_OBJ(v), NULL);
 	zs_assert(hdr->tag == (hidx << 1 | 1));
-	c->bytes_requested -= hdr->size;
+	LOCKED_SUB(c->bytes_requested, hdr->size);
 	zspage_free_slot(pool, c, z, HW_OBJ(v));
 	/* Retiring the handle unpins it. */
 	class_handle_put(pool, c, hidx);

@@ -180,10 +180,10 @@ section_grow(struct zs_pool *pool)
 		pool->nr_section_slots++;
 	if (slot < pool->free_hint)
 		pool->free_hint = slot;
-	pool->nr_sections++;
-	pool->nr_free_pages += sec->nr_free;
-	pool->nr_reported_pages += sec->nr_reported;
-	pool->nr_memmap_pages += first_data;
+	LOCKED_ADD(pool->nr_sections, 1);
+	LOCKED_ADD(pool->nr_free_pages, sec->nr_free);
+	LOCKED_ADD(pool->nr_reported_pages, sec->nr_reported);
+	LOCKED_ADD(pool->nr_memmap_pages, first_data);
 	pthread_mutex_unlock(&pool->page_lock);
 	return 0;
 }
@@ -213,7 +213,7 @@ section_claim_run(struct zs_pool *pool, struct section *sec, uint32_t idx,
 	    (sec->pages[end].flags & PG_REPORTED)) {
 		sec->pages[end].flags &= ~PG_REPORTED;
 		sec->nr_reported--;
-		pool->nr_reported_pages--;
+		LOCKED_SUB(pool->nr_reported_pages, 1);
 		end++;
 	}
 	/* Next in line: to the head of the list, idx + 1 first. */
@@ -372,7 +372,7 @@ section_take_pages(struct zs_pool *pool, unsigned int n, uint32_t *pfns,
 		if (pg->flags & PG_REPORTED) {
 			pg->flags &= ~PG_REPORTED;
 			sec->nr_reported--;
-			pool->nr_reported_pages--;
+			LOCKED_SUB(pool->nr_reported_pages, 1);
 			section_claim_run(pool, sec, idx, pop);
 			*cold |= 1ull << got;
 		} else if ((pg->flags & PG_POPULATING) ||
@@ -384,7 +384,7 @@ section_take_pages(struct zs_pool *pool, unsigned int n, uint32_t *pfns,
 		pg->state = state;
 		pg->owner = owner;
 		pg->huge_size = huge_size;
-		pool->nr_free_pages--;
+		LOCKED_SUB(pool->nr_free_pages, 1);
 		pfns[got++] = (slot << pool->sec_shift) | idx;
 	}
 	/* Free pages the walk cannot reach would make the caller spin. */
@@ -468,7 +468,7 @@ section_free_pages(struct zs_pool *pool, const uint32_t *pfns, unsigned int n)
 		pg->flags &= PG_POPULATING;
 		freelist_push_head(sec, idx);
 		if (sec->state == SECTION_ONLINE) {
-			pool->nr_free_pages++;
+			LOCKED_ADD(pool->nr_free_pages, 1);
 			if (slot < pool->free_hint)
 				pool->free_hint = slot;
 		}
@@ -498,7 +498,7 @@ section_isolate(struct zs_pool *pool, uint32_t slot, struct section **secp)
 		error = -EBUSY;
 	} else {
 		sec->state = SECTION_ISOLATED;
-		pool->nr_free_pages -= sec->nr_free;
+		LOCKED_SUB(pool->nr_free_pages, sec->nr_free);
 		*secp = sec;
 	}
 	pthread_mutex_unlock(&pool->page_lock);
@@ -511,7 +511,7 @@ section_unisolate(struct zs_pool *pool, struct section *sec)
 	pthread_mutex_lock(&pool->page_lock);
 	zs_assert(sec->state == SECTION_ISOLATED);
 	sec->state = SECTION_ONLINE;
-	pool->nr_free_pages += sec->nr_free;
+	LOCKED_ADD(pool->nr_free_pages, sec->nr_free);
 	if (sec->index < pool->free_hint)
 		pool->free_hint = sec->index;
 	pthread_mutex_unlock(&pool->page_lock);
@@ -552,9 +552,9 @@ section_remove(struct zs_pool *pool, struct section *sec)
 	}
 	atomic_store_explicit(&pool->sections[sec->index], NULL,
 	    memory_order_release);
-	pool->nr_sections--;
-	pool->nr_reported_pages -= sec->nr_reported;
-	pool->nr_memmap_pages -= sec->first_data;
+	LOCKED_SUB(pool->nr_sections, 1);
+	LOCKED_SUB(pool->nr_reported_pages, sec->nr_reported);
+	LOCKED_SUB(pool->nr_memmap_pages, sec->first_data);
 	pthread_mutex_unlock(&pool->page_lock);
 	if (pool->arena != NULL)
 		(void)arena_release(pool, sec, pool->cfg.section_size);
@@ -596,7 +596,7 @@ section_take_unreported(struct zs_pool *pool, uint32_t slot,
 		    i >= pool->prefault_run.lo && i < pool->prefault_run.hi)
 			continue;
 		freelist_unlink(sec, i);
-		pool->nr_free_pages--;
+		LOCKED_SUB(pool->nr_free_pages, 1);
 		sec->nr_reporting++;
 		idx[n++] = i;
 	}
@@ -619,14 +619,14 @@ section_put_reported(struct zs_pool *pool, struct section *sec,
 		if (reported) {
 			pg->flags |= PG_REPORTED;
 			sec->nr_reported++;
-			pool->nr_reported_pages++;
+			LOCKED_ADD(pool->nr_reported_pages, 1);
 			freelist_push_tail(sec, idx[k]);
 		} else {
 			freelist_push_head(sec, idx[k]);
 		}
 		sec->nr_reporting--;
 		if (sec->state == SECTION_ONLINE)
-			pool->nr_free_pages++;
+			LOCKED_ADD(pool->nr_free_pages, 1);
 	}
 	/*
 	 * While they were out, allocation may have found this section empty
@@ -656,7 +656,7 @@ section_destroy_all(struct zs_pool *pool)
 		atomic_store_explicit(&pool->sections[slot], NULL,
 		    memory_order_relaxed);
 	}
-	pool->nr_sections = 0;
+	LOCKED_SET(pool->nr_sections, 0);
 }
 
 /*
@@ -753,7 +753,7 @@ page_cache_take(struct zs_pool *pool, uint32_t owner, uint32_t *pfnp)
 		return -EAGAIN;
 	}
 	*pfnp = pc->pfn[pc->first++];
-	pc->n--;
+	LOCKED_SUB(pc->n, 1);
 	page_set_owner(pool, *pfnp, owner);
 	cache_unlock(pc);
 	return 0;
@@ -888,13 +888,17 @@ page_cache_drain(struct zs_pool *pool)
 		cache_lock(pc);
 		section_free_pages(pool, pc->pfn + pc->first, pc->n);
 		drained += pc->n;
-		pc->n = 0;
+		LOCKED_SET(pc->n, 0);
 		cache_unlock(pc);
 	}
 	return drained;
 }
 
-/* Pages in the caches now. */
+/*
+ * Pages in the caches now, for zs_pool_stats(): read without the caches'
+ * locks, so a cache being filled or drained meanwhile may be counted
+ * before or after.
+ */
 uint64_t
 page_cache_count(struct zs_pool *pool)
 {
@@ -903,10 +907,7 @@ page_cache_count(struct zs_pool *pool)
 
 	if (pool->page_caches == NULL)
 		return 0;
-	for (i = 0; i <= pool->page_cache_mask; i++) {
-		pthread_mutex_lock(&pool->page_caches[i].lock);
-		n += pool->page_caches[i].n;
-		pthread_mutex_unlock(&pool->page_caches[i].lock);
-	}
+	for (i = 0; i <= pool->page_cache_mask; i++)
+		n += UNLOCKED_GET(pool->page_caches[i].n);
 	return n;
 }

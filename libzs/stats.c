@@ -1,5 +1,9 @@
 /*
  * stats.c - pool totals and the per-class table.
+ *
+ * zs_pool_stats() takes no lock and carries out no free: zsd calls it
+ * from the control thread and from the FUSE threads (mm_stat), beside
+ * swap I/O.  zs_class_stats() takes its own class's lock, one at a time.
  */
 #include <config.h>
 
@@ -13,23 +17,27 @@ pages_for(uint64_t bytes)
 	return (bytes + PAGE_SIZE - 1) / PAGE_SIZE;
 }
 
-/* The object counters: each class's, summed under its lock. */
+/*
+ * The object counters: each class's, summed without the class locks (see
+ * zs-internal.h), so that statistics never make malloc or free wait.
+ */
 void
 pool_obj_totals(struct zs_pool *pool, struct obj_totals *t)
 {
 	struct size_class *c;
 	unsigned int i;
+	uint64_t used;
 
 	memset(t, 0, sizeof(*t));
 	for (i = 0; i < pool->nr_classes; i++) {
 		c = pool->classes[i];
-		class_lock(c);
-		t->objects += c->objs_used;
-		t->bytes_requested += c->bytes_requested;
-		t->bytes_held += c->objs_used * c->size;
+		used = UNLOCKED_GET(c->objs_used);
+		t->objects += used;
+		t->bytes_requested += UNLOCKED_GET(c->bytes_requested);
+		t->bytes_held += used * c->size;
 		if (c->huge)
-			t->huge_objects += c->objs_used;
-		class_unlock(c);
+			t->huge_objects += used;
+		t->pages_freeable += class_freeable_pages(c);
 	}
 }
 
@@ -39,35 +47,33 @@ zs_pool_pages_used(struct zs_pool *pool)
 	return STAT_GET(pool, pages_used);
 }
 
+/*
+ * Every figure from a counter read without a lock, and no frees carried
+ * out: any thread may ask at any time without making the pool's users
+ * wait (zs.h says what the frees still waiting count as).
+ */
 void
 zs_pool_stats(struct zs_pool *pool, struct zs_pool_stats *st)
 {
 	uint64_t handles, zspage_descs;
 	struct obj_totals t;
 
-	free_drain(pool);	/* counts as if every zs_free() were done */
 	memset(st, 0, sizeof(*st));
-	pthread_mutex_lock(&pool->page_lock);
-	st->pages_free = pool->nr_free_pages;
-	st->pages_reported = pool->nr_reported_pages;
-	st->sections = pool->nr_sections;
-	st->pages_mapped = pool->nr_sections << pool->sec_shift;
-	st->pages_meta = pool->nr_memmap_pages;
-	pthread_mutex_unlock(&pool->page_lock);
+	st->pages_free = UNLOCKED_GET(pool->nr_free_pages) +
+	    page_cache_count(pool);
+	st->pages_reported = UNLOCKED_GET(pool->nr_reported_pages);
+	st->sections = UNLOCKED_GET(pool->nr_sections);
+	st->pages_mapped = st->sections << pool->sec_shift;
 
-	handles = atomic_load_explicit(&pool->handle_top, memory_order_relaxed);
-	pthread_mutex_lock(&pool->zspage_lock);
-	zspage_descs = pool->zspage_top;
-	pthread_mutex_unlock(&pool->zspage_lock);
+	handles = UNLOCKED_GET(pool->handle_top);
+	zspage_descs = UNLOCKED_GET(pool->zspage_top);
 	/* The tables are touched only as far as they have been used. */
-	st->pages_meta += pages_for(handles * sizeof(uint64_t)) +
+	st->pages_meta = UNLOCKED_GET(pool->nr_memmap_pages) +
+	    pages_for(handles * sizeof(uint64_t)) +
 	    pages_for(zspage_descs * sizeof(struct zspage));
 
-	st->pages_free += page_cache_count(pool);
-
-	pthread_mutex_lock(&pool->free_lock);
-	st->zspages_pending_free = pool->nr_queued;
-	pthread_mutex_unlock(&pool->free_lock);
+	st->zspages_pending_free = UNLOCKED_GET(pool->nr_queued);
+	st->objs_pending_free = free_pending_count(pool);
 
 	st->pages_used = STAT_GET(pool, pages_used);
 	st->zspages = STAT_GET(pool, nr_zspages);
@@ -76,6 +82,7 @@ zs_pool_stats(struct zs_pool *pool, struct zs_pool_stats *st)
 	st->huge_objects = t.huge_objects;
 	st->bytes_requested = t.bytes_requested;
 	st->bytes_held = t.bytes_held;
+	st->pages_freeable = t.pages_freeable;
 	st->pages_compacted = STAT_GET(pool, pages_compacted);
 	st->objs_compacted = STAT_GET(pool, objs_compacted);
 	st->malloc_failures = STAT_GET(pool, malloc_failures);
@@ -99,7 +106,6 @@ zs_class_stats(struct zs_pool *pool, unsigned int index,
 
 	if (index >= pool->nr_classes)
 		return -ENOENT;
-	free_drain(pool);
 	c = pool->classes[index];
 	memset(st, 0, sizeof(*st));
 	st->index = index;

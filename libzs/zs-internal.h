@@ -89,6 +89,14 @@
  * (ALLOC clear, the object's place kept) and on no free list: no one can
  * pin it, and its slot still reads as live, so its object stays put until
  * the batch frees the slot under the class lock.
+ *
+ * Statistics (stats.c) take none of these locks: zs_pool_stats() may be
+ * called from any thread at any time, and must not make allocation and
+ * free wait.  Every counter it reports is either an atomic updated
+ * without a lock (STAT_ADD) or a field written only under its lock but
+ * declared _Atomic, so that it can be read without that lock (LOCKED_ADD
+ * and UNLOCKED_GET below).  Each figure is exact at the moment it is
+ * read; the figures are not one snapshot of the pool.
  */
 #ifndef ZS_INTERNAL_H
 #define ZS_INTERNAL_H
@@ -324,7 +332,7 @@ struct zspage {
  */
 struct free_shard {
 	pthread_mutex_t		lock;
-	unsigned int		n;		/* entries */
+	_Atomic unsigned int	n;		/* entries not yet freed */
 	uint32_t		hidx[ZS_MAX_FREE_BATCH];
 } __attribute__((aligned(64)));
 
@@ -349,6 +357,8 @@ struct page_reserve {
  * The class keeps the counters of its objects (the pool's totals are their
  * sums) and a few free handle indices of its own, so that malloc and free
  * take no other lock and touch no counter shared by every class.
+ * objs_used, bytes_requested and nr_pages are summed for zs_pool_stats()
+ * without the lock: written with LOCKED_ADD/LOCKED_SUB.
  */
 struct size_class {
 	pthread_mutex_t		lock;
@@ -360,10 +370,10 @@ struct size_class {
 	struct list_head	fullness[ZS_FULLNESS_GROUPS];
 	uint64_t		nr_zspages;	/* on the fullness lists (or huge
 						   pages) and isolated */
-	uint64_t		nr_pages;	/* populated pages of those
+	_Atomic uint64_t	nr_pages;	/* populated pages of those
 						   zspages (not huge) */
-	uint64_t		objs_used;
-	uint64_t		bytes_requested;	/* by the objs_used */
+	_Atomic uint64_t	objs_used;
+	_Atomic uint64_t	bytes_requested;	/* by the objs_used */
 	uint64_t		nr_in_group[ZS_FULLNESS_GROUPS];
 	unsigned int		nr_handles;
 	uint32_t		handles[CLASS_HANDLES];	/* free, ALLOC clear */
@@ -449,7 +459,7 @@ struct zs_pool {
 	pthread_mutex_t		 zspage_lock;
 	_Atomic(struct zspage *) *zspage_dir;
 	struct list_head	 zspage_free;
-	uint32_t		 zspage_top;
+	_Atomic uint32_t	 zspage_top;	/* ids below were issued */
 
 	/* sections and free pages */
 	pthread_mutex_t		 grow_lock;
@@ -461,10 +471,11 @@ struct zs_pool {
 		struct section	*sec;	/* NULL: none */
 		uint32_t	 lo, hi;	/* its pages [lo, hi) in sec */
 	}			 prefault_run;
-	uint64_t		 nr_sections;
-	uint64_t		 nr_free_pages;	/* on lists of online sections */
-	uint64_t		 nr_reported_pages; /* in all sections */
-	uint64_t		 nr_memmap_pages;
+	/* under page_lock, read without it by stats.c */
+	_Atomic uint64_t	 nr_sections;
+	_Atomic uint64_t	 nr_free_pages;	/* on lists of online sections */
+	_Atomic uint64_t	 nr_reported_pages; /* in all sections */
+	_Atomic uint64_t	 nr_memmap_pages;
 
 	/* section offline (offline.c): one at a time */
 	pthread_mutex_t		 offline_lock;
@@ -485,7 +496,8 @@ struct zs_pool {
 	pthread_cond_t		 free_wake;	/* work queued or stop */
 	pthread_cond_t		 free_idle;	/* queue drained */
 	struct list_head	 free_queue;
-	uint64_t		 nr_queued;	/* queued or being freed */
+	_Atomic uint64_t	 nr_queued;	/* queued or being freed, and the
+					   prefault run; read by stats.c */
 	bool			 free_stop;
 	bool			 free_running;
 	bool			 free_ready;	/* free_worker_start() ran: the
@@ -533,6 +545,23 @@ enum report_state {
 	atomic_load_explicit(&(pool)->field, memory_order_relaxed)
 
 /*
+ * An _Atomic counter that only its lock's holder writes: a relaxed load
+ * and store, no read-modify-write (which would cost a locked instruction
+ * on every malloc and free for nothing), so that stats.c can read it
+ * without the lock (UNLOCKED_GET).  The holder may read it as it likes.
+ */
+#define LOCKED_ADD(var, n) \
+	atomic_store_explicit(&(var), atomic_load_explicit(&(var), \
+	    memory_order_relaxed) + (n), memory_order_relaxed)
+#define LOCKED_SUB(var, n) \
+	atomic_store_explicit(&(var), atomic_load_explicit(&(var), \
+	    memory_order_relaxed) - (n), memory_order_relaxed)
+#define LOCKED_SET(var, v) \
+	atomic_store_explicit(&(var), (v), memory_order_relaxed)
+#define UNLOCKED_GET(var) \
+	atomic_load_explicit(&(var), memory_order_relaxed)
+
+/*
  * memcpy for object and page copies (hundreds to thousands of bytes).
  * When it can bound the length (a slot is at most a page), GCC inlines
  * memcpy as "rep movsq", which copied at well under half the speed of the
@@ -557,6 +586,7 @@ unsigned int pool_cpu_list(unsigned int);
 /* stats.c */
 struct obj_totals {
 	uint64_t	objects, huge_objects, bytes_requested, bytes_held;
+	uint64_t	pages_freeable;
 };
 void	 pool_obj_totals(struct zs_pool *, struct obj_totals *);
 
@@ -596,7 +626,8 @@ class_unlock(struct size_class *c)
  */
 struct page_cache {
 	pthread_mutex_t		lock;
-	unsigned int		first, n;
+	unsigned int		first;
+	_Atomic unsigned int	n;	/* read by stats.c without the lock */
 	uint32_t		pfn[ZS_MAX_PAGE_CACHE];
 } __attribute__((aligned(64)));
 
@@ -714,6 +745,7 @@ int	 free_batch_init(struct zs_pool *);
 void	 free_batch_destroy(struct zs_pool *);
 void	 free_defer(struct zs_pool *, uint32_t);
 unsigned int free_drain(struct zs_pool *);
+uint64_t free_pending_count(struct zs_pool *);
 
 /* arena.c */
 void	*arena_handle_chunk(struct zs_pool *, uint32_t);

@@ -80,11 +80,11 @@ struct zs_pool_config {
 	 * and carried out this many at a time, so that the cache misses
 	 * of one overlap those of the others.  Up to free_batch - 1 of
 	 * them per CPU wait for the next zs_free() on that CPU or for a
-	 * call that needs them done: zs_pool_stats, zs_class_stats,
-	 * zs_compact, zs_pool_flush, zs_pool_report, migration and
-	 * offline, a zs_malloc() short of memory.  0 or 1: every
-	 * zs_free() is done before it returns.  At most
-	 * ZS_MAX_FREE_BATCH.  Default 16. */
+	 * call that needs them done: zs_compact, zs_pool_flush,
+	 * zs_pool_report, migration and offline, a zs_malloc() short of
+	 * memory.  Statistics do not carry them out; they count them
+	 * apart (objs_pending_free).  0 or 1: every zs_free() is done
+	 * before it returns.  At most ZS_MAX_FREE_BATCH.  Default 16. */
 	unsigned int		 free_batch;
 	/* With async_free: when allocation reaches pages the OS has not
 	 * backed yet, the caller faults in the pages it takes (before it
@@ -303,6 +303,27 @@ struct zs_section_stats {
 int		 zs_section_stats(struct zs_pool *pool, unsigned int section,
 		     struct zs_section_stats *st);
 
+/*
+ * zs_pool_stats() takes no lock and carries out no waiting free, so that
+ * it may be called from any thread, as often as wanted, beside the
+ * pool's heaviest use.  Each figure is exact when it is read, but they
+ * are read one after another, not as one snapshot: while other threads
+ * use the pool, figures that add up when it is quiet (pages_used +
+ * pages_free + ... against pages_mapped) may be off by what changed
+ * meanwhile.
+ *
+ * Frees not done yet are reported as not done, and counted apart:
+ *   - objs_pending_free: objects whose zs_free() has returned but whose
+ *     slot waits in a batch (see free_batch; huge objects are freed at
+ *     once).  They still count in objects, bytes_requested and
+ *     bytes_held, and their zspages in zspages and pages_used; live
+ *     objects are objects - objs_pending_free.
+ *   - zspages_pending_free: zspages emptied and queued for the free
+ *     worker (async_free), and a run of pages it is faulting in.  They
+ *     still count in zspages and pages_used.
+ * zs_pool_flush() first makes both 0, for figures that are exact for a
+ * quiet pool.
+ */
 struct zs_pool_stats {
 	uint64_t	pages_used;	/* pages of zspages and huge objects */
 	uint64_t	pages_free;	/* mapped pages on the free lists or
@@ -314,7 +335,8 @@ struct zs_pool_stats {
 	uint64_t	sections;
 	uint64_t	zspages;
 	uint64_t	zspages_pending_free; /* queued for the free worker */
-	uint64_t	objects;	/* live objects */
+	uint64_t	objects;	/* live objects, and those whose
+					   free is pending */
 	uint64_t	huge_objects;	/* live objects in the huge class */
 	uint64_t	bytes_requested; /* sum of live objects' sizes */
 	uint64_t	bytes_held;	/* sum of their class slot sizes */
@@ -325,6 +347,11 @@ struct zs_pool_stats {
 	uint64_t	sections_offlined; /* sections unmapped by offline, ever */
 	uint64_t	isolated_zspages; /* off their lists being compacted or
 					   migrated right now */
+	uint64_t	objs_pending_free; /* freed, the slot not yet given
+					   back (free_batch) */
+	uint64_t	pages_freeable;	/* what compaction could free at
+					   best: the classes' freeable_pages
+					   summed */
 };
 
 void		 zs_pool_stats(struct zs_pool *pool, struct zs_pool_stats *st);
@@ -348,6 +375,9 @@ struct zs_class_stats {
 /*
  * The classes that are in use after merging, indexed 0..count-1 in
  * increasing size.  zs_class_stats() returns -ENOENT past the last one.
+ * It takes that class's lock (allocation and free in the class wait for
+ * it, briefly) and, like zs_pool_stats(), carries out no waiting free:
+ * objs_used counts the objects whose free is pending.
  */
 unsigned int	 zs_class_count(struct zs_pool *pool);
 int		 zs_class_stats(struct zs_pool *pool, unsigned int index,

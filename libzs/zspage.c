@@ -25,7 +25,7 @@ zspage_table_init(struct zs_pool *pool)
 		return -ENOMEM;
 	pool_mutex_init(pool, &pool->zspage_lock);
 	list_init(&pool->zspage_free);
-	pool->zspage_top = 0;
+	LOCKED_SET(pool->zspage_top, 0);
 	return 0;
 }
 
@@ -87,7 +87,7 @@ zspage_desc_alloc(struct zs_pool *pool)
 	}
 	z = &chunk[id & (ZSPAGE_CHUNK - 1)];
 	z->id = id;
-	pool->zspage_top++;
+	LOCKED_ADD(pool->zspage_top, 1);
 out:
 	pthread_mutex_unlock(&pool->zspage_lock);
 	return z;
@@ -155,7 +155,7 @@ zspage_populate(struct zs_pool *pool, struct size_class *c,
 	os_assert_resident(pfn_to_addr(pool, pfn), PAGE_SIZE);
 	z->pfn[i] = pfn;
 	z->nr_pages++;
-	c->nr_pages++;
+	LOCKED_ADD(c->nr_pages, 1);
 	STAT_ADD(pool, pages_used, 1);
 	end = slot_first_in_page(c, i + 1);
 	if (end > z->fresh)
@@ -306,7 +306,7 @@ zspage_alloc_slot(struct zs_pool *pool, struct size_class *c,
 	hdr->size = (uint16_t)size;
 	hdr->unused = 0;
 	z->inuse++;
-	c->objs_used++;
+	LOCKED_ADD(c->objs_used, 1);
 	return (int)obj;
 }
 
@@ -318,7 +318,7 @@ zspage_free_slot(struct zs_pool *pool, struct size_class *c,
 	zs_assert(zspage_slot(pool, c, z, obj, NULL)->tag & 1);
 	chain_push(pool, c, z, obj);
 	z->inuse--;
-	c->objs_used--;
+	LOCKED_SUB(c->objs_used, 1);
 }
 
 /* Is slot obj (below fresh) holding an object? */
@@ -404,7 +404,7 @@ zspage_release_free_pages(struct zs_pool *pool, struct size_class *c,
 		}
 	section_free_pages(pool, pfns, n);
 	z->nr_pages = (uint8_t)(z->nr_pages - n);
-	c->nr_pages -= n;
+	LOCKED_SUB(c->nr_pages, n);
 	STAT_SUB(pool, pages_used, n);
 	return n;
 }

@@ -53,6 +53,9 @@ same=$(stat_get same_pages)
 merged=$(stat_get pages_merged)
 shared=$(stat_get merge_objects)
 objects=$(stat_get pool_objects)
+pending=$(stat_get pool_objects_pending_free)
+# Live objects: those whose free waits in a batch are not.
+objects=$((${objects:-0} - ${pending:-0}))
 used=$(stat_get mem_used_total)
 saved=$(stat_get merge_saved_size)
 tap_diag "stored $stored, same-filled $same, merged $merged," \

@@ -5,9 +5,9 @@
  * sequence of operations (from the seed and their number): allocate and
  * write, rewrite, verify through zs_obj_copy or a pinned zero-copy read,
  * free, and migrate their own objects' pages.  Meanwhile a compactor
- * thread runs zs_compact, and a mobility thread moves sections out of the
- * way (zs_section_migrate), takes them offline, shrinks the pool and
- * reports free pages.  The interleaving varies from run to run; the
+ * thread runs zs_compact and reads the statistics, and a mobility thread
+ * moves sections out of the way (zs_section_migrate), takes them
+ * offline, shrinks the pool and reports free pages.  The interleaving varies from run to run; the
  * operations each worker asks for do not.
  *
  * After each phase the threads stop, and the main thread checks the pool
@@ -245,15 +245,25 @@ out:
 	return NULL;
 }
 
+/*
+ * Compaction, and the statistics read beside everything else as zsd's
+ * control thread and mm_stat readers do (they take no lock: run under
+ * TSan, this shows their counters are read without a race).
+ */
 static void *
 compactor_run(void *arg)
 {
 	struct zs_compact_result res;
+	struct zs_class_stats cs;
+	struct zs_pool_stats st;
+	unsigned int i, n = zs_class_count(pool);
 
 	(void)arg;
-	while (!atomic_load(&stop_background)) {
+	for (i = 0; !atomic_load(&stop_background); i++) {
 		zs_compact(pool, &res);
 		atomic_fetch_add(&bg_compacted, res.pages_freed);
+		zs_pool_stats(pool, &st);
+		(void)zs_class_stats(pool, i % n, &cs);
 		usleep(2000);
 	}
 	return NULL;

@@ -193,9 +193,9 @@ class_of(struct zs_pool *pool, size_t size, struct zs_class_stats *cs)
 
 /*
  * Frees gathered per CPU: the handle dies at once, the slot comes back
- * with the batch's last free or when something needs it, and statistics
- * never show the difference.  The thread stays on one CPU so that its
- * frees share one list.
+ * with the batch's last free or when something needs it.  Statistics do
+ * not carry the frees out: they count them as not done, and apart.  The
+ * thread stays on one CPU so that its frees share one list.
  */
 static void
 batched_frees(void)
@@ -223,23 +223,36 @@ batched_frees(void)
 		bad += tobj_put(pool, &objs[i], i, 100) != 0;
 	zs_pool_stats(pool, &st);
 	held = st.pages_used;
-	ok(bad == 0 && st.zspages == 1 && held > 0,
-	    "%u objects in one zspage of %llu pages", BATCH,
-	    (unsigned long long)held);
+	ok(bad == 0 && st.zspages == 1 && held > 0 &&
+	    st.objs_pending_free == 0, "%u objects in one zspage of %llu "
+	    "pages", BATCH, (unsigned long long)held);
 	for (i = 0; i < 5; i++)
 		tobj_drop(pool, &objs[i]);
 	zs_pool_stats(pool, &st);
-	ok(st.objects == BATCH - 5 && st.bytes_requested == (BATCH - 5) * 100,
-	    "pool stats count frees waiting in a batch as done: %llu "
-	    "objects, %llu bytes", (unsigned long long)st.objects,
-	    (unsigned long long)st.bytes_requested);
+	ok(st.objects == BATCH && st.bytes_requested == BATCH * 100 &&
+	    st.objs_pending_free == 5, "pool stats count frees waiting in a "
+	    "batch as not done, and apart: %llu objects, %llu bytes, %llu "
+	    "pending", (unsigned long long)st.objects,
+	    (unsigned long long)st.bytes_requested,
+	    (unsigned long long)st.objs_pending_free);
 	for (; i < 10; i++)
 		tobj_drop(pool, &objs[i]);
 	found = class_of(pool, 100, &cs);
-	ok(found == 0 && cs.objs_used == BATCH - 10, "class stats too: %llu "
-	    "objects", (unsigned long long)cs.objs_used);
+	zs_pool_stats(pool, &st);
+	ok(found == 0 && cs.objs_used == BATCH && st.objs_pending_free == 10,
+	    "class stats do not carry them out either: %llu objects, %llu "
+	    "pending", (unsigned long long)cs.objs_used,
+	    (unsigned long long)st.objs_pending_free);
+	zs_pool_flush(pool);
+	zs_pool_stats(pool, &st);
+	found = class_of(pool, 100, &cs);
+	ok(st.objects == BATCH - 10 && st.bytes_requested == (BATCH - 10) *
+	    100 && st.objs_pending_free == 0 && cs.objs_used == BATCH - 10,
+	    "zs_pool_flush carries them out: %llu objects, %llu bytes",
+	    (unsigned long long)st.objects,
+	    (unsigned long long)st.bytes_requested);
 
-	/* Those calls carried the frees out; the next ones wait. */
+	/* The list is empty again; the last frees wait. */
 	for (; i < BATCH; i++)
 		tobj_drop(pool, &objs[i]);
 	ok(zs_pool_pages_used(pool) == held,

@@ -29,9 +29,9 @@ size_of(unsigned int i)
 
 /*
  * Per class: fullness groups add up, and the pages the classes say they
- * use add up to the pool's.  Their freeable pages in *freeable, and the
- * pages their zspages would take if every page of them were populated
- * in *spanned.
+ * use, and could free, add up to the pool's.  Their freeable pages in
+ * *freeable, and the pages their zspages would take if every page of
+ * them were populated in *spanned.
  */
 static int
 classes_consistent(struct zs_pool *pool, uint64_t *freeable,
@@ -67,10 +67,12 @@ classes_consistent(struct zs_pool *pool, uint64_t *freeable,
 		pages += st.pages_used;
 	}
 	zs_pool_stats(pool, &ps);
-	if (pages != ps.pages_used) {
-		diag("the classes use %llu pages, the pool %llu",
-		    (unsigned long long)pages,
-		    (unsigned long long)ps.pages_used);
+	if (pages != ps.pages_used || *freeable != ps.pages_freeable) {
+		diag("the classes use %llu pages, the pool %llu; freeable "
+		    "%llu, the pool's %llu", (unsigned long long)pages,
+		    (unsigned long long)ps.pages_used,
+		    (unsigned long long)*freeable,
+		    (unsigned long long)ps.pages_freeable);
 		return 0;
 	}
 	return 1;

@@ -110,6 +110,13 @@ op_stats(void *arg, struct fs_stats *out)
 }
 
 static void
+op_usage(void *arg, uint64_t *pages_stored, uint64_t *compr_data_size)
+{
+	*pages_stored = store_pages_stored(store);
+	*compr_data_size = store_compr_size(store);
+}
+
+static void
 op_queue(void *arg, struct fs_work **w, unsigned int n)
 {
 	workers_queue(workers, w, n);
@@ -155,6 +162,7 @@ static const struct fs_ops ops = {
 	.write = op_write,
 	.discard = op_discard,
 	.stats = op_stats,
+	.usage = op_usage,
 	.queue = op_queue,
 	.ready = op_ready,
 	.gone = op_gone,

@@ -481,6 +481,9 @@ test_store_copies(enum codec_id codec, bool raw)
 	    (unsigned long long)s.merge_saved);
 	ok(raw ? len == PG : len < PG / 2, "%s: the object is %s", name,
 	    raw ? "the page itself" : "compressed");
+	ok(store_compr_size(st) == len && store_pages_stored(st) == N,
+	    "%s: store_compr_size and store_pages_stored agree with "
+	    "store_stats", name);
 	ok(all_read_back(st, ctx, ref, N + 8), "%s: every copy reads back",
 	    name);
 
