@@ -81,11 +81,13 @@ out=$(cd "$out" && pwd)
 setup_cleanup
 
 csv=$out/transport-fio.csv
-echo "transport,max_background,job,round,iops,bw_mib_s,clat_p50_us,clat_p99_us,loadavg" \
+echo "transport,max_background,job,round,iops,bw_mib_s,clat_p50_us,clat_p99_us,lat_p50_us,lat_p99_us,lat_mean_us,loadavg" \
     >"$csv"
 
 # fio_job NAME FILE ARGS...: one timed job on FILE, its JSON kept, a
-# CSV row; the figures of whichever direction it ran.
+# CSV row; the figures of whichever direction it ran.  clat is from
+# submission to completion; lat adds the submission itself (slat),
+# where a request served before io_submit returns spends its time.
 fio_job()
 {
 	local name=$1 file=$2 json load
@@ -96,7 +98,8 @@ fio_job()
 	fio --name="$name" --filename="$file" --ioengine=libaio --direct=1 \
 	    --size="${size_mib}M" --time_based --ramp_time=1 \
 	    --runtime="$secs" --buffer_compress_percentage=60 \
-	    --refill_buffers --randrepeat=1 --output-format=json "$@" \
+	    --refill_buffers --randrepeat=1 --lat_percentiles=1 \
+	    --output-format=json "$@" \
 	    >"$json" 2>"$json.err" || {
 		say "$tag $name: fio failed: $(cat "$json.err")"
 		return 1
@@ -107,7 +110,10 @@ fio_job()
 	    [$t, $m, $n, $r, ($d.iops | floor),
 	     ($d.bw_bytes / 1048576 * 10 | floor / 10),
 	     ($d.clat_ns.percentile["50.000000"] / 1000),
-	     ($d.clat_ns.percentile["99.000000"] / 1000), $l] | @csv' \
+	     ($d.clat_ns.percentile["99.000000"] / 1000),
+	     ($d.lat_ns.percentile["50.000000"] / 1000),
+	     ($d.lat_ns.percentile["99.000000"] / 1000),
+	     ($d.lat_ns.mean / 100 | floor / 10), $l] | @csv' \
 	    "$json" | tr -d '"' >>"$csv"
 	tail -n 1 "$csv" | sed 's/^/  /' >&2
 }
@@ -187,23 +193,27 @@ done
 		n[k]++
 		io[k] = io[k] " " $5; bw[k] = bw[k] " " $6
 		p50[k] = p50[k] " " $7; p99[k] = p99[k] " " $8
-		ld[k] = ld[k] " " $9
+		l50[k] = l50[k] " " $9; l99[k] = l99[k] " " $10
+		lm[k] = lm[k] " " $11; ld[k] = ld[k] " " $12
 	}
 	END {
 		nc = split(order, c, ",")
-		printf "%-20s %-9s %4s %9s %8s %9s %9s %6s\n", "job", "config",
-		    "runs", "IOPS", "MiB/s", "p50 us", "p99 us", "load"
+		printf "%-20s %-9s %4s %9s %8s %9s %9s %9s %9s %9s %6s\n",
+		    "job", "config", "runs", "IOPS", "MiB/s", "clat p50",
+		    "clat p99", "lat p50", "lat p99", "lat mean", "load"
 		for (j = 1; j <= nj; j++)
 			for (i = 1; i <= nc; i++) {
 				k = c[i] SUBSEP jobs[j]
 				if (!n[k]) continue
 				mi[k] = median(io[k]); m50[k] = median(p50[k])
 				m99[k] = median(p99[k])
-				printf "%-20s %-9s %4d %9d %8.1f %9.1f %9.1f %6.2f\n",
+				ml50[k] = median(l50[k]); ml99[k] = median(l99[k])
+				printf "%-20s %-9s %4d %9d %8.1f %9.1f %9.1f %9.1f %9.1f %9.1f %6.2f\n",
 				    jobs[j], c[i], n[k], mi[k], median(bw[k]),
-				    m50[k], m99[k], median(ld[k])
+				    m50[k], m99[k], ml50[k], ml99[k],
+				    median(lm[k]), median(ld[k])
 			}
-		printf "\nuring over dev at the same max_background (IOPS, p50, p99)\n"
+		printf "\nuring over dev at the same max_background: IOPS, lat p50, lat p99\n"
 		for (j = 1; j <= nj; j++)
 			for (i = 1; i <= nc; i++) {
 				if (c[i] !~ /^uring\//) continue
@@ -212,7 +222,7 @@ done
 				if (!n[k] || !n[kd] || !mi[kd]) continue
 				printf "%-20s mb %-4s %6.2f %6.2f %6.2f\n", jobs[j],
 				    substr(c[i], 7), mi[k] / mi[kd],
-				    m50[k] / m50[kd], m99[k] / m99[kd]
+				    ml50[k] / ml50[kd], ml99[k] / ml99[kd]
 			}
 		printf "\nmax_background 64 over 12, same transport (IOPS)\n"
 		for (j = 1; j <= nj; j++)
