@@ -5,7 +5,7 @@
  *
  * Maps MiB (256) of anonymous memory, fills it from the corpus (page i
  * takes corpus page i modulo the corpus's pages) or, without -c, with a
- * compressible pattern (8-byte words drawn from 64, about 2.5:1 with
+ * compressible pattern (8-byte words drawn from 64, about 2.2:1 with
  * lz4; the page's index first, so no two pages are alike), and pushes
  * it all to swap with madvise(MADV_PAGEOUT), checking VmSwap.  Then
  * reads one byte of each page in a seeded random order, each read timed
