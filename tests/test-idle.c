@@ -148,13 +148,14 @@ check_all(struct store *st, struct store_ctx *ctx, uint64_t n, uint64_t gen,
 	return true;
 }
 
+/* Live objects: those whose free still waits in a batch are not. */
 static uint64_t
 pool_objects_of(struct zs_pool *pool)
 {
 	struct zs_pool_stats ps;
 
 	zs_pool_stats(pool, &ps);
-	return ps.objects;
+	return ps.objects - ps.objs_pending_free;
 }
 
 static struct store_stats

@@ -400,13 +400,14 @@ ctx_new(struct store *st)
 	return ctx;
 }
 
+/* Live objects: those whose free still waits in a batch are not. */
 static uint64_t
 objects(struct zs_pool *pool)
 {
 	struct zs_pool_stats ps;
 
 	zs_pool_stats(pool, &ps);
-	return ps.objects;
+	return ps.objects - ps.objs_pending_free;
 }
 
 static bool
