@@ -10,9 +10,10 @@
  *	/mm_stat	read-only, zram's mm_stat line (ops.stats), inode 3
  *
  * The FUSE thread, which fs_start starts and fs_stop_reading ends, reads
- * each request from the session's fd into a request slot of its own (a fixed table; only libfuse's small request struct is
- * allocated per request, from a heap that is locked and reuses it) and
- * hands it to libfuse, which calls the ops below.  A write or a long read
+ * each request from the session's fd into a request slot of its own (a
+ * fixed table; only libfuse's small request struct is allocated per
+ * request, from a heap that is locked and reuses it) and hands it to
+ * libfuse, which calls the ops below.  A write or a long read
  * of the swap file is cut into one work per worker, on page boundaries (a
  * partial page's read-modify-write stays in one work) but no more works
  * than the request has FS_CHUNKs, and queued to the daemon's workers
@@ -467,8 +468,8 @@ fs_dispatch(struct fs *fs, fuse_req_t req, enum fs_op op, uint64_t off,
 
 /*
  * FUSE thread: the held swap-in, if any, run here (nothing else is
- * waiting) or queued to the workers.  It may reply and free its slot.  True if there
- * was one.
+ * waiting) or queued to the workers.  It may reply and free its slot.
+ * True if there was one.
  */
 static bool
 fs_release_held(struct fs *fs, bool run_here)
@@ -752,7 +753,10 @@ fs_saw_init(struct fs *fs, const char *in, size_t len)
 		fs->init_flags |= (uint64_t)arg->flags2 << 32;
 }
 
-/* FUSE thread: the transport as it stands, for fs_transport. */
+/*
+ * FUSE thread (or fs_start, before it runs): the transport as it stands,
+ * for fs_transport.
+ */
 static void
 fs_show_transport(struct fs *fs)
 {
