@@ -16,7 +16,9 @@
  * Anyone who can connect may read; only uid 0 (SO_PEERCRED) may change
  * anything.  Compaction, shrinking and the idle-page commands (idle,
  * recompress, writeback) take time, so they run on a job thread of their
- * own, one at a time, while the loop goes on serving FUSE; the job's end
+ * own, one at a time, while the loop goes on serving clients (FUSE is
+ * served on threads of its own, fuse/fs.h, whatever the loop does); the
+ * job's end
  * wakes the loop (job.done), which joins the thread and answers the
  * client, if it is still there.  The same job runs compaction
  * automatically when compact_threshold percent of the pool's used pages
@@ -142,6 +144,7 @@ struct control {
 	uint64_t		 writeback_errors; /* passes a write ended */
 	struct policy_budget	 budget;	/* writeback_limit's day */
 	struct proto_buf	 reply;		/* one at a time */
+	unsigned int		 slow_status;	/* debug: seconds, see there */
 };
 
 static void	control_job_start(struct control *, const struct job_args *,
@@ -203,12 +206,24 @@ control_status(struct control_client *cl)
 	struct zsd *z = cl->c->z;
 	struct proto_buf *b = &cl->c->reply;
 	struct store_stats ss;
-	const char *transport, *why;
+	const char *transport;
+	char why[160];
 	static const char *const states[] = {
 		[SWAP_OFF] = "off", [SWAP_STARTING] = "starting",
 		[SWAP_ON] = "on", [SWAP_STOPPING] = "stopping",
 	};
 
+#ifdef ZS_DEBUG
+	/*
+	 * For tests (debug builds only): a control request that keeps the
+	 * loop busy, during which swap I/O must still be served.
+	 */
+	if (cl->c->slow_status > 0) {
+		log_info("ZSD_FAULT_SLOW_STATUS: the loop sleeps %u s",
+		    cl->c->slow_status);
+		sleep(cl->c->slow_status);
+	}
+#endif
 	store_stats(z->store, &ss);
 	proto_begin(b, PROTO_REPLY);
 	proto_add(b, "name", "%s", z->cfg.name);
@@ -222,7 +237,7 @@ control_status(struct control_client *cl)
 	proto_add_u64(b, "same_pages", ss.same_pages);
 	proto_add_u64(b, "huge_pages", ss.huge_pages);
 	proto_add(b, "mountpoint", "%s", z->cfg.mountpoint);
-	transport = fs_transport(z->fs, &why);
+	transport = fs_transport(z->fs, why, sizeof(why));
 	proto_add(b, "transport", "%s", transport);
 	proto_add(b, "transport_reason", "%s", why);
 	proto_add_u64(b, "ring_requests", fs_ring_requests(z->fs));
@@ -1442,6 +1457,11 @@ control_start(struct zsd *z, const struct control_ops *ops)
 	c->fd = -1;
 	TAILQ_INIT(&c->clients);
 	z->control = c;
+#ifdef ZS_DEBUG
+	if (getenv("ZSD_FAULT_SLOW_STATUS") != NULL)
+		c->slow_status = (unsigned int)strtoul(
+		    getenv("ZSD_FAULT_SLOW_STATUS"), NULL, 10);
+#endif
 
 	control_mkdir(path);
 	if (control_probe(path) != 0)

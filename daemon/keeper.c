@@ -1087,7 +1087,11 @@ keeper_save_swap(struct zsd *z)
 	}
 }
 
-/* Server, loop: the FUSE INIT request the kernel sent, for successors. */
+/*
+ * Server, FUSE thread (fs.h), before INIT is answered: the request the
+ * kernel sent, for successors.  Nothing else in this process touches
+ * these fields of the state.
+ */
 void
 keeper_save_init(struct zsd *z, const void *buf, size_t len)
 {
@@ -1100,7 +1104,10 @@ keeper_save_init(struct zsd *z, const void *buf, size_t len)
 	s->init_len = (uint32_t)len;
 }
 
-/* Server, loop: the connection is served by io_uring, entries this big. */
+/*
+ * Server, FUSE thread: the connection is served by io_uring, entries this
+ * big.  Nothing else in this process touches these fields of the state.
+ */
 void
 keeper_save_ring(struct zsd *z, size_t payload)
 {

@@ -2,10 +2,10 @@
  * swap.c - turning the FUSE file into swap, and back.
  *
  * swapon(2) reads the swap header and swapoff(2) reads every swapped page
- * back, both through the loop device and so through our own FUSE file: the
- * loop thread must keep serving while they run.  They run on a thread of
- * their own, which tells the loop when it is done (z->swap_done, an
- * event of zsd.c's).
+ * back, both through the loop device and so through our own FUSE file,
+ * which the FUSE transport's threads serve meanwhile; the loop must not
+ * wait for them either.  They run on a thread of their own, which tells
+ * the loop when it is done (z->swap_done, an event of zsd.c's).
  *
  * Start: write the swap header straight into the store (no need to go
  * through FUSE for it), open the file with O_DIRECT, attach a free loop

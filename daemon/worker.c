@@ -45,7 +45,7 @@ worker_run(void *arg)
 	struct workers *ws = me->ws;
 	struct fs_work *w;
 
-	/* (Named for ps -L and top -H; inherits the loop's priority.) */
+	/* (Named for ps -L and top -H; inherits the I/O priority.) */
 	(void)pthread_setname_np(pthread_self(), "zsd-worker");
 	pthread_mutex_lock(&ws->lock);
 	for (;;) {

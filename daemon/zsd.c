@@ -6,12 +6,13 @@
  * becomes an I/O flusher (PR_SET_IO_FLUSHER) before any thread exists, so
  * that every thread inherits it, and locks its memory before the pool maps
  * anything.  Then the log's thread (after which no thread waits for the
- * log), the pool, the store, the workers, the FUSE mount; the
- * loop answers FUSE's INIT, and only then does swap activation start, on a
- * thread of its own (swap.c).
+ * log), the pool, the store, the workers, the FUSE mount and its thread;
+ * that thread answers FUSE's INIT, the loop hears of it, and only then
+ * does swap activation start, on a thread of its own (swap.c).
  *
- * Stop (SIGTERM, SIGINT): swapoff, detach the loop device, stop the
- * workers, unmount, exit.  If swapoff fails zsd keeps serving.
+ * Stop (SIGTERM, SIGINT): swapoff, detach the loop device, stop reading
+ * FUSE requests, stop the workers (they answer what was read), unmount,
+ * exit.  If swapoff fails zsd keeps serving.
  *
  * zsd as started is the keeper (keeper.c), which runs this same binary
  * as the server; a server started after another died, or for zsctl
@@ -290,7 +291,7 @@ fsop_queue(void *arg, struct fs_work **w, unsigned int n)
 	workers_queue(z->workers, w, n);
 }
 
-/* Loop: FUSE's INIT is answered, the file can be opened. */
+/* Loop, told by the FUSE thread: INIT is answered, the file can be opened. */
 static void
 fsop_ready(void *arg)
 {
@@ -310,7 +311,7 @@ fsop_ready(void *arg)
 	}
 }
 
-/* Loop: unmounted by someone else; nothing left to serve. */
+/* Loop, told by the FUSE thread: unmounted by someone else. */
 static void
 fsop_gone(void *arg)
 {
@@ -659,10 +660,14 @@ harden(void)
 /*
  * The I/O path at rt_priority: reclaim waits on zsd's swap I/O, and the
  * tasks that fill memory keep the CPUs busy doing it; they must not keep
- * zsd off them.  Called by the loop thread before it starts the workers,
- * which inherit the policy; the pool's own threads, started before at
- * normal priority (harden()), and the background threads, which call
- * sched_background(), stay normal.
+ * zsd off them.  Called by the loop thread before it starts the workers
+ * and the FUSE transport's threads, which inherit the policy; the pool's
+ * own threads, started before at normal priority (harden()), and the
+ * background threads, which call sched_background(), stay normal.  So
+ * does the loop once those are started (main()): it serves the control
+ * socket, timers and signals, none of them on the I/O path, and at an
+ * equal real-time priority it would keep an I/O thread off its CPU for as
+ * long as a control request took.
  * rt_priority 0 asks for normal scheduling, whatever zsd inherited.
  */
 static void
@@ -701,6 +706,8 @@ zsd_free(struct zsd *z)
 	if (z->took_over && !z->stopping)
 		z->restarting = true;
 	control_stop(z);
+	/* Nothing more is queued; the workers answer what was. */
+	fs_stop_reading(z->fs);
 	workers_stop(z->workers);
 	z->workers = NULL;
 	fs_stop(z->fs, !z->restarting);
@@ -885,6 +892,8 @@ main(int argc, char **argv)
 		return 1;
 	}
 	log_debug("mounted %s, %u workers", z->cfg.mountpoint, nr_workers);
+	/* The I/O threads are started: the loop is not one (sched_io). */
+	sched_background();
 	if (control_start(z, &zsd_control_ops) != 0) {
 		zsd_free(z);
 		return 1;
@@ -897,6 +906,7 @@ main(int argc, char **argv)
 		 * rest; the mount and the pages are the next server's.
 		 */
 		control_stop(z);
+		fs_stop_reading(z->fs);
 		workers_stop(z->workers);
 		log_stop();
 		_exit(0);

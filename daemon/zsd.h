@@ -7,12 +7,15 @@
  * transport reaches the daemon only through those callbacks, and libzs
  * knows nothing of it.
  *
- * Threads: the event loop thread (zsd.c) runs the FUSE session, signals,
+ * Threads: the event loop thread (zsd.c) runs the control socket, signals,
  * timers and owns everything in struct zsd that is not marked otherwise;
- * the worker threads (worker.c) compress and decompress and send FUSE
- * replies; the swap thread (swap.c) runs swapon/swapoff, which wait on
- * I/O that the loop itself must serve; the log thread (log.c) writes out
- * the lines the others queue.
+ * the FUSE transport's threads (fuse/fs.c, uring.c) take FUSE requests,
+ * serve small swap-ins and tell the loop of INIT and unmount by events of
+ * its own, so that the data path never waits on the loop; the worker
+ * threads (worker.c) compress and decompress and send FUSE replies; the
+ * swap thread (swap.c) runs swapon/swapoff, which wait on I/O that the
+ * FUSE threads serve meanwhile; the log thread (log.c) writes out the
+ * lines the others queue.
  */
 #ifndef ZSD_H
 #define ZSD_H

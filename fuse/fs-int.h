@@ -54,19 +54,33 @@ struct fs_req {
 	struct fs_req	*next;		/* on the free list */
 };
 
+/*
+ * Threads: "FUSE thread" is fs.c's own, which reads /dev/fuse from a base
+ * of its own (fs->base) from fs_start to fs_stop_reading; "loop" is the
+ * daemon's (cfg.base), which fs.c only tells things to (ready, gone).
+ * Lock order: show_lock, then nothing; lock, then nothing.
+ */
 struct fs {
 	struct fs_config	 cfg;		/* as given to fs_start */
 	struct fs_ops		 ops;
 	void			*arg;		/* the ops' */
 	struct fuse_session	*se;
-	struct event		*ev;		/* the session fd is readable */
-	struct event		*resume;	/* a slot came free, or retry */
-	struct event		*takeover;	/* successor: INIT, RESEND */
 	char			 path[PATH_MAX];
 	time_t			 started;
 	bool			 inherited;	/* the fd is a predecessor's */
-	bool			 got_init;	/* loop: fs_init ran */
 	bool			 hold_writes;	/* debug: never answer a write */
+
+	/* The FUSE thread and its events, all on base. */
+	pthread_t		 thread;
+	bool			 running;	/* loop: started, not joined */
+	struct event_base	*base;
+	struct event		*ev;		/* the session fd is readable */
+	struct event		*resume;	/* a slot came free, or retry */
+	struct event		*takeover;	/* successor: INIT, RESEND */
+	struct event		*stop;		/* fs_stop_reading: end */
+	/* On the loop's base, made active by the FUSE thread. */
+	struct event		*ready;		/* ops.ready */
+	struct event		*gone;		/* ops.gone */
 
 	pthread_mutex_t		 lock;
 	struct fs_req		*free;
@@ -74,18 +88,32 @@ struct fs {
 
 	struct fs_req		*reqs;
 	unsigned int		 nr_reqs;
-	struct fs_req		*current;	/* loop: in fuse_session_... */
-	void			*ctx;	/* loop: works it runs, counting */
-	struct fs_work		*held;		/* loop: a swap-in not yet run */
-	unsigned int		 read_errors;	/* loop: failed reads in a row */
+	/* The FUSE thread's alone. */
+	bool			 got_init;	/* fs_init ran */
+	struct fs_req		*current;	/* in fuse_session_... */
+	void			*ctx;		/* works it runs, counting */
+	struct fs_work		*held;		/* a swap-in not yet run */
+	unsigned int		 read_errors;	/* failed reads in a row */
 
-	/* The transport (uring.c); set by the loop, read by any thread. */
+	/*
+	 * The transport (uring.c): set by fs_start, then by the FUSE thread
+	 * as INIT is answered or the connection taken over; read there and
+	 * by ring threads it started.
+	 */
 	struct fs_uring		*uring;		/* NULL: /dev/fuse only */
 	const char		*transport;	/* "dev" or "uring" */
 	char			 transport_why[160]; /* why not uring */
-	uint64_t		 init_unique;	/* loop: INIT being answered */
-	uint64_t		 init_flags;	/* loop: INIT's, flags2 << 32 */
-	bool			 replaying;	/* loop: INIT's reply unseen */
+	uint64_t		 init_unique;	/* INIT being answered */
+	uint64_t		 init_flags;	/* INIT's, flags2 << 32 */
+
+	/*
+	 * What fs_transport and fs_ring_requests show any thread: a copy
+	 * of the above, made under show_lock whenever it settles.
+	 */
+	pthread_mutex_t		 show_lock;
+	const char		*shown;		/* "dev" or "uring" */
+	char			 shown_why[160];
+	bool			 shown_ring;	/* uring serves, threads set */
 };
 
 /*
@@ -103,14 +131,16 @@ int64_t		 fs_swap_discard_len(struct fs *fs, int mode, int64_t off,
 		    int64_t len);
 
 /*
- * uring.c.  fs_uring_prepare (loop, before mounting): can this kernel
- * and process serve FUSE over io_uring?  0, or -1 with fs->transport_why
- * set.  fs_uring_offer (loop, in INIT's reply): add FUSE_OVER_IO_URING to
- * the reply if the kernel offered it and it was prepared; records what
- * the ring needs.  fs_uring_start (loop, after INIT was answered, or in a
- * successor): register every CPU's queue and serve it; 0, or -errno with
- * the transport left to /dev/fuse.  fs_uring_stop (loop): stop serving,
- * free.  fs_uring_capture (any thread, from libfuse's writev): if this
+ * uring.c.  fs_uring_prepare (loop, in fs_start, before mounting): can
+ * this kernel and process serve FUSE over io_uring?  0, or -1 with
+ * fs->transport_why set.  fs_uring_offer (FUSE thread, in INIT's reply):
+ * add FUSE_OVER_IO_URING to the reply if the kernel offered it and it was
+ * prepared; records what the ring needs.  fs_uring_start (FUSE thread,
+ * after INIT was answered, or in a successor): register every CPU's queue
+ * and serve it, from threads that inherit the FUSE thread's scheduling;
+ * 0, or -errno with the transport left to /dev/fuse.  fs_uring_stop (FUSE
+ * thread, or the loop once it has ended): stop serving, free.
+ * fs_uring_capture (any thread, from libfuse's writev): if this
  * thread is answering a ring request through libfuse, take the reply
  * into the ring entry and return its length; else -1.
  */
@@ -123,7 +153,7 @@ ssize_t		 fs_uring_capture(const struct iovec *iov, int count);
 /* Successor: serve the ring its predecessor set up, entries this big. */
 void		 fs_uring_take_over(struct fs *fs, size_t payload);
 bool		 fs_uring_offered(struct fs *fs);	/* INIT said yes */
-/* Any thread: the requests the ring has served. */
+/* Any thread, once the ring serves (shown_ring): the requests it served. */
 unsigned long	 fs_uring_served(const struct fs *fs);
 /* From uring.c's cold path: libfuse handles the request in buf. */
 void		 fs_process(struct fs *fs, char *buf, size_t len);

@@ -1,6 +1,6 @@
 /*
  * fs.c - the FUSE front end: a low-level libfuse3 filesystem holding the
- * swap file and mm_stat, served from the daemon's event loop.  It moves
+ * swap file and mm_stat, served from a thread of its own.  It moves
  * requests; the daemon, through the ops it gave (fs.h), stores and reads
  * the pages, runs the works and decides what to do when INIT is answered
  * or the mount goes.
@@ -9,27 +9,38 @@
  *	/<name>		the swap file: disksize bytes, direct I/O, inode 2
  *	/mm_stat	read-only, zram's mm_stat line (ops.stats), inode 3
  *
- * The loop thread reads each request from the session's fd into a request
- * slot of its own (a fixed table; only libfuse's small request struct is
- * allocated per request, from a heap that is locked and reuses it) and
- * hands it to libfuse, which calls the ops below.  A write or a long read
+ * The FUSE thread, which fs_start starts and fs_stop_reading ends, reads
+ * each request from the session's fd into a request slot of its own (a
+ * fixed table; only libfuse's small request struct is allocated per
+ * request, from a heap that is locked and reuses it) and hands it to
+ * libfuse, which calls the ops below.  A write or a long read
  * of the swap file is cut into one work per worker, on page boundaries (a
  * partial page's read-modify-write stays in one work) but no more works
  * than the request has FS_CHUNKs, and queued to the daemon's workers
  * (ops.queue).  A discard is one work, queued.  A read of up to
- * FS_READ_INLINE bytes (a swap-in) is one work that the loop holds: if
- * the fd has nothing more to read, the loop runs it itself, which costs
- * less than waking a worker and being woken by it; otherwise (another
- * request came, no slot is free, the read failed other than with ENOENT
- * or EINTR, or the loop has served its share of requests for this
- * wakeup) the held work goes to the workers, so that many tasks swapping
- * in at once use every core.
+ * FS_READ_INLINE bytes (a swap-in) is one work that the FUSE thread
+ * holds: if the fd has nothing more to read, it runs it itself, which
+ * costs less than waking a worker and being woken by it; otherwise
+ * (another request came, no slot is free, the read failed other than with
+ * ENOENT or EINTR, or the thread has served its share of requests for
+ * this wakeup) the held work goes to the workers, so that many tasks
+ * swapping in at once use every core.
  * Whoever finishes a request's last work sends the reply and frees the
- * slot.  When every slot is busy the loop stops reading the fd until a
- * worker frees one.
+ * slot.  When every slot is busy the FUSE thread stops reading the fd
+ * until a worker frees one.
+ *
+ * Why a thread of its own: the daemon's loop also serves control clients,
+ * timers and signals, and the swap data path must never wait on them.
+ * The FUSE thread runs an event base of its own (the fd, a slot freed, the
+ * retry after a failed read, the stop) and calls nothing of the daemon's
+ * but the ops that are safe on any thread; what must happen on the loop
+ * (INIT answered, the mount gone) is an event of the loop's that it makes
+ * active.  It is started by the thread calling fs_start and inherits its
+ * scheduling (zsd's I/O priority), as do the ring threads it starts.
  *
  * Lock: fs->lock guards the free list and paused; a busy slot belongs to
- * its request (loop thread until queued or run, then its works).
+ * its request (FUSE thread until queued or run, then its works).
+ * fs->show_lock guards what fs_transport shows (fs-int.h).
  *
  * Taking over (the daemon's keeper.c): a server started after another
  * died, or asked to be replaced, gets the live connection's /dev/fuse fd
@@ -55,6 +66,7 @@
 #include <linux/falloc.h>
 #include <linux/fuse.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,7 +189,8 @@ fs_init(void *userdata, struct fuse_conn_info *conn)
 	log_debug("FUSE protocol %u.%u, max_write %u, max_background %u",
 	    conn->proto_major, conn->proto_minor, conn->max_write,
 	    conn->max_background);
-	fs->ops.ready(fs->arg);
+	/* The daemon acts on it on its loop (fs_on_ready). */
+	event_active(fs->ready, 0, 0);
 }
 
 static void
@@ -454,9 +467,9 @@ fs_dispatch(struct fs *fs, fuse_req_t req, enum fs_op op, uint64_t off,
 }
 
 /*
- * Loop: the held swap-in, if any, run here (nothing else is waiting) or
- * queued to the workers.  It may reply and free its slot.  True if there
- * was one.
+ * FUSE thread: the held swap-in, if any, run here (nothing else is
+ * waiting) or queued to the workers.  It may reply and free its slot.
+ * True if there was one.
  */
 static bool
 fs_release_held(struct fs *fs, bool run_here)
@@ -719,8 +732,9 @@ fs_process(struct fs *fs, char *buf, size_t len)
 }
 
 /*
- * Loop: INIT as the kernel sent it; what it offers, and its unique, by
- * which fs_io_writev knows the reply.
+ * FUSE thread: INIT as the kernel sent it, kept for a successor before it
+ * is answered (ops.save_init is safe here, fs.h); what it offers, and its
+ * unique, by which fs_io_writev knows the reply.
  */
 static void
 fs_saw_init(struct fs *fs, const char *in, size_t len)
@@ -739,7 +753,26 @@ fs_saw_init(struct fs *fs, const char *in, size_t len)
 		fs->init_flags |= (uint64_t)arg->flags2 << 32;
 }
 
-/* Loop, INIT answered: serve the ring if it was agreed on. */
+/*
+ * FUSE thread (or fs_start, before it runs): the transport as it stands,
+ * for fs_transport.
+ */
+static void
+fs_show_transport(struct fs *fs)
+{
+	pthread_mutex_lock(&fs->show_lock);
+	fs->shown = fs->transport;
+	snprintf(fs->shown_why, sizeof(fs->shown_why), "%s",
+	    fs->uring != NULL ? "" : fs->transport_why);
+	fs->shown_ring = fs->uring != NULL &&
+	    strcmp(fs->transport, "uring") == 0;
+	pthread_mutex_unlock(&fs->show_lock);
+}
+
+/*
+ * FUSE thread, INIT answered: serve the ring if it was agreed on.  The
+ * ring threads start from here, and so inherit this thread's scheduling.
+ */
 static void
 fs_after_init(struct fs *fs)
 {
@@ -749,13 +782,12 @@ fs_after_init(struct fs *fs)
 	if (!fs_uring_offered(fs)) {
 		fs_uring_stop(fs);
 		log_info("FUSE requests by /dev/fuse: %s", fs->transport_why);
-		return;
-	}
-	if (fs_uring_start(fs) != 0)
+	} else if (fs_uring_start(fs) != 0)
 		log_warnx("FUSE requests by /dev/fuse: %s", fs->transport_why);
+	fs_show_transport(fs);
 }
 
-/* Loop: a request is waiting on the session fd. */
+/* FUSE thread: a request is waiting on the session fd. */
 static void
 fs_readable(evutil_socket_t fd, short what, void *arg)
 {
@@ -767,8 +799,9 @@ fs_readable(evutil_socket_t fd, short what, void *arg)
 	bool init;
 
 	/*
-	 * A few requests a wakeup, so signals and timers get their turn.
-	 * Every way out releases the held swap-in: its slot must come back.
+	 * A few requests a wakeup, so that a stop (fs_stop_reading) gets its
+	 * turn.  Every way out releases the held swap-in: its slot must come
+	 * back.
 	 */
 	for (rounds = 0; rounds < 16; rounds++) {
 		if ((r = fs_req_get(fs)) == NULL) {
@@ -785,8 +818,8 @@ fs_readable(evutil_socket_t fd, short what, void *arg)
 				continue;	/* interrupted: next one */
 			if (error == EAGAIN) {
 				/*
-				 * Idle: run what the loop held, then look
-				 * again; requests come meanwhile.
+				 * Idle: run what it held, then look again;
+				 * requests come meanwhile.
 				 */
 				if (fs_release_held(fs, true))
 					continue;
@@ -795,9 +828,10 @@ fs_readable(evutil_socket_t fd, short what, void *arg)
 			fs_release_held(fs, false);
 			event_del(fs->ev);
 			if (error == ENODEV) {
+				/* The daemon's loop stops it (fs_on_gone). */
 				log_info("%s was unmounted",
 				    fs->cfg.mountpoint);
-				fs->ops.gone(fs->arg);
+				event_active(fs->gone, 0, 0);
 				return;
 			}
 			/*
@@ -844,8 +878,8 @@ fs_readable(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
- * Successor: feed libfuse the INIT the first server recorded, its reply
- * written to /dev/null.  0, or -errno.
+ * Successor, FUSE thread: feed libfuse the INIT the first server recorded,
+ * its reply written to /dev/null.  0, or -errno.
  */
 static int
 fs_replay_init(struct fs *fs)
@@ -895,7 +929,10 @@ out:
 	return error;
 }
 
-/* Successor: the kernel queues again what the predecessor had read. */
+/*
+ * Successor, FUSE thread: the kernel queues again what the predecessor
+ * had read.
+ */
 static void
 fs_resend(struct fs *fs)
 {
@@ -914,7 +951,10 @@ fs_resend(struct fs *fs)
 	    "answered stay unanswered; those swap-ins and swap-outs hang");
 }
 
-/* Loop, once, in a successor: take the connection over, then serve. */
+/*
+ * FUSE thread, first thing, in a successor: take the connection over,
+ * then serve.  The ring threads start from here, as from fs_after_init.
+ */
 static void
 fs_takeover(evutil_socket_t unused, short what, void *arg)
 {
@@ -944,11 +984,12 @@ fs_takeover(evutil_socket_t unused, short what, void *arg)
 		    "cannot be resent and stay unanswered");
 	} else if (fs->uring != NULL)
 		fs_uring_stop(fs);
+	fs_show_transport(fs);
 	if (event_add(fs->ev, NULL) != 0)
 		fatalx("cannot read FUSE requests");
 }
 
-/* Loop: a slot came free while reading was paused. */
+/* FUSE thread: a slot came free while reading was paused. */
 static void
 fs_resume(evutil_socket_t fd, short what, void *arg)
 {
@@ -957,6 +998,54 @@ fs_resume(evutil_socket_t fd, short what, void *arg)
 	event_add(fs->ev, NULL);
 }
 
+/* FUSE thread: fs_stop_reading asks it to end. */
+static void
+fs_on_stop(evutil_socket_t fd, short what, void *arg)
+{
+	struct fs *fs = arg;
+
+	event_base_loopbreak(fs->base);
+}
+
+/* Loop: INIT was answered (by the FUSE thread, fs_init). */
+static void
+fs_on_ready(evutil_socket_t fd, short what, void *arg)
+{
+	struct fs *fs = arg;
+
+	fs->ops.ready(fs->arg);
+}
+
+/* Loop: the FUSE thread read ENODEV. */
+static void
+fs_on_gone(evutil_socket_t fd, short what, void *arg)
+{
+	struct fs *fs = arg;
+
+	fs->ops.gone(fs->arg);
+}
+
+/* The FUSE thread: serve until fs_stop_reading. */
+static void *
+fs_serve(void *arg)
+{
+	struct fs *fs = arg;
+
+	(void)pthread_setname_np(pthread_self(), "zsd-fuse");
+	/* Not on empty: reading is paused at times (fs_resume adds it). */
+	if (event_base_loop(fs->base, EVLOOP_NO_EXIT_ON_EMPTY) < 0)
+		fatalx("serving FUSE requests: event_base_loop failed");
+	return NULL;
+}
+
+static void
+fs_event_free(struct event *ev)
+{
+	if (ev != NULL)
+		event_free(ev);
+}
+
+/* Loop, the FUSE thread not running. */
 static void
 fs_free(struct fs *fs)
 {
@@ -965,12 +1054,14 @@ fs_free(struct fs *fs)
 	if (fs == NULL)
 		return;
 	fs_uring_stop(fs);
-	if (fs->ev != NULL)
-		event_free(fs->ev);
-	if (fs->resume != NULL)
-		event_free(fs->resume);
-	if (fs->takeover != NULL)
-		event_free(fs->takeover);
+	fs_event_free(fs->ev);
+	fs_event_free(fs->resume);
+	fs_event_free(fs->takeover);
+	fs_event_free(fs->stop);
+	fs_event_free(fs->ready);
+	fs_event_free(fs->gone);
+	if (fs->base != NULL)
+		event_base_free(fs->base);
 	if (fs->se != NULL)
 		fuse_session_destroy(fs->se);
 	if (fs->reqs != NULL)
@@ -982,6 +1073,7 @@ fs_free(struct fs *fs)
 	if (fs->ctx != NULL)
 		fs->ops.ctx_destroy(fs->arg, fs->ctx);
 	pthread_mutex_destroy(&fs->lock);
+	pthread_mutex_destroy(&fs->show_lock);
 	free(fs);
 }
 
@@ -994,6 +1086,7 @@ fs_start(const struct fs_config *cfg, const struct fs_ops *ops, void *arg,
 	struct fuse_args args = FUSE_ARGS_INIT(3, argv);
 	char fdpath[32];
 	const char *at = cfg->mountpoint;
+	sigset_t all, old;
 	struct fs *fs;
 	unsigned int i;
 	int fd, error = -ENOMEM;
@@ -1001,6 +1094,7 @@ fs_start(const struct fs_config *cfg, const struct fs_ops *ops, void *arg,
 	if ((fs = calloc(1, sizeof(*fs))) == NULL)
 		return -ENOMEM;
 	pthread_mutex_init(&fs->lock, NULL);
+	pthread_mutex_init(&fs->show_lock, NULL);
 	fs->cfg = *cfg;
 	fs->ops = *ops;
 	fs->arg = arg;
@@ -1076,17 +1170,37 @@ fs_start(const struct fs_config *cfg, const struct fs_ops *ops, void *arg,
 	if (!fs->inherited)
 		ops->save_fd(arg, fd);
 	(void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-	fs->ev = event_new(cfg->base, fd, EV_READ | EV_PERSIST, fs_readable,
+	fs_show_transport(fs);
+	if ((fs->base = event_base_new()) == NULL) {
+		fuse_session_unmount(fs->se);
+		goto fail;
+	}
+	fs->ev = event_new(fs->base, fd, EV_READ | EV_PERSIST, fs_readable,
 	    fs);
-	fs->resume = event_new(cfg->base, -1, 0, fs_resume, fs);
-	fs->takeover = event_new(cfg->base, -1, 0, fs_takeover, fs);
+	fs->resume = event_new(fs->base, -1, 0, fs_resume, fs);
+	fs->takeover = event_new(fs->base, -1, 0, fs_takeover, fs);
+	fs->stop = event_new(fs->base, -1, 0, fs_on_stop, fs);
+	fs->ready = event_new(cfg->base, -1, 0, fs_on_ready, fs);
+	fs->gone = event_new(cfg->base, -1, 0, fs_on_gone, fs);
 	if (fs->ev == NULL || fs->resume == NULL || fs->takeover == NULL ||
+	    fs->stop == NULL || fs->ready == NULL || fs->gone == NULL ||
 	    (!fs->inherited && event_add(fs->ev, NULL) != 0)) {
 		fuse_session_unmount(fs->se);
 		goto fail;
 	}
+	/* The takeover is the FUSE thread's first work. */
 	if (fs->inherited)
 		event_active(fs->takeover, 0, 0);
+	/* Signals are the loop thread's; the FUSE thread blocks them all. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	error = -pthread_create(&fs->thread, NULL, fs_serve, fs);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (error != 0) {
+		fuse_session_unmount(fs->se);
+		goto fail;
+	}
+	fs->running = true;
 	*fsp = fs;
 	return 0;
 fail:
@@ -1094,14 +1208,37 @@ fail:
 	return error;
 }
 
-/* Loop: after the workers have stopped, so no reply is in flight. */
+/*
+ * Loop: end the FUSE thread (between two wakeups, so it holds no
+ * swap-in).  What it read and queued is the workers', who must still run;
+ * what it has not read stays in the kernel, for a successor.
+ */
+void
+fs_stop_reading(struct fs *fs)
+{
+	int error;
+
+	if (fs == NULL || !fs->running)
+		return;
+	event_active(fs->stop, 0, 0);
+	if ((error = pthread_join(fs->thread, NULL)) != 0) {
+		errno = error;
+		fatal("joining the FUSE thread");
+	}
+	fs->running = false;
+}
+
+/*
+ * Loop: after fs_stop_reading and after the workers have stopped, so no
+ * reply is in flight.  (If reading has not stopped yet it stops here; the
+ * workers must then be running still.)
+ */
 void
 fs_stop(struct fs *fs, bool unmount)
 {
 	if (fs == NULL)
 		return;
-	if (fs->ev != NULL)
-		event_del(fs->ev);
+	fs_stop_reading(fs);
 	/*
 	 * Restarting, the mount stays for the next server.  libfuse does
 	 * not unmount a session on an inherited fd: zsd does, lazily, as
@@ -1116,22 +1253,39 @@ fs_stop(struct fs *fs, bool unmount)
 	fs_free(fs);
 }
 
-/* The transport in use, and why it is not io_uring ("" if it is). */
+/*
+ * Any thread: the transport in use, and why it is not io_uring ("" if it
+ * is) copied into why.
+ */
 const char *
-fs_transport(const struct fs *fs, const char **why)
+fs_transport(struct fs *fs, char *why, size_t len)
 {
+	const char *transport;
+
 	if (fs == NULL) {
-		*why = "not mounted";
+		snprintf(why, len, "not mounted");
 		return "none";
 	}
-	*why = fs->uring != NULL ? "" : fs->transport_why;
-	return fs->transport;
+	pthread_mutex_lock(&fs->show_lock);
+	transport = fs->shown;
+	snprintf(why, len, "%s", fs->shown_why);
+	pthread_mutex_unlock(&fs->show_lock);
+	return transport;
 }
 
+/* Any thread. */
 unsigned long
-fs_ring_requests(const struct fs *fs)
+fs_ring_requests(struct fs *fs)
 {
-	return fs != NULL ? fs_uring_served(fs) : 0;
+	unsigned long n = 0;
+
+	if (fs == NULL)
+		return 0;
+	pthread_mutex_lock(&fs->show_lock);
+	if (fs->shown_ring)
+		n = fs_uring_served(fs);
+	pthread_mutex_unlock(&fs->show_lock);
+	return n;
 }
 
 const char *

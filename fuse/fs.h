@@ -14,6 +14,13 @@
  * the events the daemon acts on (INIT answered, unmounted, what to keep
  * for a successor).  Replies go out from here.  Every callback gets the
  * arg given to fs_start.
+ *
+ * Requests are taken on threads of the transport's own (the FUSE thread
+ * reading /dev/fuse; with io_uring, a thread per CPU as well), never on the
+ * daemon's loop, so that nothing the loop does delays the swap file's
+ * I/O.  They are started by the thread that calls fs_start and inherit
+ * its scheduling; libevent must be set up for threads
+ * (evthread_use_pthreads) before fs_start.
  */
 #ifndef FS_H
 #define FS_H
@@ -61,7 +68,7 @@ struct fs_config {
 	const char		*transport;	/* "auto", "uring" or "dev" */
 	unsigned int		 max_background; /* INIT's */
 	unsigned int		 workers;	/* threads queue() feeds */
-	struct event_base	*base;		/* the loop's */
+	struct event_base	*base;		/* the loop's: ready, gone */
 	/*
 	 * A successor: the /dev/fuse fd of the live connection (fs_start
 	 * owns it once it returns 0), or -1 to mount anew.  And what the
@@ -77,8 +84,10 @@ struct fs_config {
 };
 
 /*
- * The daemon's side.  "Any thread": the loop, a worker or a ring thread;
- * "loop": the thread running base.
+ * The daemon's side.  "Any thread": the FUSE thread, a worker or a ring
+ * thread (or the loop); "loop": the thread running base, where the
+ * transport only makes events active; "FUSE thread": the transport's
+ * thread that reads /dev/fuse, which must not wait on the loop.
  */
 struct fs_ops {
 	/* Any thread: an I/O context for it (NULL: out of memory). */
@@ -114,8 +123,9 @@ struct fs_ops {
 	/* Loop: the mount is gone (unmounted from outside). */
 	void	 (*gone)(void *arg);
 	/*
-	 * Loop, for a successor: the INIT request as read, the ring and
-	 * its entries' payload once it serves, the /dev/fuse fd mounted.
+	 * For a successor: the INIT request as read (FUSE thread, before it
+	 * is answered), the ring and its entries' payload once it serves
+	 * (FUSE thread), the /dev/fuse fd mounted (loop, in fs_start).
 	 */
 	void	 (*save_init)(void *arg, const void *buf, size_t len);
 	void	 (*save_ring)(void *arg, size_t payload);
@@ -124,19 +134,28 @@ struct fs_ops {
 
 /*
  * Loop: mount (or take the connection in cfg->fuse_fd over) and serve
- * from cfg->base.  0 with *fsp set, or -errno.
+ * it from the FUSE thread, started here.  0 with *fsp set, or -errno.
  */
 int		 fs_start(const struct fs_config *cfg, const struct fs_ops *ops,
 		    void *arg, struct fs **fsp);
+/*
+ * Loop, before the workers stop: end the FUSE thread; nothing more is
+ * read from /dev/fuse, nor queued.  (Ring threads serve on until
+ * fs_stop: they queue nothing.)  fs may be NULL.
+ */
+void		 fs_stop_reading(struct fs *fs);
 /*
  * Loop, after the workers have stopped: stop serving, unmount unless
  * the mount is left to a successor (!unmount), free.  fs may be NULL.
  */
 void		 fs_stop(struct fs *fs, bool unmount);
 const char	*fs_file_path(const struct fs *fs);	/* mountpoint/name */
-/* "dev" or "uring", and why not uring ("" if it is); NULL fs: "none". */
-const char	*fs_transport(const struct fs *fs, const char **why);
-unsigned long	 fs_ring_requests(const struct fs *fs);	/* by io_uring */
+/*
+ * Any thread: "dev" or "uring", and in why (len bytes) why not uring (""
+ * if it is); NULL fs: "none".
+ */
+const char	*fs_transport(struct fs *fs, char *why, size_t len);
+unsigned long	 fs_ring_requests(struct fs *fs);	/* by io_uring */
 /* Works outstanding at most, for sizing the workers' queue. */
 unsigned int	 fs_max_works(unsigned int workers);
 

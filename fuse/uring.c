@@ -3,7 +3,7 @@
  * CPU that made it, and a thread pinned to that CPU takes it, serves it
  * and answers it with the next fetch in one io_uring command.  A swap-in
  * is served where the task that faulted runs, without the wakeup across
- * CPUs that reading /dev/fuse from one loop thread costs.
+ * CPUs that reading /dev/fuse from one thread costs.
  *
  * Setting it up, in the order the kernel (Linux 6.14 or later, with
  * /sys/module/fuse/parameters/enable_uring on) requires:
@@ -16,7 +16,8 @@
  *     to fs_uring_offer, which adds FUSE_OVER_IO_URING if the kernel
  *     offered it.  From then on the kernel holds every new request until
  *     each CPU's queue has an entry, or until a registration fails.
- *  3. fs_uring_start: one thread per queue (queue N is CPU N's), pinned
+ *  3. fs_uring_start, on fs.c's FUSE thread (whose scheduling the ring
+ *     threads inherit): one thread per queue (queue N is CPU N's), pinned
  *     to its CPU, each with its own ring; every entry (a header and a
  *     payload buffer, preallocated and locked) is registered.  When every
  *     queue has one, requests come by the ring.  If a thread could not
@@ -25,7 +26,8 @@
  *     the ring: requests come by /dev/fuse again (the "poison").
  *
  * What the ring does not carry (interrupts, forgets; notifications go
- * the other way) still comes by /dev/fuse, which fs.c keeps reading.
+ * the other way) still comes by /dev/fuse, which fs.c's FUSE thread keeps
+ * reading.
  *
  * Serving: a read, write or discard of the swap file is served on the
  * ring's thread, the daemon's callbacks (fs.h) called directly on the
@@ -131,7 +133,7 @@ struct fs_uring {
 	struct fs		*fs;
 	int			 fd;		/* /dev/fuse */
 	int			 stop_fd;	/* eventfd: threads, stop */
-	struct io_uring		 probe;		/* loop: the poison's ring */
+	struct io_uring		 probe;		/* the poison's ring */
 	bool			 probe_ok;
 	bool			 offered;	/* INIT's reply said yes */
 	bool			 taken_over;	/* the predecessor's ring */
@@ -211,7 +213,7 @@ fs_uring_param_on(struct fs *fs)
 	return 0;
 }
 
-/* Loop, before mounting. */
+/* Loop, in fs_start, before mounting. */
 int
 fs_uring_prepare(struct fs *fs)
 {
@@ -266,7 +268,7 @@ fail:
 	return -1;
 }
 
-/* Loop, in the writev of INIT's reply: say yes if the kernel asked. */
+/* FUSE thread, in the writev of INIT's reply: say yes if the kernel asked. */
 void
 fs_uring_offer(struct fs *fs, struct fuse_init_out *out, size_t len)
 {
@@ -672,7 +674,10 @@ fs_uring_free(struct fs_uring *u)
 	free(u);
 }
 
-/* Loop: end every thread (they answer what they hold first), free. */
+/*
+ * FUSE thread, or the loop once that has ended: end every ring thread
+ * (they answer what they hold first), free.
+ */
 static void
 fs_uring_end(struct fs_uring *u)
 {
@@ -688,9 +693,9 @@ fs_uring_end(struct fs_uring *u)
 }
 
 /*
- * Loop, with the ring's setup refused in part: make a registration fail
- * on purpose, so that the kernel gives up waiting for the ring and sends
- * requests by /dev/fuse.
+ * FUSE thread, with the ring's setup refused in part: make a registration
+ * fail on purpose, so that the kernel gives up waiting for the ring and
+ * sends requests by /dev/fuse.
  */
 static void
 fs_uring_poison(struct fs_uring *u)
@@ -711,7 +716,7 @@ fs_uring_poison(struct fs_uring *u)
 		io_uring_cqe_seen(&u->probe, cqe);
 }
 
-/* Loop: see fs-int.h. */
+/* FUSE thread: see fs-int.h. */
 int
 fs_uring_start(struct fs *fs)
 {

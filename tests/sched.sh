@@ -1,8 +1,10 @@
 #!/bin/bash
-# sched.sh - zsd's I/O threads (the loop, the zsd-worker threads) run at
-# the real-time priority rt_priority asks for (SCHED_FIFO 10 by default)
-# and its background threads (zs-free, zs-report) at normal priority;
-# with rt_priority=0 every thread is normal.  (Bad values: badinput.sh.)
+# sched.sh - zsd's I/O threads (zsd-fuse, which reads /dev/fuse, the
+# zsd-worker threads, and with io_uring the zsd-ring/N threads) run at the
+# real-time priority rt_priority asks for (SCHED_FIFO 10 by default); the
+# loop, which serves the control socket and timers, and the background
+# threads (zs-free, zs-report) at normal priority; with rt_priority=0
+# every thread is normal.  (Bad values: badinput.sh.)
 . "${srcdir:-.}/tests/lib.sh"
 
 require_root
@@ -29,8 +31,8 @@ threads()
 }
 
 # check OPTION IO BACKGROUND LABEL: zsd with -o OPTION (none: the
-# defaults); the loop and every zsd-worker must be "POLICY PRIORITY" IO,
-# zs-free and zs-report BACKGROUND.
+# defaults); zsd-fuse, every zsd-worker and zsd-ring/N must be "POLICY
+# PRIORITY" IO, the loop, zs-free and zs-report BACKGROUND.
 check()
 {
 	local opt=$1 io=$2 bg=$3 label=$4 list ok=0 n
@@ -43,16 +45,15 @@ check()
 	tap_diag "$list"
 	n=$(echo "$list" | grep -c '^zsd-worker ')
 	[ "$n" -ge 1 ] || ok=1
-	for t in loop zsd-worker; do
-		echo "$list" | awk -v t="$t" '$1 == t { print $2, $3 }' |
-		    grep -qvx "$io" && ok=1
-	done
-	for t in zs-free zs-report; do
+	echo "$list" | grep -q '^zsd-fuse ' || ok=1
+	echo "$list" | awk '$1 == "zsd-fuse" || $1 == "zsd-worker" ||
+	    $1 ~ /^zsd-ring\// { print $2, $3 }' | grep -qvx "$io" && ok=1
+	for t in loop zs-free zs-report; do
 		[ "$(echo "$list" | awk -v t="$t" '$1 == t { print $2, $3 }')" \
 		    = "$bg" ] || ok=1
 	done
-	tap_ok $ok "$label: (policy priority) loop and $n workers $io;" \
-	    "zs-free and zs-report $bg"
+	tap_ok $ok "$label: (policy priority) zsd-fuse and $n workers $io;" \
+	    "the loop, zs-free and zs-report $bg"
 	zsd_stop
 	tap_ok $? "$label: zsd stops cleanly"
 }

@@ -5,9 +5,10 @@
  *
  * libfuse takes a mountpoint of /dev/fd/N to mean "fd N is already the
  * channel".  Here N is one end of a socketpair of datagrams, so fs.c
- * runs as in zsd (an event loop, the daemon's workers, a store, behind
- * callbacks of the test's that do what zsd.c's do) while the test writes
- * raw FUSE requests to the other end and reads the replies.
+ * runs as in zsd (its FUSE thread, an event loop it tells of INIT, the
+ * daemon's workers, a store, behind callbacks of the test's that do what
+ * zsd.c's do) while the test writes raw FUSE requests to the other end
+ * and reads the replies.
  *
  * It also takes the connection over as a server started by the keeper
  * does (keeper.c): the INIT the first session read is recorded (the
@@ -179,7 +180,8 @@ struct reply {
 
 /*
  * Send opcode for nodeid with arg (and payload), run the event loop until
- * the reply comes (from the loop or a worker), and return it in r.
+ * the reply comes (from the FUSE thread or a worker), and once more for
+ * what the FUSE thread told it before replying (INIT), and return it in r.
  */
 static void
 request(uint32_t opcode, uint64_t nodeid, const void *arg, size_t arglen,
@@ -213,6 +215,7 @@ request(uint32_t opcode, uint64_t nodeid, const void *arg, size_t arglen,
 		if (poll(&pfd, 1, 1) == 1)
 			break;
 	}
+	event_base_loop(base, EVLOOP_NONBLOCK);
 	if ((n = recv(peer, in, sizeof(in), 0)) < (ssize_t)sizeof(oh))
 		bail("recv: %zd, %s", n, strerror(errno));
 	memcpy(&oh, in, sizeof(oh));
@@ -293,6 +296,7 @@ setup(void)
 static void
 teardown(void)
 {
+	fs_stop_reading(fs);
 	workers_stop(workers);
 	fs_stop(fs, false);		/* no umount of /dev/fd/N */
 	store_destroy(store);
@@ -325,11 +329,13 @@ test_takeover(void)
 
 	/*
 	 * The first session goes as at zsctl restart, its fd left open:
-	 * workers first (a worker may still be handing back the slot of a
-	 * request it has answered), then the session; new ones after.
+	 * its FUSE thread first (it queues to the workers), then the workers
+	 * (one may still be handing back the slot of a request it has
+	 * answered), then the session; new ones after.
 	 */
 	if ((fd = dup(chan)) < 0)
 		bail("dup: %s", strerror(errno));
+	fs_stop_reading(fs);
 	workers_stop(workers);
 	if ((workers = workers_start(store, 2, fs_max_works(2),
 	    &error)) == NULL)
@@ -346,6 +352,7 @@ test_takeover(void)
 		if (poll(&pfd, 1, 1) == 1)
 			break;
 	}
+	event_base_loop(base, EVLOOP_NONBLOCK);	/* ready, told before */
 	n = recv(peer, buf, sizeof(buf), MSG_DONTWAIT);
 	memcpy(&oh, buf, sizeof(oh));
 	ok(fs_ready, "the replayed INIT reached the file system");
