@@ -58,6 +58,36 @@ zsd_backing_open(struct zsd *z)
 		    "its pages also go through the page cache", path);
 }
 
+/*
+ * The pool's max_size for a swap file of nr_pages pages: the most it can
+ * ever need, so that the bound never refuses a page memory would have
+ * taken.  Each page of the file is at most one live object (merged pages
+ * share one); beside those are objects in flight -- a write's new object
+ * until the old one is freed, an idle pass's recompressed copy, frees
+ * waiting in a batch -- which POOL_SLACK_OBJECTS covers many times over.
+ * A live object keeps at most one zspage alive, of at most max_chain
+ * pages however empty the rest of it is; a huge object takes one page.
+ * Sections spend under 2% of their pages on page descriptors: 1/16 more
+ * covers them, and two sections more the rounding.  A pool at its bound
+ * refuses a write with ENOMEM, as one out of memory does, once libzs has
+ * drained its batches and caches.
+ *
+ * The bound reserves address space only, but an arena must fit where it
+ * is mapped (libzs/arena.c, ARENA_HINT): unbounded it would be 4 TiB.
+ */
+#define POOL_SLACK_OBJECTS	16384
+
+static size_t
+zsd_pool_max_size(uint64_t nr_pages, const struct zs_pool_config *pcfg)
+{
+	uint64_t bytes;
+
+	bytes = (nr_pages + POOL_SLACK_OBJECTS) * pcfg->max_chain *
+	    ZSD_PAGE_SIZE;
+	bytes += bytes / 16 + 2 * (uint64_t)pcfg->section_size;
+	return bytes < SIZE_MAX ? (size_t)bytes : SIZE_MAX;
+}
+
 int
 zsd_pool_open(struct zsd *z, int arena_fd, char *why, size_t whylen)
 {
@@ -74,6 +104,7 @@ zsd_pool_open(struct zsd *z, int arena_fd, char *why, size_t whylen)
 	zs_pool_config_init(&pcfg);
 	/* I/O threads at real-time priority wait on locks normal ones hold. */
 	pcfg.priority_inherit = z->cfg.rt_priority > 0;
+	pcfg.max_size = zsd_pool_max_size(nr_pages, &pcfg);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (arena_fd < 0) {
 		z->pool = zs_create_pool(&pcfg);
@@ -85,6 +116,11 @@ zsd_pool_open(struct zsd *z, int arena_fd, char *why, size_t whylen)
 		z->pool = zs_arena_create(&pcfg, arena_fd,
 		    store_root_size(nr_pages));
 	} else {
+		/*
+		 * Bounded by its own size, made for the store it holds,
+		 * which keeps its size whatever disksize says now.
+		 */
+		pcfg.max_size = 0;
 		z->pool = zs_arena_attach(&pcfg, arena_fd);
 		z->recovered = true;
 	}

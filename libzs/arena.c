@@ -75,11 +75,32 @@
 #define ARENA_VERSION		1
 #define ARENA_ALIGN		(2u << 20)
 /*
- * 32 TiB: above the sanitizers' shadow (ASan's ends near 16 TiB), far
- * below where position-independent programs (~85 TiB) and the mmap area
- * (~127 TiB) go on x86-64 and on arm64 with 48-bit addresses.
+ * 32 TiB: above ASan's shadow (it ends near 16 TiB), far below where
+ * position-independent programs (~85 TiB) and the mmap area (~127 TiB)
+ * go on x86-64 and on arm64 with 48-bit addresses.
+ *
+ * ThreadSanitizer leaves a program only three ranges (x86-64, gcc 12's
+ * libtsan): below 512 GiB, 85-86.5 TiB (the program) and the top 1.5 TiB
+ * (libraries, stacks), and 32 TiB lies in a gap it keeps unmapped.  Its
+ * mmap turns a hint outside those ranges into no hint, which
+ * MAP_FIXED_NOREPLACE then takes as address 0.  So under TSan the arena
+ * goes at 64 GiB, clear of 32-bit mappings and of a program not built as
+ * PIE and its heap, in a range nothing else uses, and must be bounded
+ * (max_size) to fit below 512 GiB: the tables alone take 112 GiB.
+ *
+ * An arena larger than ARENA_HINT_ROOM goes where the kernel puts it,
+ * where a successor may find its address taken (EADDRINUSE).
  */
-#define ARENA_HINT		0x200000000000ull
+#ifndef __has_feature
+#define __has_feature(x)	0			/* gcc before 14 */
+#endif
+#if defined(__SANITIZE_THREAD__) || __has_feature(thread_sanitizer)
+#define ARENA_HINT		0x1000000000ull		/* 64 GiB */
+#define ARENA_HINT_ROOM		0x7000000000ull		/* up to 512 GiB */
+#else
+#define ARENA_HINT		0x200000000000ull	/* 32 TiB */
+#define ARENA_HINT_ROOM		0x200000000000ull	/* up to 64 TiB */
+#endif
 
 /* The first page of the file.  Constant after creation but section_slots. */
 struct arena_hdr {
@@ -189,8 +210,9 @@ zs_arena_create(const struct zs_pool_config *cfg, int fd, size_t root_size)
 		goto fail;
 	/* Where sealing is not allowed (no MFD_ALLOW_SEALING), go without. */
 	(void)fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW);
-	base = mmap((void *)ARENA_HINT, h.size, PROT_READ | PROT_WRITE,
-	    MAP_SHARED | MAP_FIXED_NOREPLACE, fd, 0);
+	base = h.size > ARENA_HINT_ROOM ? MAP_FAILED : mmap((void *)ARENA_HINT,
+	    h.size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE,
+	    fd, 0);
 	if (base == MAP_FAILED || base != (char *)ARENA_HINT) {
 		if (base != MAP_FAILED)
 			munmap(base, h.size);	/* kernel without NOREPLACE */

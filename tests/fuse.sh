@@ -20,9 +20,17 @@ tap_ok $? "$f: size $size, mode 600 (got $st)"
 cmp -s -n "$size" "$f" /dev/zero
 tap_ok $? "a new file reads as zeros"
 
-run_tap "fuse-io, one thread" "$FUSE_IO" -s 1 -n 20000 "$f"
-run_tap "fuse-io, 4 threads" "$FUSE_IO" -s 2 -t 4 -n 10000 "$f"
-run_tap "fuse-io, O_DIRECT, 2 threads" "$FUSE_IO" -d -s 3 -t 2 -n 5000 "$f"
+# $FUSE_IO_PERCENT (100) scales fuse-io's runs: a sanitizer's stage,
+# there for zsd's threads, shortens them.
+ops()
+{
+	echo $(($1 * ${FUSE_IO_PERCENT:-100} / 100))
+}
+
+run_tap "fuse-io, one thread" "$FUSE_IO" -s 1 -n "$(ops 20000)" "$f"
+run_tap "fuse-io, 4 threads" "$FUSE_IO" -s 2 -t 4 -n "$(ops 10000)" "$f"
+run_tap "fuse-io, O_DIRECT, 2 threads" "$FUSE_IO" -d -s 3 -t 2 \
+    -n "$(ops 5000)" "$f"
 run_tap "fuse-io, end of file" "$FUSE_IO" -p "$f"
 
 # I/O past the end is counted in invalid_io, one a request.
@@ -122,7 +130,8 @@ tap_ok $? "the mount is gone"
 conf=$TEST_DIR/zsd.conf
 printf 'disksize = 64M\nalgorithm = zstd\nzstd_level = 5\n' >"$conf"
 zsd_start --no-swapon -c "$conf" || tap_bail "zsd with zstd did not start"
-run_tap "fuse-io with zstd, 2 threads" "$FUSE_IO" -s 4 -t 2 -n 5000 "$f"
+run_tap "fuse-io with zstd, 2 threads" "$FUSE_IO" -s 4 -t 2 \
+    -n "$(ops 5000)" "$f"
 fallocate -p -o 0 -l 64M "$f"
 dd if=/dev/urandom of="$TEST_DIR/random" bs=64k count=128 status=none
 dd if="$TEST_DIR/random" of="$f" bs=64k conv=notrunc,fsync status=none

@@ -114,9 +114,10 @@ server=$ZSD_SERVER
     [ "$(zsd_status keeper_pid)" = "$keeper" ] &&
     [ "$(zsd_status restarts)" = 0 ]
 tap_ok $? "status: server pid $server, keeper_pid $keeper, restarts 0"
-# (AddressSanitizer makes mlockall a silent no-op.)
-if grep -q -- '-fsanitize=address' "$builddir/Makefile" 2>/dev/null; then
-	tap_skip 1 "AddressSanitizer ignores mlockall"
+# (The sanitizers make mlockall a silent no-op.)
+if grep -q -- '-fsanitize=\(address\|thread\)' "$builddir/Makefile" \
+    2>/dev/null; then
+	tap_skip 1 "the sanitizers ignore mlockall"
 else
 	grep -q "^VmLck:.* [1-9][0-9]* kB" "/proc/$keeper/status" ||
 	    grep -q "keeper: mlockall" "$ZSD_LOG"

@@ -3,7 +3,7 @@
 # Tests run the real zsd on a private mountpoint in a private temp dir,
 # print TAP, and exit 77 to skip when the machine lacks something.
 # $ZSD_TRANSPORT, if set, is every zsd's transport (auto, uring or dev)
-# unless the test sets its own.  Every
+# unless the test sets its own; $ZSD_WORKERS likewise its workers.  Every
 # resource a test creates (the daemon, its mount, loop devices attached to
 # files in it, swap on those, memory cgroups) is recorded here and undone
 # by cleanup(), which setup_cleanup installs as the EXIT trap; cleanup
@@ -319,7 +319,8 @@ zsd_start()
 	# own; the test's own -c and -o come after and win.
 	"$ZSD" -f -c /dev/null -o mountpoint="$ZSD_MNT" \
 	    -o control="$TEST_DIR/control" \
-	    ${ZSD_TRANSPORT:+-o transport="$ZSD_TRANSPORT"} "$@" \
+	    ${ZSD_TRANSPORT:+-o transport="$ZSD_TRANSPORT"} \
+	    ${ZSD_WORKERS:+-o workers="$ZSD_WORKERS"} "$@" \
 	    >"$ZSD_LOG" 2>&1 </dev/null 9>&- &
 	ZSD_PID=$!
 	while ! grep -qw ready "$ZSD_LOG"; do

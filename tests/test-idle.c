@@ -650,10 +650,6 @@ test_sparse(void)
 	int fd, pfd[2], status;
 	pid_t pid;
 
-#ifdef __SANITIZE_THREAD__
-	skip(1, "ThreadSanitizer cannot map an arena at a fixed address");
-	return;
-#endif
 	if ((fd = memfd_create("test-idle-sparse", MFD_CLOEXEC)) < 0 ||
 	    pipe(pfd) != 0) {
 		skip(1, "memfd_create or pipe: %s", strerror(errno));
@@ -700,11 +696,6 @@ test_recovery(void)
 {
 	int fd, rc;
 
-#ifdef __SANITIZE_THREAD__
-	/* Run in the other builds: this one cannot map it at its address. */
-	skip(5, "ThreadSanitizer cannot map an arena at a fixed address");
-	return;
-#endif
 	(void)unlink(bpath);
 	if ((fd = memfd_create("test-idle", MFD_CLOEXEC)) < 0) {
 		skip(5, "memfd_create: %s", strerror(errno));

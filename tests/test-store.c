@@ -7,7 +7,8 @@
  * does not grow its slot or a discard; threads writing the same
  * pages in parts lose nothing; and threads writing the same new contents
  * at the same moment, with merging on, store each once and lose no
- * reference.
+ * reference; and a pool at its max_size refuses a write with -ENOMEM
+ * and loses nothing.
  *
  * The test is linked with -Wl,--wrap=codec_compress, so that the calls
  * the store makes to the codec can be counted.
@@ -725,6 +726,61 @@ fill_to_limit(struct store *st, struct store_ctx *ctx, uint64_t nr_pages,
 }
 
 /*
+ * A pool at its max_size (zsd bounds it by the swap file's size): a
+ * write that needs memory fails with -ENOMEM and stores nothing, the
+ * page it would have replaced reads back as it was, and a discard makes
+ * room again.
+ */
+static void
+test_pool_full(void)
+{
+	enum { NP = 256 };
+	static unsigned char ref[NP][PG], page[PG];
+	struct zs_pool_config pcfg;
+	struct zs_pool *pool;
+	struct store *st;
+	struct store_ctx *ctx;
+	uint64_t seed = 5, i, full;
+	bool intact = true;
+	int error = 0;
+
+	zs_pool_config_init(&pcfg);
+	pcfg.section_size = 256u << 10;
+	pcfg.max_size = pcfg.section_size;
+	if ((pool = zs_create_pool(&pcfg)) == NULL)
+		bail("zs_create_pool: %s", strerror(errno));
+	st = store_new(pool, NP, CODEC_LZ4, 0);
+	ctx = ctx_new(st);
+	for (i = 0; i < NP; i++) {
+		fill_random(ref[i], PG, &seed);
+		if ((error = store_write(st, ctx, i * PG, ref[i], PG)) != 0)
+			break;
+	}
+	full = i;
+	ok(error == -ENOMEM && full > 0 && full < NP,
+	    "a pool of one section is full after %llu pages: -ENOMEM (%d)",
+	    (unsigned long long)full, error);
+	fill_random(page, PG, &seed);
+	ok(store_write(st, ctx, 0, page, PG) == -ENOMEM,
+	    "an overwrite that needs memory fails too");
+	for (i = 0; i < full && intact; i++)
+		intact = store_read(st, ctx, i * PG, page, PG) == PG &&
+		    memcmp(page, ref[i], PG) == 0;
+	ok(intact && store_read(st, ctx, full * PG, page, PG) == PG &&
+	    all_zero(page, PG), "every page stored reads back as written, "
+	    "the refused one as zeros");
+	ok(store_discard(st, ctx, 0, PG) == 0 &&
+	    store_write(st, ctx, full * PG, ref[full], PG) == 0 &&
+	    store_read(st, ctx, full * PG, page, PG) == PG &&
+	    memcmp(page, ref[full], PG) == 0,
+	    "a discard makes room for the refused page");
+	ok(pool_valid(pool), "the pool is valid");
+	store_ctx_destroy(ctx);
+	store_destroy(st);
+	zs_destroy_pool(pool);
+}
+
+/*
  * What the limit refuses and what it lets through, once the pool is at
  * it: new pages are refused before they are compressed; an overwrite
  * that does not grow its slot's object and every discard are taken.
@@ -1334,6 +1390,7 @@ main(void)
 	test_range();
 	test_mem_limit();
 	test_limit_rules();
+	test_pool_full();
 	test_limit_race();
 	test_threads();
 	test_same_writers();
