@@ -66,6 +66,7 @@ mounted=
 if [ ! -e "$tracing/trace" ]; then
 	mount -t tracefs nodev "$tracing" || die "cannot mount tracefs"
 	mounted=1
+	trap 'umount "$tracing"' EXIT
 fi
 for e in $events; do
 	[ -e "$tracing/events/$e/enable" ] || die "this kernel has no $e event"
