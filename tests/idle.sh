@@ -31,15 +31,19 @@ zsd_stat()
 	zsctl stat | awk -v k="$1" '$1 == k { print $2 }'
 }
 
-# swapper_start MiB SEED: fill MiB in a cgroup of half that, then wait for
-# $TEST_DIR/go before checking every page.
+# swapper_start MiB SEED: fill MiB in a cgroup of 5/8 of that (at least
+# 3/8 swapped out), then wait for $TEST_DIR/go before checking every
+# page.  Not half: its scattered check, with pages coming back from the
+# backing file while the policy writes others out, once found nothing
+# reclaimable in a cgroup of half and was killed by the cgroup's OOM.
 swapper_start()
 {
 	local tenths=1200
 
 	rm -f "$TEST_DIR/go"
-	cgroup_create idle $(($1 << 19)) || tap_bail "cannot make a cgroup"
-	cgroup_run idle "$SWAPPER" -m "$1" -s "$2" -w $(($1 / 2)) \
+	cgroup_create idle $(($1 * 5 / 8 << 20)) ||
+	    tap_bail "cannot make a cgroup"
+	cgroup_run idle "$SWAPPER" -m "$1" -s "$2" -w $(($1 * 3 / 8)) \
 	    -p "$TEST_DIR/go" >"$TEST_DIR/swapper.out" 2>&1 &
 	swapper=$!
 	TEST_PIDS=$swapper
